@@ -1,0 +1,136 @@
+//! # Errors: the one place where a failure becomes an HTTP status
+//!
+//! Every refusal a client can see is an [`ApiError`]: a status, a stable machine-readable `code`
+//! and a human `detail`, sent as `{"error": code, "detail": text}`. Handlers return
+//! `Result<_, ApiError>`; game rule violations convert via `From<GameError>`; extractor failures
+//! (bad JSON, bad query) are routed here by the `*Config` error handlers in `server.rs`.
+
+use std::fmt;
+
+use actix_web::{
+    error::{JsonPayloadError, QueryPayloadError},
+    http::StatusCode,
+    HttpResponse, ResponseError,
+};
+use serde::Serialize;
+
+use crate::game::GameError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    detail: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this needs a player session: join first (cookie) or send Authorization: Bearer <token>",
+        )
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn method_not_allowed(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail)
+    }
+
+    /// The JSON body, also used for WebSocket `error` messages.
+    pub fn body(&self) -> String {
+        serde_json::to_string(&Body {
+            error: self.code,
+            detail: &self.detail,
+        })
+        .unwrap_or_default()
+    }
+
+    /// Turns a JSON body extractor failure into the right status and code.
+    pub fn from_json(err: &JsonPayloadError) -> ApiError {
+        match err {
+            JsonPayloadError::ContentType => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as Content-Type: application/json",
+            ),
+            JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body has {length} bytes; at most {limit} are accepted"),
+            ),
+            JsonPayloadError::Overflow { limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {limit} bytes"),
+            ),
+            JsonPayloadError::Deserialize(e) => ApiError::bad_request("bad_json", e.to_string()),
+            other => ApiError::bad_request("bad_json", other.to_string()),
+        }
+    }
+
+    pub fn from_query(err: &QueryPayloadError) -> ApiError {
+        let detail = match err {
+            QueryPayloadError::Deserialize(e) => format!(
+                "{e}: `since` must be a whole number >= 0 and `epoch` a string; no other keys"
+            ),
+            other => other.to_string(),
+        };
+        ApiError::bad_request("bad_query", detail)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .content_type("application/json")
+            .body(self.body())
+    }
+}
+
+impl From<GameError> for ApiError {
+    fn from(err: GameError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            GameError::InvalidName(_) => ApiError::bad_request("invalid_name", detail),
+            GameError::NameTaken(_) => ApiError::new(StatusCode::CONFLICT, "name_taken", detail),
+            // The token was valid a moment ago but the player has just left: same as no session.
+            GameError::UnknownPlayer(_) => ApiError::unauthorized(),
+            GameError::OutOfBoard { .. } => ApiError::bad_request("out_of_board", detail),
+            GameError::RoundNotStarted { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "round_not_started", detail)
+            }
+        }
+    }
+}

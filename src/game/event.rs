@@ -1,0 +1,81 @@
+//! What the game says happened. Every state change is one [`EventKind`]; the hub numbers them
+//! (`seq`) and stamps them (`ts`), producing the [`Event`] every transport carries unchanged.
+
+use serde::{Deserialize, Serialize};
+
+use super::{PlayerId, Transport};
+
+/// One numbered, timestamped event exactly as it goes over the wire:
+/// `{"seq":7,"ts":1764386400000,"type":"round_won",...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Strictly increasing per server state; never reused, never skipped.
+    pub seq: u64,
+    /// Server time in milliseconds since the Unix epoch.
+    pub ts: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Why a player left the game.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// The player asked (`POST /api/leave`).
+    Left,
+    /// No transport contact for the idle timeout.
+    Idle,
+}
+
+/// The state changes of the Click Game. Serialised with an internal `type` tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EventKind {
+    PlayerJoined {
+        player: PlayerId,
+        name: String,
+    },
+    PlayerLeft {
+        player: PlayerId,
+        reason: LeaveReason,
+    },
+    /// The transport a player's most recent downstream contact used changed.
+    PlayerTransport {
+        player: PlayerId,
+        transport: Transport,
+    },
+    /// A new target: centre `(x, y)` and radius `r` on the 1000 × 1000 board.
+    RoundStarted {
+        round: u64,
+        x: u32,
+        y: u32,
+        r: u32,
+    },
+    /// A click outside the target; `misses` is the player's new running total.
+    ClickMissed {
+        player: PlayerId,
+        round: u64,
+        misses: u64,
+    },
+    RoundWon {
+        round: u64,
+        winner: PlayerId,
+        name: String,
+        reaction_ms: u64,
+        transport: Transport,
+    },
+}
+
+impl EventKind {
+    /// The `type` tag, also used as the SSE `event:` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::PlayerJoined { .. } => "player_joined",
+            EventKind::PlayerLeft { .. } => "player_left",
+            EventKind::PlayerTransport { .. } => "player_transport",
+            EventKind::RoundStarted { .. } => "round_started",
+            EventKind::ClickMissed { .. } => "click_missed",
+            EventKind::RoundWon { .. } => "round_won",
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! # The Click Game core
+//!
+//! The rules, and nothing else: no sockets, no async runtime, no clock of its own. Every method
+//! takes the current time (`now`, ms since the Unix epoch) and returns the events it caused, so
+//! the game is tested with plain `#[test]`s and property tests, and the hub decides how events
+//! travel. The core has never heard of HTTP; it only knows transport *names* ([`Transport`]),
+//! because the scoreboard shows them.
+//!
+//! Rules: each round one circular target appears at a random spot on a 1000 × 1000 board. The
+//! first click that names the current round and lands inside wins it (+1 point). Later clicks for
+//! that round are `late`; clicks outside are `miss`es. After a pause (plus jitter) the next round
+//! starts. A player with no transport contact for the idle timeout leaves.
+
+mod command;
+mod event;
+mod state;
+
+use std::collections::{HashMap, VecDeque};
+
+use rand::{rngs::StdRng, RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+pub use command::{validate_name, Click, ClickOutcome, GameError, MAX_NAME_CHARS};
+pub use event::{Event, EventKind, LeaveReason};
+pub use state::{GameState, Player, Round, Tally, TransportTally};
+
+/// Players are numbered from 1 in join order; ids are never reused within one server state.
+pub type PlayerId = u64;
+
+/// Side length of the square board, in logical units (clients scale it).
+pub const BOARD_SIZE: u32 = 1000;
+
+/// How many past rounds' winners we remember to answer `late` clicks with a name.
+const REMEMBERED_WINNERS: usize = 64;
+
+/// The four ways a browser can hear about events. Only a label to the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Ajax,
+    Longpoll,
+    Sse,
+    Websocket,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 4] = [
+        Transport::Ajax,
+        Transport::Longpoll,
+        Transport::Sse,
+        Transport::Websocket,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Ajax => "ajax",
+            Transport::Longpoll => "longpoll",
+            Transport::Sse => "sse",
+            Transport::Websocket => "websocket",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Tunables of the rules. Defaults live in `config.rs`.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub target_radius: u32,
+    pub round_pause_ms: u64,
+    /// A random extra pause in `0..=round_pause_jitter_ms`, so nobody can click on rhythm.
+    pub round_pause_jitter_ms: u64,
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            target_radius: 40,
+            round_pause_ms: 1500,
+            round_pause_jitter_ms: 500,
+            idle_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// When a player was last heard from, and over how many open downstream connections.
+#[derive(Debug, Clone, Copy)]
+struct Contact {
+    last_ms: u64,
+    open_streams: u32,
+}
+
+/// The authoritative game. Not thread-safe by itself; the hub keeps it behind one mutex.
+#[derive(Debug)]
+pub struct Game {
+    rules: Rules,
+    rng: StdRng,
+    state: GameState,
+    next_player_id: PlayerId,
+    next_round_at: Option<u64>,
+    contacts: HashMap<PlayerId, Contact>,
+    recent_winners: VecDeque<(u64, PlayerId, String)>,
+}
+
+impl Game {
+    /// A new game whose first round starts at the first [`Game::tick`] at or after `now`.
+    pub fn new(rules: Rules, seed: u64, now: u64) -> Game {
+        Game {
+            rules,
+            rng: StdRng::seed_from_u64(seed),
+            state: GameState::default(),
+            next_player_id: 1,
+            next_round_at: Some(now),
+            contacts: HashMap::new(),
+            recent_winners: VecDeque::with_capacity(REMEMBERED_WINNERS),
+        }
+    }
+
+    pub fn state(&self) -> &GameState {
+        &self.state
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The earliest time at which [`Game::tick`] has something to do.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let idle = self
+            .contacts
+            .values()
+            .filter(|c| c.open_streams == 0)
+            .map(|c| c.last_ms.saturating_add(self.rules.idle_timeout_ms))
+            .min();
+        match (self.next_round_at, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Starts the next round when its pause is over and removes idle players.
+    pub fn tick(&mut self, now: u64) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        if self.next_round_at.is_some_and(|at| at <= now) {
+            self.next_round_at = None;
+            let r = self.rules.target_radius.min(BOARD_SIZE / 2);
+            let number = self
+                .state
+                .round
+                .as_ref()
+                .map_or(1, |round| round.number + 1);
+            let x = self.rng.random_range(r..=BOARD_SIZE - r);
+            let y = self.rng.random_range(r..=BOARD_SIZE - r);
+            self.emit(
+                &mut out,
+                now,
+                EventKind::RoundStarted {
+                    round: number,
+                    x,
+                    y,
+                    r,
+                },
+            );
+        }
+        let idle_timeout = self.rules.idle_timeout_ms;
+        let mut idle: Vec<PlayerId> = self
+            .contacts
+            .iter()
+            .filter(|(_, c)| c.open_streams == 0 && now.saturating_sub(c.last_ms) >= idle_timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        idle.sort_unstable();
+        for player in idle {
+            self.contacts.remove(&player);
+            self.emit(
+                &mut out,
+                now,
+                EventKind::PlayerLeft {
+                    player,
+                    reason: LeaveReason::Idle,
+                },
+            );
+        }
+        out
+    }
+
+    /// Adds a player. The name is trimmed and checked, and must not be in use (ignoring case).
+    pub fn join(
+        &mut self,
+        raw_name: &str,
+        now: u64,
+    ) -> Result<(PlayerId, Vec<EventKind>), GameError> {
+        let name = validate_name(raw_name)?;
+        let lower = name.to_lowercase();
+        if self
+            .state
+            .players
+            .values()
+            .any(|p| p.name.to_lowercase() == lower)
+        {
+            return Err(GameError::NameTaken(name));
+        }
+        let player = self.next_player_id;
+        self.next_player_id += 1;
+        self.contacts.insert(
+            player,
+            Contact {
+                last_ms: now,
+                open_streams: 0,
+            },
+        );
+        let mut out = Vec::new();
+        self.emit(&mut out, now, EventKind::PlayerJoined { player, name });
+        Ok((player, out))
+    }
+
+    pub fn leave(&mut self, player: PlayerId, now: u64) -> Result<Vec<EventKind>, GameError> {
+        self.require(player)?;
+        self.contacts.remove(&player);
+        let mut out = Vec::new();
+        self.emit(
+            &mut out,
+            now,
+            EventKind::PlayerLeft {
+                player,
+                reason: LeaveReason::Left,
+            },
+        );
+        Ok(out)
+    }
+
+    pub fn is_player(&self, player: PlayerId) -> bool {
+        self.state.players.contains_key(&player)
+    }
+
+    /// A downstream request (a poll) from `player` over `transport`.
+    pub fn contact(
+        &mut self,
+        player: PlayerId,
+        transport: Transport,
+        now: u64,
+    ) -> Result<Vec<EventKind>, GameError> {
+        self.require(player)?;
+        if let Some(c) = self.contacts.get_mut(&player) {
+            c.last_ms = c.last_ms.max(now);
+        }
+        let mut out = Vec::new();
+        let current = self.state.players.get(&player).and_then(|p| p.transport);
+        if current != Some(transport) {
+            self.emit(
+                &mut out,
+                now,
+                EventKind::PlayerTransport { player, transport },
+            );
+        }
+        Ok(out)
+    }
+
+    /// A long-lived downstream connection opened: the player cannot go idle while it is open.
+    pub fn stream_opened(
+        &mut self,
+        player: PlayerId,
+        transport: Transport,
+        now: u64,
+    ) -> Result<Vec<EventKind>, GameError> {
+        let out = self.contact(player, transport, now)?;
+        if let Some(c) = self.contacts.get_mut(&player) {
+            c.open_streams += 1;
+        }
+        Ok(out)
+    }
+
+    /// The matching close of [`Game::stream_opened`]; the idle clock starts now.
+    pub fn stream_closed(&mut self, player: PlayerId, now: u64) {
+        if let Some(c) = self.contacts.get_mut(&player) {
+            c.open_streams = c.open_streams.saturating_sub(1);
+            c.last_ms = c.last_ms.max(now);
+        }
+    }
+
+    /// Judges a click. Only the first hit of the current round scores.
+    pub fn click(
+        &mut self,
+        player: PlayerId,
+        click: Click,
+        now: u64,
+    ) -> Result<(ClickOutcome, Vec<EventKind>), GameError> {
+        let transport = self.require(player)?.transport;
+        let size = f64::from(BOARD_SIZE);
+        // A range check also refuses NaN and the infinities.
+        if !((0.0..=size).contains(&click.x) && (0.0..=size).contains(&click.y)) {
+            return Err(GameError::OutOfBoard {
+                x: click.x,
+                y: click.y,
+                size: BOARD_SIZE,
+            });
+        }
+        if let Some(c) = self.contacts.get_mut(&player) {
+            c.last_ms = c.last_ms.max(now);
+        }
+        let current = self.state.round.clone();
+        let round = match current {
+            Some(round) if click.round <= round.number => round,
+            _ => {
+                return Err(GameError::RoundNotStarted {
+                    requested: click.round,
+                    current: current.map(|r| r.number),
+                })
+            }
+        };
+        if click.round < round.number || round.winner.is_some() {
+            let remembered = self
+                .recent_winners
+                .iter()
+                .find(|(r, _, _)| *r == click.round);
+            let outcome = ClickOutcome::Late {
+                round: click.round,
+                winner: remembered.map(|(_, id, _)| *id),
+                winner_name: remembered.map(|(_, _, name)| name.clone()),
+            };
+            return Ok((outcome, Vec::new()));
+        }
+        let (dx, dy) = (click.x - f64::from(round.x), click.y - f64::from(round.y));
+        let r = f64::from(round.r);
+        let mut out = Vec::new();
+        if dx * dx + dy * dy <= r * r {
+            let reaction_ms = now.saturating_sub(round.started_ts);
+            let name = self
+                .state
+                .players
+                .get(&player)
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
+            // A player who clicks before any downstream contact is counted by the transport
+            // that carried the click: only the WebSocket carries clicks in-band, so this is HTTP.
+            let transport = transport.unwrap_or(Transport::Ajax);
+            if self.recent_winners.len() == REMEMBERED_WINNERS {
+                self.recent_winners.pop_front();
+            }
+            self.recent_winners
+                .push_back((round.number, player, name.clone()));
+            let jitter = match self.rules.round_pause_jitter_ms {
+                0 => 0,
+                j => self.rng.random_range(0..=j),
+            };
+            self.next_round_at = Some(now + self.rules.round_pause_ms + jitter);
+            self.emit(
+                &mut out,
+                now,
+                EventKind::RoundWon {
+                    round: round.number,
+                    winner: player,
+                    name,
+                    reaction_ms,
+                    transport,
+                },
+            );
+            Ok((
+                ClickOutcome::Hit {
+                    round: round.number,
+                    reaction_ms,
+                },
+                out,
+            ))
+        } else {
+            let misses = self.state.players.get(&player).map_or(0, |p| p.misses) + 1;
+            self.emit(
+                &mut out,
+                now,
+                EventKind::ClickMissed {
+                    player,
+                    round: round.number,
+                    misses,
+                },
+            );
+            Ok((
+                ClickOutcome::Miss {
+                    round: round.number,
+                    misses,
+                },
+                out,
+            ))
+        }
+    }
+
+    fn require(&self, player: PlayerId) -> Result<&Player, GameError> {
+        self.state
+            .players
+            .get(&player)
+            .ok_or(GameError::UnknownPlayer(player))
+    }
+
+    /// Applies an event to our own state and records it for the caller: the same fold clients use.
+    fn emit(&mut self, out: &mut Vec<EventKind>, now: u64, kind: EventKind) {
+        self.state.apply(&kind, now);
+        out.push(kind);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,483 @@
+//! Rules in isolation: no runtime, explicit time, fixed seeds.
+
+use proptest::prelude::*;
+
+use super::*;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn rules() -> Rules {
+    Rules {
+        target_radius: 40,
+        round_pause_ms: 100,
+        round_pause_jitter_ms: 0,
+        idle_timeout_ms: 60_000,
+    }
+}
+
+fn started(seed: u64) -> Game {
+    let mut game = Game::new(rules(), seed, T0);
+    let events = game.tick(T0);
+    assert!(matches!(
+        events.as_slice(),
+        [EventKind::RoundStarted { round: 1, .. }]
+    ));
+    game
+}
+
+fn target(game: &Game) -> (f64, f64) {
+    let round = game.state().round.as_ref().expect("a round is running");
+    (f64::from(round.x), f64::from(round.y))
+}
+
+#[test]
+fn the_first_hit_wins_and_a_second_hit_is_late_with_the_winner_named() {
+    let mut game = started(1);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (bob, _) = game.join("Bob", T0).unwrap();
+    game.contact(bob, Transport::Sse, T0).unwrap();
+    let (x, y) = target(&game);
+
+    let (hit, events) = game.click(bob, Click { round: 1, x, y }, T0 + 250).unwrap();
+    assert_eq!(
+        hit,
+        ClickOutcome::Hit {
+            round: 1,
+            reaction_ms: 250
+        }
+    );
+    assert!(matches!(
+        events.as_slice(),
+        [EventKind::RoundWon { round: 1, winner, reaction_ms: 250, transport: Transport::Sse, .. }] if *winner == bob
+    ));
+
+    let (late, events) = game.click(ada, Click { round: 1, x, y }, T0 + 251).unwrap();
+    assert_eq!(
+        late,
+        ClickOutcome::Late {
+            round: 1,
+            winner: Some(bob),
+            winner_name: Some("Bob".into())
+        }
+    );
+    assert!(events.is_empty());
+    assert_eq!(game.state().players[&bob].score, 1);
+    assert_eq!(
+        game.state().transports.sse,
+        Tally {
+            wins: 1,
+            total_reaction_ms: 250
+        }
+    );
+}
+
+#[test]
+fn a_click_outside_the_target_is_a_counted_miss() {
+    let mut game = started(2);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (x, y) = target(&game);
+    let far_x = if x > 500.0 { 0.0 } else { 1000.0 };
+    let (miss, _) = game
+        .click(
+            ada,
+            Click {
+                round: 1,
+                x: far_x,
+                y,
+            },
+            T0,
+        )
+        .unwrap();
+    assert_eq!(
+        miss,
+        ClickOutcome::Miss {
+            round: 1,
+            misses: 1
+        }
+    );
+    let (miss, _) = game
+        .click(
+            ada,
+            Click {
+                round: 1,
+                x: far_x,
+                y,
+            },
+            T0,
+        )
+        .unwrap();
+    assert_eq!(
+        miss,
+        ClickOutcome::Miss {
+            round: 1,
+            misses: 2
+        }
+    );
+    assert_eq!(game.state().players[&ada].misses, 2);
+    assert!(game.state().round.as_ref().unwrap().winner.is_none());
+}
+
+#[test]
+fn the_edge_of_the_target_counts_as_inside() {
+    let mut game = started(3);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (x, y) = target(&game);
+    let (hit, _) = game
+        .click(
+            ada,
+            Click {
+                round: 1,
+                x: x + 40.0,
+                y,
+            },
+            T0,
+        )
+        .unwrap();
+    assert!(matches!(hit, ClickOutcome::Hit { .. }));
+}
+
+#[test]
+fn a_click_for_a_future_round_or_off_the_board_is_refused_and_changes_nothing() {
+    let mut game = started(4);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let before = game.state().clone();
+    assert!(matches!(
+        game.click(
+            ada,
+            Click {
+                round: 2,
+                x: 1.0,
+                y: 1.0
+            },
+            T0
+        ),
+        Err(GameError::RoundNotStarted {
+            requested: 2,
+            current: Some(1)
+        })
+    ));
+    assert!(matches!(
+        game.click(
+            ada,
+            Click {
+                round: 1,
+                x: -1.0,
+                y: 1.0
+            },
+            T0
+        ),
+        Err(GameError::OutOfBoard { .. })
+    ));
+    assert!(matches!(
+        game.click(
+            ada,
+            Click {
+                round: 1,
+                x: 1.0,
+                y: 1000.5
+            },
+            T0
+        ),
+        Err(GameError::OutOfBoard { .. })
+    ));
+    assert!(matches!(
+        game.click(
+            ada,
+            Click {
+                round: 1,
+                x: f64::NAN,
+                y: 1.0
+            },
+            T0
+        ),
+        Err(GameError::OutOfBoard { .. })
+    ));
+    assert!(matches!(
+        game.click(
+            99,
+            Click {
+                round: 1,
+                x: 1.0,
+                y: 1.0
+            },
+            T0
+        ),
+        Err(GameError::UnknownPlayer(99))
+    ));
+    assert_eq!(game.state(), &before);
+}
+
+#[test]
+fn the_next_round_starts_after_the_pause_and_not_before() {
+    let mut game = started(5);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (x, y) = target(&game);
+    game.click(ada, Click { round: 1, x, y }, T0 + 10).unwrap();
+    assert_eq!(game.next_deadline(), Some(T0 + 110));
+    assert!(game.tick(T0 + 109).is_empty());
+    let events = game.tick(T0 + 110);
+    assert!(matches!(
+        events.as_slice(),
+        [EventKind::RoundStarted { round: 2, .. }]
+    ));
+    let (late, _) = game.click(ada, Click { round: 1, x, y }, T0 + 111).unwrap();
+    assert!(matches!(late, ClickOutcome::Late { round: 1, winner: Some(w), .. } if w == ada));
+}
+
+#[test]
+fn names_are_trimmed_checked_and_unique_ignoring_case() {
+    let mut game = started(6);
+    assert_eq!(validate_name("  Ada Lovelace ").unwrap(), "Ada Lovelace");
+    assert_eq!(validate_name("Zoë_2-x.y").unwrap(), "Zoë_2-x.y");
+    for bad in [
+        "",
+        "   ",
+        "<img src=x onerror=alert(1)>",
+        "a\u{0}b",
+        "twenty-one-characters",
+        "tab\there",
+        "😀",
+    ] {
+        assert!(
+            matches!(validate_name(bad), Err(GameError::InvalidName(_))),
+            "{bad:?} should be refused"
+        );
+    }
+    assert_eq!(
+        validate_name("exactly-twenty-chars")
+            .unwrap()
+            .chars()
+            .count(),
+        20
+    );
+    game.join("Ada", T0).unwrap();
+    assert!(matches!(
+        game.join(" ada", T0),
+        Err(GameError::NameTaken(_))
+    ));
+}
+
+#[test]
+fn a_silent_player_leaves_after_the_idle_timeout_but_not_while_a_stream_is_open() {
+    let mut game = started(7);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (bob, _) = game.join("Bob", T0).unwrap();
+    game.stream_opened(bob, Transport::Websocket, T0).unwrap();
+    assert!(game.tick(T0 + 59_999).is_empty());
+    let events = game.tick(T0 + 60_000);
+    assert_eq!(
+        events,
+        vec![EventKind::PlayerLeft {
+            player: ada,
+            reason: LeaveReason::Idle
+        }]
+    );
+    assert!(
+        game.tick(T0 + 600_000).is_empty(),
+        "an open stream keeps Bob in"
+    );
+    game.stream_closed(bob, T0 + 600_000);
+    assert_eq!(game.next_deadline(), Some(T0 + 660_000));
+    assert_eq!(game.tick(T0 + 660_000).len(), 1);
+    assert!(game.state().players.is_empty());
+}
+
+#[test]
+fn a_transport_change_is_an_event_and_a_repeat_is_not() {
+    let mut game = started(8);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    assert_eq!(game.contact(ada, Transport::Ajax, T0).unwrap().len(), 1);
+    assert!(game.contact(ada, Transport::Ajax, T0).unwrap().is_empty());
+    assert_eq!(
+        game.contact(ada, Transport::Sse, T0).unwrap(),
+        vec![EventKind::PlayerTransport {
+            player: ada,
+            transport: Transport::Sse
+        }]
+    );
+}
+
+#[test]
+fn the_same_seed_places_the_same_targets() {
+    let a = started(42);
+    let b = started(42);
+    assert_eq!(a.state().round, b.state().round);
+}
+
+#[test]
+fn events_serialise_with_seq_type_and_ts() {
+    let event = Event {
+        seq: 7,
+        ts: T0,
+        kind: EventKind::RoundStarted {
+            round: 3,
+            x: 10,
+            y: 20,
+            r: 40,
+        },
+    };
+    let json = serde_json::to_value(&event).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"seq": 7, "ts": T0, "type": "round_started", "round": 3, "x": 10, "y": 20, "r": 40})
+    );
+    assert_eq!(serde_json::from_value::<Event>(json).unwrap(), event);
+}
+
+// ---- properties -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Op {
+    Join(u8),
+    Leave(u8),
+    Contact(u8, u8),
+    /// Click by player slot; `true` aims at the centre of the current target.
+    Click(u8, bool, u16, u16),
+    Wait(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..6).prop_map(Op::Join),
+        (0u8..6).prop_map(Op::Leave),
+        (0u8..6, 0u8..4).prop_map(|(p, t)| Op::Contact(p, t)),
+        (0u8..6, any::<bool>(), 0u16..=1000, 0u16..=1000)
+            .prop_map(|(p, aim, x, y)| Op::Click(p, aim, x, y)),
+        (0u16..2000).prop_map(Op::Wait),
+    ]
+}
+
+/// Runs a random session and returns the numbered log and the final game.
+fn play(seed: u64, ops: &[Op]) -> (Vec<Event>, Game, u64) {
+    let mut game = Game::new(
+        Rules {
+            idle_timeout_ms: 5_000,
+            ..rules()
+        },
+        seed,
+        T0,
+    );
+    let mut now = T0;
+    let mut log = Vec::new();
+    let mut seq = 0;
+    let mut record = |log: &mut Vec<Event>, kinds: Vec<EventKind>, now: u64| {
+        for kind in kinds {
+            seq += 1;
+            log.push(Event { seq, ts: now, kind });
+        }
+    };
+    let mut departed_score = 0;
+    for op in ops {
+        let ids: Vec<PlayerId> = game.state().players.keys().copied().collect();
+        let pick = |slot: u8| {
+            ids.get(usize::from(slot) % ids.len().max(1))
+                .copied()
+                .unwrap_or(999)
+        };
+        match *op {
+            Op::Join(n) => {
+                if let Ok((_, ev)) = game.join(&format!("p{n}"), now) {
+                    record(&mut log, ev, now);
+                }
+            }
+            Op::Leave(p) => {
+                let id = pick(p);
+                let score = game.state().players.get(&id).map_or(0, |p| p.score);
+                if let Ok(ev) = game.leave(id, now) {
+                    departed_score += score;
+                    record(&mut log, ev, now);
+                }
+            }
+            Op::Contact(p, t) => {
+                if let Ok(ev) = game.contact(pick(p), Transport::ALL[usize::from(t)], now) {
+                    record(&mut log, ev, now);
+                }
+            }
+            Op::Click(p, aim, x, y) => {
+                let round = game.state().round.clone();
+                let (number, x, y) = match (aim, round) {
+                    (true, Some(r)) => (r.number, f64::from(r.x), f64::from(r.y)),
+                    (_, r) => (r.map_or(1, |r| r.number), f64::from(x), f64::from(y)),
+                };
+                if let Ok((_, ev)) = game.click(
+                    pick(p),
+                    Click {
+                        round: number,
+                        x,
+                        y,
+                    },
+                    now,
+                ) {
+                    record(&mut log, ev, now);
+                }
+            }
+            Op::Wait(ms) => {
+                now += u64::from(ms);
+                // Players who left idle take their points with them.
+                let before: Vec<(PlayerId, u64)> = game
+                    .state()
+                    .players
+                    .values()
+                    .map(|p| (p.id, p.score))
+                    .collect();
+                let ev = game.tick(now);
+                for kind in &ev {
+                    if let EventKind::PlayerLeft { player, .. } = kind {
+                        departed_score += before
+                            .iter()
+                            .find(|(id, _)| id == player)
+                            .map_or(0, |(_, s)| *s);
+                    }
+                }
+                record(&mut log, ev, now);
+            }
+        }
+    }
+    (log, game, departed_score)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn seq_is_strictly_increasing_and_each_round_has_at_most_one_winner(seed in any::<u64>(), ops in prop::collection::vec(op(), 0..120)) {
+        let (log, _, _) = play(seed, &ops);
+        prop_assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+        let mut won = std::collections::HashSet::new();
+        for e in &log {
+            if let EventKind::RoundWon { round, .. } = e.kind {
+                prop_assert!(won.insert(round), "round {} won twice", round);
+            }
+        }
+    }
+
+    #[test]
+    fn scores_add_up_to_rounds_won(seed in any::<u64>(), ops in prop::collection::vec(op(), 0..120)) {
+        let (log, game, departed) = play(seed, &ops);
+        let rounds_won = log.iter().filter(|e| matches!(e.kind, EventKind::RoundWon { .. })).count() as u64;
+        let present: u64 = game.state().players.values().map(|p| p.score).sum();
+        prop_assert_eq!(present + departed, rounds_won);
+        prop_assert_eq!(game.state().transports.total_wins(), rounds_won);
+    }
+
+    #[test]
+    fn a_snapshot_from_any_point_plus_the_later_events_reproduces_the_state(
+        seed in any::<u64>(), ops in prop::collection::vec(op(), 0..120), cut in any::<prop::sample::Index>()
+    ) {
+        let (log, game, _) = play(seed, &ops);
+        let cut = cut.index(log.len() + 1);
+        // The snapshot as a client receives it: built by folding, then sent through JSON.
+        let mut snapshot = GameState::default();
+        for e in &log[..cut] {
+            snapshot.apply(&e.kind, e.ts);
+        }
+        let wire = serde_json::to_string(&snapshot).unwrap();
+        let mut replayed: GameState = serde_json::from_str(&wire).unwrap();
+        for e in &log[cut..] {
+            let wire = serde_json::to_string(e).unwrap();
+            let e: Event = serde_json::from_str(&wire).unwrap();
+            replayed.apply(&e.kind, e.ts);
+        }
+        prop_assert_eq!(&replayed, game.state());
+    }
+}

@@ -1,0 +1,487 @@
+//! # The hub: the game, its numbered event log, and fan-out
+//!
+//! Transports never touch the game; they talk to a [`Hub`], a cheap-to-clone handle. The hub
+//!
+//! * runs commands (join, click, leave, transport contact) against the [`Game`] behind one mutex,
+//! * numbers the resulting events (`seq`), stamps them (`ts`) and serialises each **once** into a
+//!   [`WireEvent`] (JSON for polling/WebSocket, a ready SSE frame) so every transport sends the
+//!   same bytes,
+//! * keeps the last `history` events in a ring buffer and answers "everything after seq N"
+//!   ([`Hub::catch_up`]), falling back to a snapshot when N is too old or from another epoch,
+//! * and wakes waiting connections through a `watch` channel carrying the last seq.
+//!
+//! Why a shared log plus a `watch`, and not a `broadcast` channel or a queue per connection: each
+//! connection only keeps a cursor (its last seq), so an idle connection costs no queue memory, a
+//! slow one can never make the server buffer without bound, and "no skip, no reorder" holds by
+//! construction — every sender reads the same ordered log. The price is a read lock per wake-up.
+//!
+//! Lock order: `core` (mutex) before `log` (rwlock). Readers that only catch up take just the
+//! log's read lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::web::Bytes;
+use bytestring::ByteString;
+use serde::Serialize;
+use tokio::sync::{watch, Notify};
+
+use crate::game::{
+    Click, ClickOutcome, Event, EventKind, Game, GameError, GameState, Player, PlayerId, Round,
+    Rules, Transport, TransportTally, BOARD_SIZE,
+};
+
+/// Settings of the log and of what the snapshot tells clients.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub history: usize,
+    pub poll_interval_ms: u64,
+}
+
+/// One event, serialised once, in the forms the transports send.
+#[derive(Debug)]
+pub struct WireEvent {
+    pub seq: u64,
+    /// The `type` tag; the SSE `event:` name.
+    pub kind: &'static str,
+    /// The event's JSON: a WebSocket text frame, an element of a poll's `events` array.
+    pub json: ByteString,
+    /// `id: <seq>\nevent: <type>\ndata: <json>\n\n`.
+    pub sse: Bytes,
+}
+
+impl WireEvent {
+    fn new(seq: u64, kind: &'static str, json: String) -> WireEvent {
+        let sse = format!("id: {seq}\nevent: {kind}\ndata: {json}\n\n");
+        WireEvent {
+            seq,
+            kind,
+            json: ByteString::from(json),
+            sse: Bytes::from(sse),
+        }
+    }
+}
+
+/// What a client needs to catch up: possibly a snapshot, then events, in order.
+#[derive(Debug)]
+pub struct Batch {
+    pub events: Vec<Arc<WireEvent>>,
+    /// The seq the client is at after applying `events`.
+    pub last_seq: u64,
+}
+
+/// The whole visible state, as the `snapshot` event and `GET /api/snapshot` carry it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub ts: u64,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub epoch: String,
+    pub board: u32,
+    pub poll_interval_ms: u64,
+    pub round: Option<Round>,
+    pub players: Vec<Player>,
+    pub transports: TransportTally,
+}
+
+/// A successful join.
+#[derive(Debug, Clone, Serialize)]
+pub struct Joined {
+    pub player_id: PlayerId,
+    pub token: String,
+    pub snapshot: Snapshot,
+}
+
+/// Milliseconds since the Unix epoch, the clock of every `ts`.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The game and everything that must change together with it.
+struct Core {
+    game: Game,
+    last_seq: u64,
+    /// Each player's 128-bit session secret. Tokens are `<player id>.<secret as hex>` so the
+    /// lookup is by id and the secret is compared in constant time.
+    secrets: HashMap<PlayerId, [u8; 16]>,
+}
+
+/// The ring buffer of recent events.
+struct Log {
+    events: VecDeque<Arc<WireEvent>>,
+    capacity: usize,
+    last_seq: u64,
+}
+
+impl Log {
+    /// Events after `since`, or `None` when they are no longer (or not yet) all here.
+    fn after(&self, since: u64) -> Option<Vec<Arc<WireEvent>>> {
+        if since > self.last_seq {
+            return None;
+        }
+        let first = self.events.front().map_or(self.last_seq + 1, |e| e.seq);
+        if since + 1 < first {
+            return None;
+        }
+        let skip = (since + 1 - first) as usize;
+        Some(self.events.iter().skip(skip).cloned().collect())
+    }
+
+    fn push(&mut self, event: Arc<WireEvent>) {
+        if self.events.len() == self.capacity {
+            self.events.pop_front();
+        }
+        self.last_seq = event.seq;
+        self.events.push_back(event);
+    }
+}
+
+struct Inner {
+    core: Mutex<Core>,
+    log: RwLock<Log>,
+    seq_tx: watch::Sender<u64>,
+    timer: Notify,
+    epoch: String,
+    config: HubConfig,
+}
+
+/// The handle every transport holds. Clone it freely.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+/// Held by a long-lived downstream connection (SSE, WebSocket, a parked long poll) of a player,
+/// so the player cannot go idle while it is open. Dropping it records the close.
+pub struct StreamGuard {
+    hub: Hub,
+    player: PlayerId,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let now = now_ms();
+        self.hub.core().game.stream_closed(self.player, now);
+        self.hub.inner.timer.notify_one();
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // openssl's CSPRNG; if it ever failed we would rather stop than hand out guessable tokens.
+    #[allow(clippy::expect_used)]
+    openssl::rand::rand_bytes(&mut buf).expect("the system CSPRNG is available");
+    buf
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl Hub {
+    /// A hub whose game starts its first round at once. `seed` fixes the targets.
+    pub fn new(rules: Rules, seed: u64, config: HubConfig) -> Hub {
+        let (seq_tx, _) = watch::channel(0);
+        let capacity = config.history.max(1);
+        Hub {
+            inner: Arc::new(Inner {
+                core: Mutex::new(Core {
+                    game: Game::new(rules, seed, now_ms()),
+                    last_seq: 0,
+                    secrets: HashMap::new(),
+                }),
+                log: RwLock::new(Log {
+                    events: VecDeque::with_capacity(capacity),
+                    capacity,
+                    last_seq: 0,
+                }),
+                seq_tx,
+                timer: Notify::new(),
+                epoch: hex(&random_bytes::<8>()),
+                config,
+            }),
+        }
+    }
+
+    /// Random per server start; a client from another epoch gets a snapshot.
+    pub fn epoch(&self) -> &str {
+        &self.inner.epoch
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// A receiver that changes whenever the log grows. Mark it seen *before* catching up.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.seq_tx.subscribe()
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.log().last_seq
+    }
+
+    // A poisoned lock means a panic happened while holding it; the state it guards is still the
+    // last consistent one we wrote (every mutation is a single apply), so keep serving.
+    fn core(&self) -> MutexGuard<'_, Core> {
+        self.inner
+            .core
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn log(&self) -> std::sync::RwLockReadGuard<'_, Log> {
+        self.inner
+            .log
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Numbers, stamps, serialises and publishes events. Called with the core lock held so that
+    /// seq order is the order of changes to the game.
+    fn publish(&self, core: &mut Core, kinds: Vec<EventKind>, now: u64) {
+        if kinds.is_empty() {
+            return;
+        }
+        {
+            let mut log = self
+                .inner
+                .log
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            for kind in kinds {
+                if let EventKind::PlayerLeft { player, .. } = &kind {
+                    core.secrets.remove(player);
+                }
+                core.last_seq += 1;
+                let type_name = kind.type_name();
+                let event = Event {
+                    seq: core.last_seq,
+                    ts: now,
+                    kind,
+                };
+                let json = match serde_json::to_string(&event) {
+                    Ok(json) => json,
+                    // Our own enums always serialise; a failure here is a bug worth a loud log,
+                    // and the seq stays accounted for with a valid (if empty) event.
+                    Err(err) => {
+                        tracing::error!(%err, seq = event.seq, "event did not serialise");
+                        format!(r#"{{"seq":{},"ts":{now},"type":"{type_name}"}}"#, event.seq)
+                    }
+                };
+                log.push(Arc::new(WireEvent::new(event.seq, type_name, json)));
+            }
+        }
+        self.inner.seq_tx.send_replace(core.last_seq);
+        self.inner.timer.notify_one();
+    }
+
+    fn snapshot_of(&self, core: &Core) -> Snapshot {
+        let state: &GameState = core.game.state();
+        Snapshot {
+            seq: core.last_seq,
+            ts: now_ms(),
+            kind: "snapshot",
+            epoch: self.inner.epoch.clone(),
+            board: BOARD_SIZE,
+            poll_interval_ms: self.inner.config.poll_interval_ms,
+            round: state.round.clone(),
+            players: state.players.values().cloned().collect(),
+            transports: state.transports,
+        }
+    }
+
+    /// The current state of the game.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_of(&self.core())
+    }
+
+    /// Everything after `since`; a snapshot first when `since` is missing, from another epoch,
+    /// ahead of us, or older than the history.
+    pub fn catch_up(&self, since: Option<u64>, epoch: Option<&str>) -> Batch {
+        let same_epoch = epoch.is_none_or(|e| e == self.inner.epoch);
+        if let (Some(since), true) = (since, same_epoch) {
+            let log = self.log();
+            if let Some(events) = log.after(since) {
+                return Batch {
+                    events,
+                    last_seq: log.last_seq,
+                };
+            }
+        }
+        let core = self.core();
+        let snapshot = self.snapshot_of(&core);
+        let json = serde_json::to_string(&snapshot).unwrap_or_default();
+        Batch {
+            events: vec![Arc::new(WireEvent::new(snapshot.seq, "snapshot", json))],
+            last_seq: snapshot.seq,
+        }
+    }
+
+    pub fn join(&self, name: &str) -> Result<Joined, GameError> {
+        let now = now_ms();
+        let mut core = self.core();
+        let (player, events) = core.game.join(name, now)?;
+        let secret = random_bytes::<16>();
+        core.secrets.insert(player, secret);
+        self.publish(&mut core, events, now);
+        Ok(Joined {
+            player_id: player,
+            token: format!("{player}.{}", hex(&secret)),
+            snapshot: self.snapshot_of(&core),
+        })
+    }
+
+    /// The player a session token belongs to, if it is valid.
+    pub fn authenticate(&self, token: &str) -> Option<PlayerId> {
+        let (id, secret) = token.split_once('.')?;
+        let id: PlayerId = id.parse().ok()?;
+        let given = unhex::<16>(secret)?;
+        let core = self.core();
+        let expected = core.secrets.get(&id)?;
+        openssl::memcmp::eq(expected, &given).then_some(id)
+    }
+
+    pub fn click(&self, player: PlayerId, click: Click) -> Result<ClickOutcome, GameError> {
+        let now = now_ms();
+        let mut core = self.core();
+        let (outcome, events) = core.game.click(player, click, now)?;
+        self.publish(&mut core, events, now);
+        Ok(outcome)
+    }
+
+    pub fn leave(&self, player: PlayerId) -> Result<(), GameError> {
+        let now = now_ms();
+        let mut core = self.core();
+        let events = core.game.leave(player, now)?;
+        self.publish(&mut core, events, now);
+        Ok(())
+    }
+
+    /// A poll from a player: refreshes their idle clock and records their transport.
+    pub fn contact(&self, player: PlayerId, transport: Transport) {
+        let now = now_ms();
+        let mut core = self.core();
+        if let Ok(events) = core.game.contact(player, transport, now) {
+            self.publish(&mut core, events, now);
+        }
+    }
+
+    /// A long-lived downstream connection of a player opened; it stays counted until the guard
+    /// is dropped. `None` if the player is no longer in the game.
+    pub fn open_stream(&self, player: PlayerId, transport: Transport) -> Option<StreamGuard> {
+        let now = now_ms();
+        let mut core = self.core();
+        let events = core.game.stream_opened(player, transport, now).ok()?;
+        self.publish(&mut core, events, now);
+        Some(StreamGuard {
+            hub: self.clone(),
+            player,
+        })
+    }
+
+    /// Drives time: starts rounds after their pause and removes idle players. Runs until the
+    /// task is dropped or aborted.
+    pub async fn run_timer(self) {
+        loop {
+            let now = now_ms();
+            let deadline = {
+                let mut core = self.core();
+                let events = core.game.tick(now);
+                self.publish(&mut core, events, now);
+                core.game.next_deadline()
+            };
+            // Sleep until the next deadline, or until a command may have moved it.
+            let wait = deadline.map(|d| d.saturating_sub(now_ms()));
+            match wait {
+                Some(0) => continue,
+                Some(ms) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                        _ = self.inner.timer.notified() => {}
+                    }
+                }
+                None => self.inner.timer.notified().await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(history: usize) -> Hub {
+        let rules = Rules {
+            round_pause_ms: 0,
+            round_pause_jitter_ms: 0,
+            ..Rules::default()
+        };
+        Hub::new(
+            rules,
+            1,
+            HubConfig {
+                history,
+                poll_interval_ms: 1000,
+            },
+        )
+    }
+
+    #[test]
+    fn a_token_opens_only_its_own_session() {
+        let hub = hub(16);
+        let ada = hub.join("Ada").unwrap();
+        assert_eq!(hub.authenticate(&ada.token), Some(ada.player_id));
+        let forged = format!("{}.{}", ada.player_id, "0".repeat(32));
+        assert_eq!(hub.authenticate(&forged), None);
+        assert_eq!(hub.authenticate("nonsense"), None);
+        assert_eq!(hub.authenticate("1.zz"), None);
+        hub.leave(ada.player_id).unwrap();
+        assert_eq!(
+            hub.authenticate(&ada.token),
+            None,
+            "a token dies with its player"
+        );
+    }
+
+    #[test]
+    fn catching_up_gives_the_events_after_since_or_a_snapshot_when_they_are_gone() {
+        let hub = hub(4);
+        for name in ["a", "b", "c", "d", "e", "f"] {
+            hub.join(name).unwrap();
+        }
+        assert_eq!(hub.last_seq(), 6);
+        let batch = hub.catch_up(Some(3), Some(hub.epoch()));
+        assert_eq!(
+            batch.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![4, 5, 6]
+        );
+        assert_eq!(batch.last_seq, 6);
+        assert!(hub.catch_up(Some(6), None).events.is_empty());
+        for stale in [
+            hub.catch_up(Some(1), None),
+            hub.catch_up(Some(9), None),
+            hub.catch_up(None, None),
+            hub.catch_up(Some(5), Some("other")),
+        ] {
+            assert_eq!(stale.events.len(), 1);
+            assert_eq!(stale.events[0].kind, "snapshot");
+            assert_eq!(stale.events[0].seq, 6);
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! # clickgame
+//!
+//! One multiplayer Click Game, four transports: AJAX polling, long polling, Server-Sent Events
+//! and WebSockets, behind one game core. Read in this order:
+//!
+//! * [`game`] — the rules. No I/O, no runtime; tested alone.
+//! * [`hub`] — the only thing transports talk to: runs commands on the game, numbers events,
+//!   keeps the ring buffer, wakes waiting connections.
+//! * [`protocol`] — the wire types every transport shares (`docs/protocol.md`).
+//! * [`transport`] — the four transports, one file each, plus the HTTP commands.
+//! * [`session`] — tokens, cookies and the `Player` extractors.
+//! * [`error`] — the one mapping from failures to HTTP statuses and JSON bodies.
+//! * [`config`] — flags and environment variables, with their defaults.
+//! * [`server`] — builds the app, binds, runs.
+
+// Nothing a client sends may panic the server: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod config;
+pub mod error;
+pub mod game;
+pub mod hub;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod transport;

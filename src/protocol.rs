@@ -1,0 +1,105 @@
+//! # Wire types shared by all transports
+//!
+//! Requests are parsed into these strict types (`deny_unknown_fields`, exact types), so anything
+//! unexpected is refused before it reaches the game. Mirrored for the browser in
+//! `web/js/protocol.js`; documented with examples in `docs/protocol.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::game::{Click, ClickOutcome};
+use crate::hub::Batch;
+
+/// The WebSocket sub-protocol we speak; a handshake must offer it.
+pub const WS_SUBPROTOCOL: &str = "clickgame.v1";
+
+/// `POST /api/join`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub name: String,
+}
+
+/// `POST /api/click`, and the body of a WebSocket `click` message.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickRequest {
+    pub round: u64,
+    pub x: f64,
+    pub y: f64,
+}
+
+impl From<ClickRequest> for Click {
+    fn from(c: ClickRequest) -> Click {
+        Click {
+            round: c.round,
+            x: c.x,
+            y: c.y,
+        }
+    }
+}
+
+/// `?since=N&epoch=E` on the downstream GETs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeQuery {
+    pub since: Option<u64>,
+    pub epoch: Option<String>,
+}
+
+/// What a client may send over the WebSocket.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// "I have seen up to `since` of `epoch`": (re)start the event stream from there.
+    Resume {
+        #[serde(default)]
+        since: Option<u64>,
+        #[serde(default)]
+        epoch: Option<String>,
+    },
+    Click {
+        #[serde(default)]
+        id: Option<i64>,
+        round: u64,
+        x: f64,
+        y: f64,
+    },
+}
+
+/// The WebSocket reply to a `click`.
+#[derive(Debug, Serialize)]
+pub struct ClickReply {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: Option<i64>,
+    #[serde(flatten)]
+    pub outcome: ClickOutcome,
+}
+
+/// A WebSocket `error` message; `id` echoes the request it answers.
+#[derive(Debug, Serialize)]
+pub struct ErrorReply<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: Option<i64>,
+    pub error: &'a str,
+    pub detail: &'a str,
+}
+
+/// `{"events":[...],"last_seq":N}`, assembled from the pre-serialised events so polling sends
+/// exactly the bytes the other transports send.
+pub fn poll_body(batch: &Batch) -> String {
+    let size: usize = batch.events.iter().map(|e| e.json.len() + 1).sum();
+    let mut body = String::with_capacity(size + 32);
+    body.push_str("{\"events\":[");
+    for (i, event) in batch.events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&event.json);
+    }
+    body.push_str("],\"last_seq\":");
+    body.push_str(&batch.last_seq.to_string());
+    body.push('}');
+    body
+}

@@ -1,0 +1,129 @@
+//! # The server: one `App`, all transports, the web client
+//!
+//! [`start`] binds the listener (port 0 in tests), builds the hub, spawns its round timer and
+//! the actix server, and returns a [`RunningServer`] with the bound address. `main` calls
+//! [`run`], which also waits for Ctrl-C / SIGTERM (actix's own signal handling stops the server
+//! gracefully: it stops accepting and lets in-flight requests finish).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_files::Files;
+use actix_web::{
+    dev::{fn_service, ServerHandle, ServiceRequest, ServiceResponse},
+    web, App, HttpServer,
+};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::transport::{self, long_polling::LongPollTimeout, sse::SseRetry};
+
+/// Request bodies are tiny JSON objects; anything larger is refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024;
+
+/// A server running in the background of the current actix system.
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    pub hub: Hub,
+    handle: ServerHandle,
+    server: actix_web::rt::task::JoinHandle<io::Result<()>>,
+    timer: actix_web::rt::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Waits until the server stops (signal or [`RunningServer::stop`]).
+    pub async fn wait(self) -> io::Result<()> {
+        let result = self.server.await.map_err(io::Error::other)?;
+        self.timer.abort();
+        result
+    }
+
+    /// Stops gracefully: no new connections, in-flight requests finish.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        self.timer.abort();
+    }
+}
+
+/// Everything one worker's `App` needs: shared state, extractor limits, routes, static files.
+/// Returned as a `configure` closure so each worker builds an identical app.
+fn app_config(
+    hub: Hub,
+    config: &Config,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    let hub = web::Data::new(hub);
+    let longpoll = web::Data::new(LongPollTimeout(Duration::from_millis(
+        config.longpoll_timeout_ms,
+    )));
+    let retry = web::Data::new(SseRetry(config.sse_retry_ms));
+    let web_dir = config.web_dir.clone();
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(hub.clone())
+            .app_data(longpoll.clone())
+            .app_data(retry.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(MAX_BODY_BYTES)
+                    .error_handler(|err, _| ApiError::from_json(&err).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|err, _| ApiError::from_query(&err).into()),
+            )
+            .configure(transport::configure)
+            .service(web::scope("/api").default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(ApiError::not_found(
+                    "no such API endpoint; see docs/protocol.md",
+                ))
+            })))
+            .service(
+                Files::new("/", &web_dir)
+                    .index_file("index.html")
+                    .default_handler(fn_service(|req: ServiceRequest| async move {
+                        let (req, _) = req.into_parts();
+                        let res = actix_web::ResponseError::error_response(&ApiError::not_found(
+                            format!("no file at {}", req.path()),
+                        ));
+                        Ok(ServiceResponse::new(req, res))
+                    })),
+            );
+    }
+}
+
+/// Binds and starts the server inside the current actix system.
+pub async fn start(config: Config) -> io::Result<RunningServer> {
+    let seed = config.seed.unwrap_or_else(rand::random);
+    let hub = Hub::new(config.rules(), seed, config.hub());
+    let listener = TcpListener::bind(config.http_addr)?;
+    let http_addr = listener.local_addr()?;
+    let configure = app_config(hub.clone(), &config);
+    let mut server = HttpServer::new(move || App::new().configure(configure.clone()))
+        // Long polls and SSE streams hold requests open; don't let keep-alive limits cut them.
+        .client_request_timeout(Duration::from_secs(10))
+        .shutdown_timeout(5);
+    if config.workers > 0 {
+        server = server.workers(config.workers);
+    }
+    let server = server.listen(listener)?.run();
+    let handle = server.handle();
+    let timer = actix_web::rt::spawn(hub.clone().run_timer());
+    let server = actix_web::rt::spawn(server);
+    tracing::info!(%http_addr, seed, web_dir = %config.web_dir.display(), "clickgame started");
+    Ok(RunningServer {
+        http_addr,
+        hub,
+        handle,
+        server,
+        timer,
+    })
+}
+
+/// Starts the server and runs it until a signal stops it.
+pub async fn run(config: Config) -> io::Result<()> {
+    let running = start(config).await?;
+    // The one line tools and the end-to-end tests read to find the port.
+    println!("listening on http://{}", running.http_addr);
+    running.wait().await
+}

@@ -1,0 +1,63 @@
+//! # Player sessions
+//!
+//! `POST /api/join` hands out a token and sets it as an HttpOnly, SameSite=Strict cookie:
+//! browsers attach it to `EventSource` and `WebSocket` requests, which cannot carry custom
+//! headers. Non-browser clients send `Authorization: Bearer <token>` instead. The extractors
+//! here turn either into a player id.
+
+use std::future::{ready, Ready};
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+
+use crate::error::ApiError;
+use crate::game::PlayerId;
+use crate::hub::Hub;
+
+pub const SESSION_COOKIE: &str = "clickgame_session";
+
+/// The session token a request carries, Bearer header first.
+pub fn token(req: &HttpRequest) -> Option<String> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    bearer.or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()))
+}
+
+fn player_of(req: &HttpRequest) -> Option<PlayerId> {
+    let hub = req.app_data::<web::Data<Hub>>()?;
+    hub.authenticate(&token(req)?)
+}
+
+/// A player if the request carries a valid session, otherwise a spectator. Downstream GETs use
+/// this: anyone may watch.
+#[derive(Debug, Clone, Copy)]
+pub struct MaybePlayer(pub Option<PlayerId>);
+
+impl FromRequest for MaybePlayer {
+    type Error = ApiError;
+    type Future = Ready<Result<MaybePlayer, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(MaybePlayer(player_of(req))))
+    }
+}
+
+/// A request that must come from a player: `401` otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthPlayer(pub PlayerId);
+
+impl FromRequest for AuthPlayer {
+    type Error = ApiError;
+    type Future = Ready<Result<AuthPlayer, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            player_of(req)
+                .map(AuthPlayer)
+                .ok_or_else(ApiError::unauthorized),
+        )
+    }
+}

@@ -1,0 +1,39 @@
+//! # AJAX (short) polling
+//!
+//! The oldest trick: the browser asks `GET /api/poll?since=N` every `poll_interval_ms`, and the
+//! server answers **at once** with whatever happened since N — often nothing. Simple, works
+//! through every proxy, but an event waits on average half an interval before anyone asks for it,
+//! and most requests carry no news (watch the network tab fill up with them).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+use crate::game::Transport;
+use crate::hub::Hub;
+use crate::protocol::poll_body;
+use crate::session::MaybePlayer;
+use crate::transport::{method_not_allowed, ResumePoint};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/poll")
+            .route(web::get().to(poll))
+            .default_service(method_not_allowed("GET")),
+    );
+}
+
+async fn poll(
+    req: HttpRequest,
+    hub: web::Data<Hub>,
+    player: MaybePlayer,
+) -> Result<HttpResponse, ApiError> {
+    let resume = ResumePoint::from_query(&req)?;
+    if let Some(player) = player.0 {
+        hub.contact(player, Transport::Ajax);
+    }
+    let batch = resume.catch_up(&hub);
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(poll_body(&batch)))
+}

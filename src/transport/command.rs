@@ -1,0 +1,77 @@
+//! # Upstream commands over plain HTTP
+//!
+//! Polling, long polling and SSE only carry events *down*; clicks go *up* through these POSTs
+//! (the pattern of SignalR and Centrifugo for unidirectional transports). The WebSocket carries
+//! the same commands in-band and calls the same hub methods.
+
+use actix_web::{
+    cookie::{time::Duration as CookieDuration, Cookie, SameSite},
+    web, HttpResponse,
+};
+
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::protocol::{ClickRequest, JoinRequest};
+use crate::session::{AuthPlayer, SESSION_COOKIE};
+use crate::transport::method_not_allowed;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/join")
+            .route(web::post().to(join))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/click")
+            .route(web::post().to(click))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/leave")
+            .route(web::post().to(leave))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/snapshot")
+            .route(web::get().to(snapshot))
+            .default_service(method_not_allowed("GET")),
+    );
+}
+
+fn session_cookie(token: String) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, token)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .finish()
+}
+
+async fn join(hub: web::Data<Hub>, body: web::Json<JoinRequest>) -> Result<HttpResponse, ApiError> {
+    let joined = hub.join(&body.name)?;
+    tracing::info!(player = joined.player_id, name = %body.name.trim(), "player joined");
+    Ok(HttpResponse::Created()
+        .cookie(session_cookie(joined.token.clone()))
+        .json(joined))
+}
+
+async fn click(
+    hub: web::Data<Hub>,
+    player: AuthPlayer,
+    body: web::Json<ClickRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let outcome = hub.click(player.0, body.into_inner().into())?;
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+async fn leave(hub: web::Data<Hub>, player: AuthPlayer) -> Result<HttpResponse, ApiError> {
+    hub.leave(player.0)?;
+    let mut gone = session_cookie(String::new());
+    gone.set_max_age(CookieDuration::ZERO);
+    Ok(HttpResponse::Ok()
+        .cookie(gone)
+        .json(serde_json::json!({"left": true})))
+}
+
+async fn snapshot(hub: web::Data<Hub>) -> HttpResponse {
+    HttpResponse::Ok().json(hub.snapshot())
+}

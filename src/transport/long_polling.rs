@@ -1,0 +1,70 @@
+//! # Long polling ("Comet")
+//!
+//! Like polling, but the server **holds** `GET /api/longpoll?since=N` until an event after N
+//! exists, then answers; the browser asks again immediately. An event therefore leaves as soon
+//! as it happens, at the cost of one full request/response (headers and all) per delivery and a
+//! parked request per client. With nothing to say for `--longpoll-timeout-ms`, the server answers
+//! `204 No Content` so proxies and browsers never see a request hang forever.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+use crate::game::Transport;
+use crate::hub::Hub;
+use crate::protocol::poll_body;
+use crate::session::MaybePlayer;
+use crate::transport::{method_not_allowed, ResumePoint};
+
+/// How long a long poll may be held; set from `--longpoll-timeout-ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct LongPollTimeout(pub Duration);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/longpoll")
+            .route(web::get().to(longpoll))
+            .default_service(method_not_allowed("GET")),
+    );
+}
+
+async fn longpoll(
+    req: HttpRequest,
+    hub: web::Data<Hub>,
+    timeout: web::Data<LongPollTimeout>,
+    player: MaybePlayer,
+) -> Result<HttpResponse, ApiError> {
+    let resume = ResumePoint::from_query(&req)?;
+    // While parked, the request counts as an open connection: the player is not idle. If the
+    // client goes away, actix drops this future and the guard records the close.
+    let _guard = player
+        .0
+        .and_then(|p| hub.open_stream(p, Transport::Longpoll));
+    let mut changes = hub.subscribe();
+    let deadline = tokio::time::sleep(timeout.0);
+    tokio::pin!(deadline);
+    loop {
+        // Mark the current seq seen *before* reading the log, so an event that lands between
+        // the read and the wait still wakes us.
+        changes.borrow_and_update();
+        let batch = resume.catch_up(&hub);
+        if !batch.events.is_empty() {
+            return Ok(HttpResponse::Ok()
+                .content_type("application/json")
+                .insert_header(("Cache-Control", "no-store"))
+                .body(poll_body(&batch)));
+        }
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = &mut deadline => break,
+        }
+    }
+    Ok(HttpResponse::NoContent()
+        .insert_header(("Cache-Control", "no-store"))
+        .finish())
+}

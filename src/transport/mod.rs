@@ -1,0 +1,73 @@
+//! # The four transports, side by side
+//!
+//! Each file is one way to get the same event JSON from the hub to a browser. They share a shape:
+//! take a resume point (`since` + `epoch`), [`Hub::catch_up`], send, wait for the hub's `watch`
+//! to change, repeat. Only *how* bytes reach the client differs:
+//!
+//! | file | request pattern | server → client | client → server |
+//! |---|---|---|---|
+//! | `ajax_polling.rs` | a GET every interval, answered at once | JSON batch per request | `POST /api/click` |
+//! | `long_polling.rs` | a GET held until an event (or 204 on timeout) | JSON batch per request | `POST /api/click` |
+//! | `sse.rs` | one GET, response never ends | `text/event-stream` frames | `POST /api/click` |
+//! | `websocket.rs` | one upgrade to a full-duplex socket | text frames | text frames, in-band |
+//!
+//! `command.rs` holds the POST endpoints the three HTTP transports use upstream.
+
+pub mod ajax_polling;
+pub mod command;
+pub mod long_polling;
+pub mod sse;
+pub mod websocket;
+
+use actix_web::{web, HttpRequest};
+
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::protocol::ResumeQuery;
+
+/// Mounts every transport's routes under `/api`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    command::configure(cfg);
+    ajax_polling::configure(cfg);
+    long_polling::configure(cfg);
+    sse::configure(cfg);
+    websocket::configure(cfg);
+}
+
+/// Where a client wants to resume: `since` and `epoch`, as parsed from a query string.
+#[derive(Debug, Clone, Default)]
+pub struct ResumePoint {
+    pub since: Option<u64>,
+    pub epoch: Option<String>,
+}
+
+impl ResumePoint {
+    /// Parses `?since=N&epoch=E` strictly: unknown keys or a `since` that is not a whole
+    /// number are `400 bad_query`.
+    pub fn from_query(req: &HttpRequest) -> Result<ResumePoint, ApiError> {
+        let query = web::Query::<ResumeQuery>::from_query(req.query_string())
+            .map_err(|e| ApiError::from_query(&e))?
+            .into_inner();
+        Ok(ResumePoint {
+            since: query.since,
+            epoch: query.epoch,
+        })
+    }
+
+    pub fn catch_up(&self, hub: &Hub) -> crate::hub::Batch {
+        hub.catch_up(self.since, self.epoch.as_deref())
+    }
+
+    /// After a batch, the client is in step with this server.
+    pub fn advance(&mut self, hub: &Hub, last_seq: u64) {
+        self.since = Some(last_seq);
+        self.epoch = Some(hub.epoch().to_string());
+    }
+}
+
+/// Answers an `/api/...` path with the wrong method: `405` with a JSON body.
+pub(crate) fn method_not_allowed(allowed: &'static str) -> actix_web::Route {
+    web::route().to(move || async move {
+        Err::<actix_web::HttpResponse, _>(ApiError::method_not_allowed(format!("use {allowed}")))
+    })
+}

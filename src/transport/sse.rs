@@ -1,0 +1,130 @@
+//! # Server-Sent Events
+//!
+//! One `GET /api/sse` whose response never ends: `Content-Type: text/event-stream`, and each
+//! event as an `id:` / `event:` / `data:` block. The browser's `EventSource` parses it, and when
+//! the connection drops it **reconnects by itself** after `retry:` ms, sending the last `id:` it
+//! saw as `Last-Event-ID` — so resuming is built into the protocol. Downstream only: clicks go
+//! through `POST /api/click`. Over HTTP/1.1 each stream occupies one of the browser's ~6
+//! connections per origin; over HTTP/2 they share one.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::{http::header, web, web::Bytes, HttpRequest, HttpResponse};
+use futures_util::stream;
+use tokio::sync::watch;
+
+use crate::error::ApiError;
+use crate::game::{PlayerId, Transport};
+use crate::hub::{Hub, StreamGuard};
+use crate::session::MaybePlayer;
+use crate::transport::{method_not_allowed, ResumePoint};
+
+/// A comment line at least this often keeps proxies from timing the stream out.
+pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The `retry:` value sent to browsers; set from `--sse-retry-ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct SseRetry(pub u64);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/sse")
+            .route(web::get().to(sse))
+            .default_service(method_not_allowed("GET")),
+    );
+}
+
+/// Everything one open stream needs between chunks. Dropping it (client gone) drops the guard.
+struct Stream {
+    hub: Hub,
+    resume: ResumePoint,
+    changes: watch::Receiver<u64>,
+    heartbeat: tokio::time::Interval,
+    player: Option<PlayerId>,
+    _guard: Option<StreamGuard>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        tracing::info!(transport = "sse", player = ?self.player, "connection closed");
+    }
+}
+
+impl Stream {
+    /// The next chunk to write: pending events, or a heartbeat comment when idle.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            self.changes.borrow_and_update();
+            let batch = self.resume.catch_up(&self.hub);
+            if !batch.events.is_empty() {
+                self.resume.advance(&self.hub, batch.last_seq);
+                let chunk: Vec<u8> = batch
+                    .events
+                    .iter()
+                    .flat_map(|e| e.sse.iter().copied())
+                    .collect();
+                return Some(Bytes::from(chunk));
+            }
+            tokio::select! {
+                changed = self.changes.changed() => {
+                    changed.ok()?;
+                }
+                _ = self.heartbeat.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
+            }
+        }
+    }
+}
+
+/// `Last-Event-ID` (sent by a reconnecting `EventSource`) wins over `?since=`.
+fn last_event_id(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let Some(value) = req.headers().get("Last-Event-ID") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        ApiError::bad_request(
+            "bad_last_event_id",
+            format!("Last-Event-ID must be a whole number, got {text:?}"),
+        )
+    })
+}
+
+async fn sse(
+    req: HttpRequest,
+    hub: web::Data<Hub>,
+    retry: web::Data<SseRetry>,
+    player: MaybePlayer,
+) -> Result<HttpResponse, ApiError> {
+    let mut resume = ResumePoint::from_query(&req)?;
+    if let Some(id) = last_event_id(&req)? {
+        resume.since = Some(id);
+    }
+    let hub: Hub = hub.get_ref().clone();
+    let guard = player.0.and_then(|p| hub.open_stream(p, Transport::Sse));
+    tracing::info!(transport = "sse", player = ?player.0, since = ?resume.since, "connection opened");
+    let mut heartbeat = tokio::time::interval(SSE_HEARTBEAT);
+    heartbeat.reset(); // the first tick would fire at once; the retry line already opens the stream
+    let state = Stream {
+        changes: hub.subscribe(),
+        hub,
+        resume,
+        heartbeat,
+        player: player.0,
+        _guard: guard,
+    };
+    let opening = Bytes::from(format!("retry: {}\n\n", retry.0));
+    let events = stream::unfold(state, |mut s| async move {
+        let chunk = s.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), s))
+    });
+    let body = futures_util::StreamExt::chain(stream::once(async move { Ok(opening) }), events);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
