@@ -1,0 +1,7 @@
+//! One integration-test binary: the real server on a real loopback socket (port 0), driven by
+//! real HTTP, SSE and WebSocket clients.
+
+mod bad_input;
+mod clients;
+mod helpers;
+mod transports;
