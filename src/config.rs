@@ -12,6 +12,13 @@ use crate::game::Rules;
 use crate::hub::HubConfig;
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_HTTPS_ADDR: &str = "127.0.0.1:8443";
+/// Where the generated certificate (and, later, saved game state) lives.
+pub const DEFAULT_DATA_DIR: &str = "data";
+/// Clicks per second a player may send before `429 Too Many Requests`.
+pub const DEFAULT_CLICK_RATE: u32 = 20;
+/// Long-lived connections (WebSocket, SSE, parked long polls) one IP address may hold.
+pub const DEFAULT_MAX_CONNS_PER_IP: u32 = 64;
 /// Events kept for resuming clients; older gaps are answered with a snapshot.
 pub const DEFAULT_HISTORY: usize = 1024;
 /// How often AJAX polling clients ask (sent to them in the snapshot).
@@ -39,6 +46,67 @@ pub struct Config {
     /// Address of the plain HTTP listener (port 0 picks a free port).
     #[arg(long, env = "CLICKGAME_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
     pub http_addr: SocketAddr,
+
+    /// Address of the HTTPS/WSS listener (port 0 picks a free port).
+    #[arg(long, env = "CLICKGAME_HTTPS_ADDR", default_value = DEFAULT_HTTPS_ADDR)]
+    pub https_addr: SocketAddr,
+
+    /// Serve plain HTTP only: no HTTPS/WSS listener, no certificate.
+    #[arg(long, env = "CLICKGAME_NO_TLS")]
+    pub no_tls: bool,
+
+    /// PEM certificate (chain) for HTTPS; with --key. Default: a self-signed one in --data-dir.
+    #[arg(long, env = "CLICKGAME_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key for --cert.
+    #[arg(long, env = "CLICKGAME_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Directory for the generated certificate and key.
+    #[arg(long, env = "CLICKGAME_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+
+    /// Create (or renew) the self-signed certificate in --data-dir, print its fingerprint, exit.
+    #[arg(long)]
+    pub init_certs: bool,
+
+    /// Make the plain HTTP port answer every request with a redirect to HTTPS.
+    #[arg(long, env = "CLICKGAME_REDIRECT_HTTP")]
+    pub redirect_http: bool,
+
+    /// Another origin (scheme://host[:port]) allowed to use the API, besides the server's own.
+    /// Repeat the flag, or separate with commas in the environment variable.
+    #[arg(
+        long = "allowed-origin",
+        env = "CLICKGAME_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Clicks per second per player before 429 (WebSocket: an error, then close 1008).
+    #[arg(long, env = "CLICKGAME_CLICK_RATE", default_value_t = DEFAULT_CLICK_RATE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub click_rate: u32,
+
+    /// Long-lived connections per client IP (0 = no limit).
+    #[arg(long, env = "CLICKGAME_MAX_CONNS_PER_IP", default_value_t = DEFAULT_MAX_CONNS_PER_IP)]
+    pub max_conns_per_ip: u32,
+
+    /// Milliseconds between server pings on a WebSocket.
+    #[arg(long, env = "CLICKGAME_WS_PING_INTERVAL_MS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub ws_ping_interval_ms: u64,
+
+    /// A WebSocket silent (not even a pong) for this long is closed with 1008.
+    #[arg(long, env = "CLICKGAME_WS_TIMEOUT_MS", default_value_t = 45_000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub ws_timeout_ms: u64,
+
+    /// Test only: serve a WebSocket echo endpoint at this path (for Autobahn|Testsuite). It
+    /// shares the game socket's framing, UTF-8 checks and close codes.
+    #[arg(long, env = "CLICKGAME_WS_ECHO_PATH")]
+    pub ws_echo_path: Option<String>,
 
     /// Seed of the target positions; random when not given.
     #[arg(long, env = "CLICKGAME_SEED")]
@@ -98,6 +166,8 @@ impl Config {
     pub fn for_tests() -> Config {
         let mut config = Config::parse_from(["clickgame"]);
         config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.https_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.no_tls = true;
         config.workers = 2;
         config
     }
@@ -108,6 +178,13 @@ impl Config {
             round_pause_ms: self.round_pause_ms,
             round_pause_jitter_ms: self.round_pause_jitter_ms,
             idle_timeout_ms: self.player_timeout_ms,
+        }
+    }
+
+    pub fn heartbeat(&self) -> crate::transport::websocket::Heartbeat {
+        crate::transport::websocket::Heartbeat {
+            interval: std::time::Duration::from_millis(self.ws_ping_interval_ms),
+            timeout: std::time::Duration::from_millis(self.ws_timeout_ms),
         }
     }
 

@@ -9,6 +9,8 @@
 //! * [`protocol`] — the wire types every transport shares (`docs/protocol.md`).
 //! * [`transport`] — the four transports, one file each, plus the HTTP commands.
 //! * [`session`] — tokens, cookies and the `Player` extractors.
+//! * [`security`] — Origin checks, security headers, rate and connection limits.
+//! * [`tls`] — certificates and the openssl acceptor for HTTPS/WSS.
 //! * [`error`] — the one mapping from failures to HTTP statuses and JSON bodies.
 //! * [`config`] — flags and environment variables, with their defaults.
 //! * [`server`] — builds the app, binds, runs.
@@ -21,6 +23,8 @@ pub mod error;
 pub mod game;
 pub mod hub;
 pub mod protocol;
+pub mod security;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod transport;

@@ -11,5 +11,15 @@ fn main() -> std::io::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if config.init_certs {
+        let (_, _, info) = clickgame::tls::load_or_create(
+            config.cert.as_deref(),
+            config.key.as_deref(),
+            &config.data_dir,
+        )?;
+        server::log_certificate(&info);
+        println!("{} (SHA-256 {})", info.cert_path.display(), info.sha256);
+        return Ok(());
+    }
     actix_web::rt::System::new().block_on(server::run(config))
 }

@@ -18,6 +18,8 @@ use actix_web::{
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::security::{self, ConnLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
+use crate::tls::{self, CertInfo};
 use crate::transport::{self, long_polling::LongPollTimeout, sse::SseRetry};
 
 /// Request bodies are tiny JSON objects; anything larger is refused with 413.
@@ -26,6 +28,9 @@ pub const MAX_BODY_BYTES: usize = 1024;
 /// A server running in the background of the current actix system.
 pub struct RunningServer {
     pub http_addr: SocketAddr,
+    /// The HTTPS/WSS listener, unless `--no-tls`.
+    pub https_addr: Option<SocketAddr>,
+    pub cert: Option<CertInfo>,
     pub hub: Hub,
     handle: ServerHandle,
     server: actix_web::rt::task::JoinHandle<io::Result<()>>,
@@ -52,8 +57,16 @@ impl RunningServer {
 fn app_config(
     hub: Hub,
     config: &Config,
+    origins: OriginPolicy,
+    redirect: RedirectToHttps,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let hub = web::Data::new(hub);
+    let origins = web::Data::new(origins);
+    let redirect = web::Data::new(redirect);
+    let rate = web::Data::new(RateLimiter::new(config.click_rate));
+    let conns = web::Data::new(ConnLimiter::new(config.max_conns_per_ip));
+    let heartbeat = web::Data::new(config.heartbeat());
+    let echo_path = config.ws_echo_path.clone();
     let longpoll = web::Data::new(LongPollTimeout(Duration::from_millis(
         config.longpoll_timeout_ms,
     )));
@@ -61,6 +74,11 @@ fn app_config(
     let web_dir = config.web_dir.clone();
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(hub.clone())
+            .app_data(origins.clone())
+            .app_data(redirect.clone())
+            .app_data(rate.clone())
+            .app_data(conns.clone())
+            .app_data(heartbeat.clone())
             .app_data(longpoll.clone())
             .app_data(retry.clone())
             .app_data(
@@ -73,6 +91,11 @@ fn app_config(
                     .error_handler(|err, _| ApiError::from_query(&err).into()),
             )
             .configure(transport::configure)
+            .configure(|cfg| {
+                if let Some(path) = &echo_path {
+                    transport::websocket::configure_echo(cfg, path);
+                }
+            })
             .service(web::scope("/api").default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found(
                     "no such API endpoint; see docs/protocol.md",
@@ -98,21 +121,58 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     let hub = Hub::new(config.rules(), seed, config.hub());
     let listener = TcpListener::bind(config.http_addr)?;
     let http_addr = listener.local_addr()?;
-    let configure = app_config(hub.clone(), &config);
-    let mut server = HttpServer::new(move || App::new().configure(configure.clone()))
-        // Long polls and SSE streams hold requests open; don't let keep-alive limits cut them.
-        .client_request_timeout(Duration::from_secs(10))
-        .shutdown_timeout(5);
+    let (tls_listener, cert) = if config.no_tls {
+        (None, None)
+    } else {
+        let (cert, key, info) = tls::load_or_create(
+            config.cert.as_deref(),
+            config.key.as_deref(),
+            &config.data_dir,
+        )?;
+        log_certificate(&info);
+        let listener = TcpListener::bind(config.https_addr)?;
+        (Some((listener, tls::acceptor(&cert, &key)?)), Some(info))
+    };
+    let https_addr = tls_listener
+        .as_ref()
+        .map(|(l, _)| l.local_addr())
+        .transpose()?;
+
+    let mut own = security::own_origins("http", http_addr);
+    if let Some(addr) = https_addr {
+        own.extend(security::own_origins("https", addr));
+    }
+    let origins = OriginPolicy::new(own, &config.allowed_origins);
+    let redirect = RedirectToHttps(
+        https_addr
+            .filter(|_| config.redirect_http)
+            .map(|a| a.port()),
+    );
+    let configure = app_config(hub.clone(), &config, origins, redirect);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(security::guard))
+            .configure(configure.clone())
+    })
+    // Long polls and SSE streams hold requests open; this only bounds reading the request head.
+    .client_request_timeout(Duration::from_secs(10))
+    .shutdown_timeout(5);
     if config.workers > 0 {
         server = server.workers(config.workers);
     }
-    let server = server.listen(listener)?.run();
+    server = server.listen(listener)?;
+    if let Some((listener, acceptor)) = tls_listener {
+        server = server.listen_openssl(listener, acceptor)?;
+    }
+    let server = server.run();
     let handle = server.handle();
     let timer = actix_web::rt::spawn(hub.clone().run_timer());
     let server = actix_web::rt::spawn(server);
-    tracing::info!(%http_addr, seed, web_dir = %config.web_dir.display(), "clickgame started");
+    tracing::info!(%http_addr, ?https_addr, seed, web_dir = %config.web_dir.display(), "clickgame started");
     Ok(RunningServer {
         http_addr,
+        https_addr,
+        cert,
         hub,
         handle,
         server,
@@ -125,5 +185,20 @@ pub async fn run(config: Config) -> io::Result<()> {
     let running = start(config).await?;
     // The one line tools and the end-to-end tests read to find the port.
     println!("listening on http://{}", running.http_addr);
+    if let Some(addr) = running.https_addr {
+        println!("listening on https://{addr}");
+    }
     running.wait().await
+}
+
+/// Tells the operator which certificate is served and how to make a browser trust it.
+pub fn log_certificate(info: &CertInfo) {
+    tracing::info!(
+        cert = %info.cert_path.display(),
+        generated = info.generated,
+        not_after = %info.not_after,
+        sha256 = %info.sha256,
+        "TLS certificate; to trust it, import {} into the browser's certificate store (or accept it once after comparing this fingerprint)",
+        info.cert_path.display()
+    );
 }

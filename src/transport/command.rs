@@ -6,12 +6,13 @@
 
 use actix_web::{
     cookie::{time::Duration as CookieDuration, Cookie, SameSite},
-    web, HttpResponse,
+    web, HttpRequest, HttpResponse,
 };
 
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::protocol::{ClickRequest, JoinRequest};
+use crate::security::RateLimiter;
 use crate::session::{AuthPlayer, SESSION_COOKIE};
 use crate::transport::method_not_allowed;
 
@@ -38,34 +39,49 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn session_cookie(token: String) -> Cookie<'static> {
+/// HttpOnly (no script can read it), SameSite=Strict (no other site's page can make the
+/// browser send it), and Secure on HTTPS (never sent over plain HTTP once set over TLS).
+fn session_cookie(req: &HttpRequest, token: String) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, token)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(req.app_config().secure())
         .finish()
 }
 
-async fn join(hub: web::Data<Hub>, body: web::Json<JoinRequest>) -> Result<HttpResponse, ApiError> {
+async fn join(
+    req: HttpRequest,
+    hub: web::Data<Hub>,
+    body: web::Json<JoinRequest>,
+) -> Result<HttpResponse, ApiError> {
     let joined = hub.join(&body.name)?;
     tracing::info!(player = joined.player_id, name = %body.name.trim(), "player joined");
     Ok(HttpResponse::Created()
-        .cookie(session_cookie(joined.token.clone()))
+        .cookie(session_cookie(&req, joined.token.clone()))
         .json(joined))
 }
 
 async fn click(
     hub: web::Data<Hub>,
+    limiter: web::Data<RateLimiter>,
     player: AuthPlayer,
     body: web::Json<ClickRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    limiter.check(player.0)?;
     let outcome = hub.click(player.0, body.into_inner().into())?;
     Ok(HttpResponse::Ok().json(outcome))
 }
 
-async fn leave(hub: web::Data<Hub>, player: AuthPlayer) -> Result<HttpResponse, ApiError> {
+async fn leave(
+    req: HttpRequest,
+    hub: web::Data<Hub>,
+    limiter: web::Data<RateLimiter>,
+    player: AuthPlayer,
+) -> Result<HttpResponse, ApiError> {
     hub.leave(player.0)?;
-    let mut gone = session_cookie(String::new());
+    limiter.forget(player.0);
+    let mut gone = session_cookie(&req, String::new());
     gone.set_max_age(CookieDuration::ZERO);
     Ok(HttpResponse::Ok()
         .cookie(gone)

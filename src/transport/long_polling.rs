@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::game::Transport;
 use crate::hub::Hub;
 use crate::protocol::poll_body;
+use crate::security::ConnLimiter;
 use crate::session::MaybePlayer;
 use crate::transport::{method_not_allowed, ResumePoint};
 
@@ -33,9 +34,11 @@ async fn longpoll(
     req: HttpRequest,
     hub: web::Data<Hub>,
     timeout: web::Data<LongPollTimeout>,
+    conns: web::Data<ConnLimiter>,
     player: MaybePlayer,
 ) -> Result<HttpResponse, ApiError> {
     let resume = ResumePoint::from_query(&req)?;
+    let _slot = conns.acquire(req.peer_addr())?;
     // While parked, the request counts as an open connection: the player is not idle. If the
     // client goes away, actix drops this future and the guard records the close.
     let _guard = player

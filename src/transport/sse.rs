@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::game::{PlayerId, Transport};
 use crate::hub::{Hub, StreamGuard};
+use crate::security::{ConnLimiter, ConnSlot};
 use crate::session::MaybePlayer;
 use crate::transport::{method_not_allowed, ResumePoint};
 
@@ -43,6 +44,7 @@ struct Stream {
     heartbeat: tokio::time::Interval,
     player: Option<PlayerId>,
     _guard: Option<StreamGuard>,
+    _slot: ConnSlot,
 }
 
 impl Drop for Stream {
@@ -97,9 +99,11 @@ async fn sse(
     req: HttpRequest,
     hub: web::Data<Hub>,
     retry: web::Data<SseRetry>,
+    conns: web::Data<ConnLimiter>,
     player: MaybePlayer,
 ) -> Result<HttpResponse, ApiError> {
     let mut resume = ResumePoint::from_query(&req)?;
+    let slot = conns.acquire(req.peer_addr())?;
     if let Some(id) = last_event_id(&req)? {
         resume.since = Some(id);
     }
@@ -115,6 +119,7 @@ async fn sse(
         heartbeat,
         player: player.0,
         _guard: guard,
+        _slot: slot,
     };
     let opening = Bytes::from(format!("retry: {}\n\n", retry.0));
     let events = stream::unfold(state, |mut s| async move {

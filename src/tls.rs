@@ -1,0 +1,212 @@
+//! # TLS: certificates and the openssl acceptor
+//!
+//! HTTPS and WSS are the same transports with TLS underneath: TLS protects the *channel*
+//! (nobody on the path can read or change the bytes, and the browser knows it talks to the
+//! holder of the certificate's key) — not the *data*: a cheating client still sends whatever
+//! clicks it likes, which is why the server stays the authority (see `docs/security.md`).
+//!
+//! With no `--cert`/`--key`, the server makes its own certificate on first start: ECDSA P-256,
+//! SAN `localhost`, `127.0.0.1`, `::1`, extended key usage serverAuth, valid for
+//! [`CERT_VALID_DAYS`]. It is stored with its key (mode 0600) in the data directory, reused on
+//! later starts and renewed once it expires (or is about to).
+//!
+//! The acceptor follows Mozilla's "intermediate" profile: TLS 1.2 and 1.3 only, the six ECDHE
+//! AEAD suites for TLS 1.2, groups X25519/P-256/P-384. actix adds ALPN (`h2`, `http/1.1`).
+
+use std::fs;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslVersion};
+use openssl::x509::extension::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+};
+use openssl::x509::{X509NameBuilder, X509};
+
+/// Lifetime of a generated certificate (browsers and Apple cap server certificates far lower
+/// than the old two years; 90 days is what ACME CAs issue).
+pub const CERT_VALID_DAYS: u32 = 90;
+/// A stored certificate that expires within this many days is replaced at start-up.
+pub const RENEW_BEFORE_DAYS: u32 = 1;
+/// TLS 1.2 suites of Mozilla's intermediate profile (TLS 1.3 suites are all AEAD already).
+pub const TLS12_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
+ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
+ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+pub const TLS_GROUPS: &str = "X25519:P-256:P-384";
+
+pub const CERT_FILE: &str = "cert.pem";
+pub const KEY_FILE: &str = "key.pem";
+
+/// Where the certificate and key came from, for the start-up log.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    pub sha256: String,
+    pub generated: bool,
+    pub not_after: String,
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// A fresh self-signed ECDSA P-256 certificate for the loopback names.
+pub fn generate_self_signed() -> io::Result<(X509, PKey<Private>)> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(other)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group).map_err(other)?).map_err(other)?;
+    let mut name = X509NameBuilder::new().map_err(other)?;
+    name.append_entry_by_nid(Nid::COMMONNAME, "localhost")
+        .map_err(other)?;
+    name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "clickgame (self-signed)")
+        .map_err(other)?;
+    let name = name.build();
+
+    let mut b = X509::builder().map_err(other)?;
+    b.set_version(2).map_err(other)?;
+    let mut serial = BigNum::new().map_err(other)?;
+    serial
+        .rand(127, openssl::bn::MsbOption::MAYBE_ZERO, false)
+        .map_err(other)?;
+    let serial = Asn1Integer::from_bn(&serial).map_err(other)?;
+    b.set_serial_number(&serial).map_err(other)?;
+    b.set_subject_name(&name).map_err(other)?;
+    b.set_issuer_name(&name).map_err(other)?;
+    b.set_pubkey(&key).map_err(other)?;
+    let not_before = Asn1Time::days_from_now(0).map_err(other)?;
+    b.set_not_before(&not_before).map_err(other)?;
+    let not_after = Asn1Time::days_from_now(CERT_VALID_DAYS).map_err(other)?;
+    b.set_not_after(&not_after).map_err(other)?;
+    // A self-signed leaf: not a CA, signs nothing else.
+    b.append_extension(BasicConstraints::new().critical().build().map_err(other)?)
+        .map_err(other)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .build()
+            .map_err(other)?,
+    )
+    .map_err(other)?;
+    b.append_extension(
+        ExtendedKeyUsage::new()
+            .server_auth()
+            .build()
+            .map_err(other)?,
+    )
+    .map_err(other)?;
+    let san = SubjectAlternativeName::new()
+        .dns("localhost")
+        .ip(&IpAddr::V4(Ipv4Addr::LOCALHOST).to_string())
+        .ip(&IpAddr::V6(Ipv6Addr::LOCALHOST).to_string())
+        .build(&b.x509v3_context(None, None))
+        .map_err(other)?;
+    b.append_extension(san).map_err(other)?;
+    b.sign(&key, MessageDigest::sha256()).map_err(other)?;
+    Ok((b.build(), key))
+}
+
+/// SHA-256 fingerprint as colon-separated hex, as browsers show it.
+pub fn fingerprint(cert: &X509) -> io::Result<String> {
+    let digest = cert.digest(MessageDigest::sha256()).map_err(other)?;
+    Ok(digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+fn expires_soon(cert: &X509) -> bool {
+    Asn1Time::days_from_now(RENEW_BEFORE_DAYS)
+        .ok()
+        .and_then(|soon| cert.not_after().compare(&soon).ok())
+        .is_none_or(|ord| ord.is_le())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// Loads the certificate and key from `cert`/`key` if given, otherwise from `data_dir`,
+/// generating (or renewing) them there when missing or expiring.
+pub fn load_or_create(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    data_dir: &Path,
+) -> io::Result<(X509, PKey<Private>, CertInfo)> {
+    let explicit = cert.is_some() || key.is_some();
+    let (cert_path, key_path) = match (cert, key) {
+        (Some(c), Some(k)) => (c.to_path_buf(), k.to_path_buf()),
+        (None, None) => (data_dir.join(CERT_FILE), data_dir.join(KEY_FILE)),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--cert and --key go together",
+            ))
+        }
+    };
+    let stored = (|| -> io::Result<(X509, PKey<Private>)> {
+        let c = X509::from_pem(&fs::read(&cert_path)?).map_err(other)?;
+        let k = PKey::private_key_from_pem(&fs::read(&key_path)?).map_err(other)?;
+        Ok((c, k))
+    })();
+    let (cert, key, generated) = match stored {
+        Ok((c, k)) if explicit || !expires_soon(&c) => (c, k, false),
+        Err(e) if explicit => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "reading {} / {}: {e}",
+                    cert_path.display(),
+                    key_path.display()
+                ),
+            ))
+        }
+        _ => {
+            fs::create_dir_all(data_dir)?;
+            let (c, k) = generate_self_signed()?;
+            write_private(&key_path, &k.private_key_to_pem_pkcs8().map_err(other)?)?;
+            write_private(&cert_path, &c.to_pem().map_err(other)?)?;
+            (c, k, true)
+        }
+    };
+    let info = CertInfo {
+        sha256: fingerprint(&cert)?,
+        not_after: cert.not_after().to_string(),
+        cert_path,
+        key_path,
+        generated,
+    };
+    Ok((cert, key, info))
+}
+
+/// The acceptor builder (actix adds ALPN when it binds).
+pub fn acceptor(cert: &X509, key: &PKey<Private>) -> io::Result<SslAcceptorBuilder> {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(other)?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(other)?;
+    b.set_cipher_list(TLS12_CIPHERS).map_err(other)?;
+    b.set_groups_list(TLS_GROUPS).map_err(other)?;
+    b.set_certificate(cert).map_err(other)?;
+    b.set_private_key(key).map_err(other)?;
+    b.check_private_key().map_err(other)?;
+    Ok(b)
+}
