@@ -1,0 +1,9 @@
+//! The load tool's parts. The latency bench (`benches/transport_latency.rs`) includes this
+//! module too, for the same clients and the same TCP floor.
+
+pub mod client;
+pub mod floor;
+pub mod net;
+pub mod scenario;
+pub mod server;
+pub mod sys;
