@@ -64,10 +64,22 @@ impl Downstream {
         since: Option<u64>,
         epoch: Option<&str>,
     ) -> Downstream {
+        Downstream::open_via(app.client.clone(), &app.base, kind, token, since, epoch).await
+    }
+
+    /// Like `open`, through a given client and base URL (e.g. HTTPS with a pinned certificate).
+    pub async fn open_via(
+        client: awc::Client,
+        base: &str,
+        kind: Kind,
+        token: Option<&str>,
+        since: Option<u64>,
+        epoch: Option<&str>,
+    ) -> Downstream {
         let mut d = Downstream {
             kind,
-            client: app.client.clone(),
-            base: app.base.clone(),
+            client,
+            base: base.to_string(),
             token: token.map(str::to_string),
             since,
             epoch: epoch.map(str::to_string),
@@ -279,7 +291,7 @@ impl Downstream {
 
     /// Clicks the way this transport's browser client does: in-band on the WebSocket,
     /// `POST /api/click` otherwise. Returns the result object.
-    pub async fn click(&mut self, app: &TestApp, round: u64, x: f64, y: f64) -> Value {
+    pub async fn click(&mut self, round: u64, x: f64, y: f64) -> Value {
         if let Conn::Ws(framed) = &mut self.conn {
             let msg =
                 serde_json::json!({"type": "click", "id": 99, "round": round, "x": x, "y": y});
@@ -299,14 +311,15 @@ impl Downstream {
             .expect("click reply within 10 s");
         }
         let token = self.token.clone().expect("a player clicks");
-        let (status, body) = app
-            .post(
-                "/api/click",
-                Some(&token),
-                &serde_json::json!({"round": round, "x": x, "y": y}),
-            )
-            .await;
-        assert_eq!(status.as_u16(), 200, "{body}");
+        let mut res = self
+            .client
+            .post(format!("{}/api/click", self.base))
+            .bearer_auth(&token)
+            .send_json(&serde_json::json!({"round": round, "x": x, "y": y}))
+            .await
+            .expect("click completes");
+        let body: Value = res.json().await.expect("click body");
+        assert_eq!(res.status().as_u16(), 200, "{body}");
         body
     }
 

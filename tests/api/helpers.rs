@@ -9,6 +9,8 @@ pub struct TestApp {
     pub base: String,
     pub server: RunningServer,
     pub client: awc::Client,
+    /// Keeps the data directory (certificate) alive for the test.
+    pub data_dir: tempfile::TempDir,
 }
 
 pub struct Player {
@@ -24,7 +26,9 @@ impl TestApp {
     }
 
     pub async fn spawn_with(change: impl FnOnce(&mut Config)) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_tests();
+        config.data_dir = data_dir.path().to_path_buf();
         config.seed = Some(7);
         config.round_pause_ms = 40;
         config.round_pause_jitter_ms = 0;
@@ -33,11 +37,17 @@ impl TestApp {
         let server = server::start(config).await.expect("server starts");
         TestApp {
             base: format!("http://{}", server.http_addr),
+            data_dir,
             server,
             client: awc::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .finish(),
         }
+    }
+
+    /// The server's own plain-HTTP origin, as a browser on the page would send it.
+    pub fn origin(&self) -> String {
+        self.base.clone()
     }
 
     pub fn url(&self, path: &str) -> String {

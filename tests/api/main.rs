@@ -4,4 +4,6 @@
 mod bad_input;
 mod clients;
 mod helpers;
+mod security;
+mod tls;
 mod transports;

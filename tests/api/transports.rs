@@ -45,7 +45,7 @@ async fn on_every_transport_a_player_sees_a_round_start_clicks_it_and_sees_the_w
             Some(round) => round,
             None => round_from(&mut stream).await,
         };
-        let result = stream.click(&app, round, x, y).await;
+        let result = stream.click(round, x, y).await;
         assert_eq!(result["result"], "hit", "{kind:?}: {result}");
         if kind == Kind::Websocket {
             assert_eq!(result["type"], "click_result");
@@ -145,8 +145,7 @@ async fn two_players_racing_on_different_transports_make_exactly_one_winner_and_
         let (round, x, y) = round_from(&mut sa).await;
         let (round_b, _, _) = round_from(&mut sb).await;
         assert_eq!(round, round_b);
-        let (ra, rb) =
-            futures_util::join!(sa.click(&app, round, x, y), sb.click(&app, round, x, y));
+        let (ra, rb) = futures_util::join!(sa.click(round, x, y), sb.click(round, x, y));
         let mut results = [
             ra["result"].as_str().unwrap(),
             rb["result"].as_str().unwrap(),
