@@ -67,6 +67,10 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 
+    /// Do not save the game on shutdown nor restore it on start.
+    #[arg(long, env = "CLICKGAME_NO_PERSIST")]
+    pub no_persist: bool,
+
     /// Create (or renew) the self-signed certificate in --data-dir, print its fingerprint, exit.
     #[arg(long)]
     pub init_certs: bool,
@@ -168,6 +172,7 @@ impl Config {
         config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.https_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.no_tls = true;
+        config.no_persist = true;
         config.workers = 2;
         config
     }

@@ -31,6 +31,7 @@ use crate::game::{
     Click, ClickOutcome, Event, EventKind, Game, GameError, GameState, Player, PlayerId, Round,
     Rules, Transport, TransportTally, BOARD_SIZE,
 };
+use crate::persist::{SavedState, STATE_VERSION};
 
 /// Settings of the log and of what the snapshot tells clients.
 #[derive(Debug, Clone)]
@@ -140,10 +141,19 @@ impl Log {
     }
 }
 
+/// Tells open connections to end: a lecturer's "drop all connections" (generation bumps) or
+/// the server shutting down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Control {
+    pub generation: u64,
+    pub shutting_down: bool,
+}
+
 struct Inner {
     core: Mutex<Core>,
     log: RwLock<Log>,
     seq_tx: watch::Sender<u64>,
+    control: watch::Sender<Control>,
     timer: Notify,
     epoch: String,
     config: HubConfig,
@@ -196,26 +206,109 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
 impl Hub {
     /// A hub whose game starts its first round at once. `seed` fixes the targets.
     pub fn new(rules: Rules, seed: u64, config: HubConfig) -> Hub {
-        let (seq_tx, _) = watch::channel(0);
+        Hub::build(
+            Game::new(rules, seed, now_ms()),
+            0,
+            HashMap::new(),
+            Vec::new(),
+            config,
+        )
+    }
+
+    /// A hub continuing a saved game: same players, scores, tokens, seq and history, under a
+    /// new epoch so that every client resynchronises from a snapshot.
+    pub fn restore(rules: Rules, seed: u64, config: HubConfig, saved: SavedState) -> Hub {
+        let game = Game::restore(rules, seed, now_ms(), saved.state, saved.next_player_id);
+        let secrets = saved
+            .secrets
+            .iter()
+            .filter(|(id, _)| game.is_player(*id))
+            .filter_map(|(id, hex)| Some((*id, unhex::<16>(hex)?)))
+            .collect();
+        let history = saved
+            .history
+            .into_iter()
+            .filter_map(|json| {
+                let event: Event = serde_json::from_str(&json).ok()?;
+                Some(Arc::new(WireEvent::new(
+                    event.seq,
+                    event.kind.type_name(),
+                    json,
+                )))
+            })
+            .filter(|e| e.seq <= saved.last_seq)
+            .collect();
+        Hub::build(game, saved.last_seq, secrets, history, config)
+    }
+
+    fn build(
+        game: Game,
+        last_seq: u64,
+        secrets: HashMap<PlayerId, [u8; 16]>,
+        history: Vec<Arc<WireEvent>>,
+        config: HubConfig,
+    ) -> Hub {
+        let (seq_tx, _) = watch::channel(last_seq);
+        let (control, _) = watch::channel(Control::default());
         let capacity = config.history.max(1);
+        let mut log = Log {
+            events: VecDeque::with_capacity(capacity),
+            capacity,
+            last_seq,
+        };
+        for event in history {
+            log.push(event);
+        }
+        log.last_seq = last_seq;
         Hub {
             inner: Arc::new(Inner {
                 core: Mutex::new(Core {
-                    game: Game::new(rules, seed, now_ms()),
-                    last_seq: 0,
-                    secrets: HashMap::new(),
+                    game,
+                    last_seq,
+                    secrets,
                 }),
-                log: RwLock::new(Log {
-                    events: VecDeque::with_capacity(capacity),
-                    capacity,
-                    last_seq: 0,
-                }),
+                log: RwLock::new(log),
                 seq_tx,
+                control,
                 timer: Notify::new(),
                 epoch: hex(&random_bytes::<8>()),
                 config,
             }),
         }
+    }
+
+    /// Everything needed to continue after a restart.
+    pub fn export(&self) -> SavedState {
+        let core = self.core();
+        let log = self.log();
+        SavedState {
+            version: STATE_VERSION,
+            saved_ts: now_ms(),
+            last_seq: core.last_seq,
+            next_player_id: core.game.next_player_id(),
+            state: core.game.state().clone(),
+            secrets: core.secrets.iter().map(|(id, s)| (*id, hex(s))).collect(),
+            history: log.events.iter().map(|e| e.json.to_string()).collect(),
+        }
+    }
+
+    /// Watched by every open connection; see [`Control`].
+    pub fn control(&self) -> watch::Receiver<Control> {
+        self.inner.control.subscribe()
+    }
+
+    /// Ends every open downstream connection once (clients reconnect and resume).
+    pub fn disconnect_all(&self) {
+        self.inner.control.send_modify(|c| c.generation += 1);
+    }
+
+    /// Ends every open connection for good: WebSockets close with 1001, SSE streams end,
+    /// parked long polls answer.
+    pub fn begin_shutdown(&self) {
+        self.inner.control.send_modify(|c| {
+            c.generation += 1;
+            c.shutting_down = true;
+        });
     }
 
     /// Random per server start; a client from another epoch gets a snapshot.

@@ -12,6 +12,7 @@
 //! * [`security`] — Origin checks, security headers, rate and connection limits.
 //! * [`tls`] — certificates and the openssl acceptor for HTTPS/WSS.
 //! * [`error`] — the one mapping from failures to HTTP statuses and JSON bodies.
+//! * [`persist`] — the game saved on shutdown and restored on start.
 //! * [`config`] — flags and environment variables, with their defaults.
 //! * [`server`] — builds the app, binds, runs.
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod game;
 pub mod hub;
+pub mod persist;
 pub mod protocol;
 pub mod security;
 pub mod server;

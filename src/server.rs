@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_files::Files;
@@ -18,6 +19,7 @@ use actix_web::{
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::persist;
 use crate::security::{self, ConnLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
 use crate::tls::{self, CertInfo};
 use crate::transport::{self, long_polling::LongPollTimeout, sse::SseRetry};
@@ -32,24 +34,65 @@ pub struct RunningServer {
     pub https_addr: Option<SocketAddr>,
     pub cert: Option<CertInfo>,
     pub hub: Hub,
+    /// Where the game is saved on shutdown; `None` with `--no-persist`.
+    pub state_file: Option<PathBuf>,
     handle: ServerHandle,
     server: actix_web::rt::task::JoinHandle<io::Result<()>>,
     timer: actix_web::rt::task::JoinHandle<()>,
 }
 
 impl RunningServer {
-    /// Waits until the server stops (signal or [`RunningServer::stop`]).
-    pub async fn wait(self) -> io::Result<()> {
-        let result = self.server.await.map_err(io::Error::other)?;
-        self.timer.abort();
-        result
-    }
-
-    /// Stops gracefully: no new connections, in-flight requests finish.
+    /// The graceful path, for signals and tests alike: tell every open connection to end
+    /// (WebSocket close 1001, SSE streams end, parked long polls answer), stop accepting and
+    /// let in-flight requests finish (bounded by [`SHUTDOWN_TIMEOUT_SECS`]), then save the game.
     pub async fn stop(self) {
+        self.hub.begin_shutdown();
         self.handle.stop(true).await;
         self.timer.abort();
+        let _ = self.server.await;
+        if let Some(path) = &self.state_file {
+            let saved = self.hub.export();
+            match persist::save(path, &saved) {
+                Ok(()) => tracing::info!(
+                    file = %path.display(),
+                    players = saved.state.players.len(),
+                    last_seq = saved.last_seq,
+                    "game saved"
+                ),
+                Err(err) => {
+                    tracing::error!(file = %path.display(), %err, "could not save the game")
+                }
+            }
+        }
     }
+}
+
+/// How long a graceful stop waits for in-flight requests.
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+/// The hub for this start: restored from the state file when there is a usable one.
+fn load_hub(config: &Config, seed: u64) -> (Hub, Option<PathBuf>) {
+    if config.no_persist {
+        return (Hub::new(config.rules(), seed, config.hub()), None);
+    }
+    let path = persist::state_path(&config.data_dir);
+    let hub = match persist::load(&path) {
+        Ok(Some(saved)) => {
+            tracing::info!(
+                file = %path.display(),
+                players = saved.state.players.len(),
+                last_seq = saved.last_seq,
+                "game restored; clients will resynchronise (new epoch)"
+            );
+            Hub::restore(config.rules(), seed, config.hub(), saved)
+        }
+        Ok(None) => Hub::new(config.rules(), seed, config.hub()),
+        Err(err) => {
+            tracing::warn!(file = %path.display(), %err, "starting a fresh game");
+            Hub::new(config.rules(), seed, config.hub())
+        }
+    };
+    (hub, Some(path))
 }
 
 /// Everything one worker's `App` needs: shared state, extractor limits, routes, static files.
@@ -118,7 +161,7 @@ fn app_config(
 /// Binds and starts the server inside the current actix system.
 pub async fn start(config: Config) -> io::Result<RunningServer> {
     let seed = config.seed.unwrap_or_else(rand::random);
-    let hub = Hub::new(config.rules(), seed, config.hub());
+    let (hub, state_file) = load_hub(&config, seed);
     let listener = TcpListener::bind(config.http_addr)?;
     let http_addr = listener.local_addr()?;
     let (tls_listener, cert) = if config.no_tls {
@@ -156,7 +199,9 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     })
     // Long polls and SSE streams hold requests open; this only bounds reading the request head.
     .client_request_timeout(Duration::from_secs(10))
-    .shutdown_timeout(5);
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    // Signals are ours (see `run`): the hub must end streams and save before the server stops.
+    .disable_signals();
     if config.workers > 0 {
         server = server.workers(config.workers);
     }
@@ -174,13 +219,14 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         https_addr,
         cert,
         hub,
+        state_file,
         handle,
         server,
         timer,
     })
 }
 
-/// Starts the server and runs it until a signal stops it.
+/// Starts the server and runs it until SIGINT (Ctrl-C) or SIGTERM, then stops it gracefully.
 pub async fn run(config: Config) -> io::Result<()> {
     let running = start(config).await?;
     // The one line tools and the end-to-end tests read to find the port.
@@ -188,7 +234,13 @@ pub async fn run(config: Config) -> io::Result<()> {
     if let Some(addr) = running.https_addr {
         println!("listening on https://{addr}");
     }
-    running.wait().await
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+    running.stop().await;
+    Ok(())
 }
 
 /// Tells the operator which certificate is served and how to make a browser trust it.

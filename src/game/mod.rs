@@ -121,8 +121,49 @@ impl Game {
         }
     }
 
+    /// A game continuing from a saved state (after a restart). Every player gets a fresh idle
+    /// clock from `now`; an open round stays open, a won one is followed by the usual pause.
+    pub fn restore(
+        rules: Rules,
+        seed: u64,
+        now: u64,
+        state: GameState,
+        next_player_id: PlayerId,
+    ) -> Game {
+        let round_open = state.round.as_ref().is_some_and(|r| r.winner.is_none());
+        let next_round_at = (!round_open).then_some(now + rules.round_pause_ms);
+        let contacts = state
+            .players
+            .keys()
+            .map(|id| {
+                (
+                    *id,
+                    Contact {
+                        last_ms: now,
+                        open_streams: 0,
+                    },
+                )
+            })
+            .collect();
+        let next_player_id = next_player_id.max(state.players.keys().max().map_or(1, |m| m + 1));
+        Game {
+            rules,
+            rng: StdRng::seed_from_u64(seed),
+            state,
+            next_player_id,
+            next_round_at,
+            contacts,
+            recent_winners: VecDeque::with_capacity(REMEMBERED_WINNERS),
+        }
+    }
+
     pub fn state(&self) -> &GameState {
         &self.state
+    }
+
+    /// The id the next player will get (saved so ids are never reused across restarts).
+    pub fn next_player_id(&self) -> PlayerId {
+        self.next_player_id
     }
 
     pub fn rules(&self) -> &Rules {

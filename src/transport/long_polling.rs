@@ -45,6 +45,7 @@ async fn longpoll(
         .0
         .and_then(|p| hub.open_stream(p, Transport::Longpoll));
     let mut changes = hub.subscribe();
+    let mut control = hub.control();
     let deadline = tokio::time::sleep(timeout.0);
     tokio::pin!(deadline);
     loop {
@@ -65,6 +66,8 @@ async fn longpoll(
                 }
             }
             _ = &mut deadline => break,
+            // Dropped by the server or shutting down: answer now, the client asks again.
+            _ = control.changed() => break,
         }
     }
     Ok(HttpResponse::NoContent()

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::game::{PlayerId, Transport};
-use crate::hub::{Hub, StreamGuard};
+use crate::hub::{Control, Hub, StreamGuard};
 use crate::security::{ConnLimiter, ConnSlot};
 use crate::session::MaybePlayer;
 use crate::transport::{method_not_allowed, ResumePoint};
@@ -41,6 +41,7 @@ struct Stream {
     hub: Hub,
     resume: ResumePoint,
     changes: watch::Receiver<u64>,
+    control: watch::Receiver<Control>,
     heartbeat: tokio::time::Interval,
     player: Option<PlayerId>,
     _guard: Option<StreamGuard>,
@@ -73,6 +74,9 @@ impl Stream {
                     changed.ok()?;
                 }
                 _ = self.heartbeat.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
+                // Dropped by the server or shutting down: end the response. EventSource
+                // reconnects after `retry:` with Last-Event-ID and resumes.
+                _ = self.control.changed() => return None,
             }
         }
     }
@@ -114,6 +118,7 @@ async fn sse(
     heartbeat.reset(); // the first tick would fire at once; the retry line already opens the stream
     let state = Stream {
         changes: hub.subscribe(),
+        control: hub.control(),
         hub,
         resume,
         heartbeat,

@@ -20,6 +20,8 @@
 //! | bad JSON or an unknown `type` | an `{"type":"error"}` reply; the [`WS_MAX_STRIKES`]th: close `1008` |
 //! | clicks over the rate limit | an `error` reply `rate_limited` (a strike, so close `1008` if it goes on) |
 //! | silence (not even a pong) for [`WS_CLIENT_TIMEOUT`] | close `1008` |
+//! | (the server stops) | close `1001` (going away) |
+//! | (a lecturer drops all connections) | close `1012` (service restart): reconnect and resume |
 //!
 //! With `--ws-echo-path`, the same loop serves an echo endpoint for the Autobahn conformance
 //! suite: same framing, UTF-8 checks and close codes, but it echoes instead of playing.
@@ -281,12 +283,13 @@ async fn run(
     _slot: ConnSlot,
 ) {
     let player = mode.player();
-    let (_guard, mut changes) = match &mode {
+    let (_guard, mut changes, mut control) = match &mode {
         Mode::Game { hub, player, .. } => (
             player.and_then(|p| hub.open_stream(p, Transport::Websocket)),
             Some(hub.subscribe()),
+            Some(hub.control()),
         ),
-        Mode::Echo => (None, None),
+        Mode::Echo => (None, None, None),
     };
     let streaming = |mode: &Mode| {
         matches!(
@@ -348,6 +351,14 @@ async fn run(
                 if changed.is_none() {
                     break close(CloseCode::Away, "server shutting down");
                 }
+            }
+            // The lecturer dropped all connections, or the server is stopping.
+            Some(shutting_down) = async { control.as_mut()?.changed().await.ok()?; control.as_ref().map(|c| c.borrow().shutting_down) } => {
+                break if shutting_down {
+                    close(CloseCode::Away, "server shutting down")
+                } else {
+                    close(CloseCode::Restart, "dropped by the server; reconnect and resume")
+                };
             }
             _ = ticks.tick() => {
                 if last_heard.elapsed() > heartbeat.timeout {

@@ -53,6 +53,10 @@ pub struct Downstream {
     events: VecDeque<String>,
     replies: VecDeque<Value>,
     polled: bool,
+    /// Times the server ended the connection and we reconnected (resuming from `since`).
+    pub reconnects: u32,
+    /// Close codes the server sent on WebSocket closes.
+    pub close_codes: Vec<u16>,
 }
 
 impl Downstream {
@@ -87,6 +91,8 @@ impl Downstream {
             events: VecDeque::new(),
             replies: VecDeque::new(),
             polled: false,
+            reconnects: 0,
+            close_codes: Vec::new(),
         };
         d.connect().await;
         d
@@ -239,11 +245,11 @@ impl Downstream {
                     .extend(poll.events.iter().map(|e| e.get().to_string()));
             }
             Conn::Sse { body, pending } => {
-                let chunk = body
-                    .next()
-                    .await
-                    .expect("sse stream open")
-                    .expect("sse chunk");
+                let Some(chunk) = body.next().await else {
+                    self.reconnect().await;
+                    return;
+                };
+                let chunk = chunk.expect("sse chunk");
                 pending.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
                 while let Some(end) = pending.find("\n\n") {
                     let block: String = pending.drain(..end + 2).collect();
@@ -284,9 +290,28 @@ impl Downstream {
                 Some(Ok(ws::Frame::Ping(p))) => {
                     let _ = framed.send(ws::Message::Pong(p)).await;
                 }
-                other => panic!("websocket ended: {other:?}"),
+                Some(Ok(ws::Frame::Close(reason))) => {
+                    self.close_codes
+                        .push(reason.map_or(1005, |r| u16::from(r.code)));
+                    self.reconnect().await;
+                }
+                other => panic!("websocket failed: {other:?}"),
             },
         }
+    }
+
+    /// Reconnects after the server ended the connection, resuming after the last event
+    /// received (including those buffered but not yet read).
+    async fn reconnect(&mut self) {
+        for raw in &self.events {
+            let v: Value = serde_json::from_str(raw).expect("event is JSON");
+            self.since = v["seq"].as_u64();
+            if v["type"] == "snapshot" {
+                self.epoch = v["epoch"].as_str().map(str::to_string);
+            }
+        }
+        self.reconnects += 1;
+        self.connect().await;
     }
 
     /// Clicks the way this transport's browser client does: in-band on the WebSocket,

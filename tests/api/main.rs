@@ -4,6 +4,7 @@
 mod bad_input;
 mod clients;
 mod helpers;
+mod recovery;
 mod security;
 mod tls;
 mod transports;
