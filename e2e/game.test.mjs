@@ -1,0 +1,183 @@
+// # The Click Game in a real browser, over each of the four transports
+//
+// One server (fixed seed, 200 ms between rounds) and one headless Chromium for the whole file;
+// each test opens its players in separate browser contexts, so each has its own session cookie.
+//
+// 1. For each transport: two players join and pick it; one clicks the target; both pages show
+//    the winner's score as 1, the win is credited to that transport, and the click went the
+//    transport's way (in-band on the WebSocket, `POST /api/click` otherwise).
+// 2. One page switches through all four transports while another keeps winning rounds: it never
+//    misses an event, and ends with exactly the server's state.
+//
+// Run: `npm test` (after `cargo build` in the repository root, or with CLICKGAME_BIN set).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  TRANSPORTS,
+  assertNoPageProblems,
+  clickTarget,
+  join,
+  launchBrowser,
+  openPlayer,
+  readPage,
+  rowOf,
+  saveArtifacts,
+  selectTransport,
+  sleep,
+  startServer,
+  waitForOwnTransport,
+  waitUntil,
+} from './helpers.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Runs `body` with the players it opens; saves screenshots if it fails; closes them after. */
+async function withPlayers(t, labels, body) {
+  const players = [];
+  for (const label of labels) players.push(await openPlayer(browser, server.url, label));
+  try {
+    await body(...players);
+    for (const p of players) assertNoPageProblems(p, assert);
+  } catch (err) {
+    await saveArtifacts(t.name, players);
+    err.message += `\n(server log tail)\n${server.stderrTail()}`;
+    throw err;
+  } finally {
+    for (const p of players) await p.context.close();
+  }
+}
+
+describe('one round over each transport', () => {
+  for (const transport of TRANSPORTS) {
+    test(`a hit over ${transport} scores 1 on both players' pages`, { timeout: 20_000 }, async (t) => {
+      await withPlayers(t, [`${transport}-ada`, `${transport}-bob`], async (ada, bob) => {
+        await join(ada, `Ada-${transport}`);
+        await join(bob, `Bob-${transport}`);
+        await selectTransport(ada, transport);
+        await selectTransport(bob, transport);
+        // The server notes a player's transport at their first contact over it; wait until both
+        // pages show that, so the win below is credited to this transport.
+        for (const viewer of [ada, bob]) {
+          await waitForOwnTransport(ada, viewer, transport);
+          await waitForOwnTransport(bob, viewer, transport);
+        }
+        const winsBefore = (await readPage(ada)).wins[transport];
+        const posts = ada.clickPosts;
+        const frames = ada.wsClickFrames;
+
+        const { round, result } = await clickTarget(ada);
+        assert.match(result, /^Hit!/, `${ada.label}: clicking the target of round ${round} should hit`);
+
+        for (const viewer of [ada, bob]) {
+          const { view } = await waitUntil(`${viewer.label}: Ada's score 1 and a ${transport} win`, async () => {
+            const view = await readPage(viewer);
+            const ok = rowOf(view, ada.name)?.score === 1 && view.wins[transport] === winsBefore + 1;
+            return { ok, view, seen: { ada: rowOf(view, ada.name), wins: view.wins } };
+          });
+          assert.equal(rowOf(view, bob.name)?.score, 0, `${viewer.label}: Bob did not score`);
+          assert.equal(view.missed, 0, `${viewer.label}: missed events`);
+          assert.ok(view.status.includes(transport), `${viewer.label}: status "${view.status}" names ${transport}`);
+        }
+
+        // The click travelled the transport's way up.
+        if (transport === 'websocket') {
+          assert.equal(ada.clickPosts - posts, 0, 'a WebSocket click must not POST /api/click');
+          assert.equal(ada.wsClickFrames - frames, 1, 'one click frame on the WebSocket');
+        } else {
+          assert.equal(ada.clickPosts - posts, 1, `a ${transport} click is one POST /api/click`);
+          assert.equal(ada.wsClickFrames - frames, 0, 'no click frame on a WebSocket');
+        }
+        // ...and events came down the transport's way.
+        for (const p of [ada, bob]) {
+          assert.ok(p.downstream[transport] > 0, `${p.label}: no ${transport} request/socket was opened`);
+        }
+      });
+    });
+  }
+});
+
+describe('switching transports while the game goes on', () => {
+  test('a page that switches through all four transports misses nothing and ends in step with the server', { timeout: 40_000 }, async (t) => {
+    await withPlayers(t, ['switcher', 'winner'], async (switcher, winner) => {
+      await join(switcher, 'Switcher');
+      await join(winner, 'Winner');
+      await selectTransport(winner, 'websocket');
+      const startSeq = (await readPage(switcher)).lastSeq;
+
+      // The winner keeps hitting targets so events flow on every transport.
+      let stop = false;
+      const winnerProblems = [];
+      const winning = (async () => {
+        let last = null;
+        while (!stop) {
+          try {
+            const { round, result } = await clickTarget(winner, { notRound: last, timeout: 3000 });
+            last = round;
+            if (!/^Hit!/.test(result)) winnerProblems.push(`round ${round}: ${result}`);
+          } catch (err) {
+            if (!stop) winnerProblems.push(err.message);
+          }
+        }
+      })();
+
+      try {
+        for (const transport of ['ajax', 'longpoll', 'sse', 'websocket']) {
+          await selectTransport(switcher, transport);
+          await waitForOwnTransport(switcher, switcher, transport);
+          const before = await readPage(switcher);
+          const scoreBefore = rowOf(before, 'Winner').score;
+          await sleep(2000);
+          const { view } = await waitUntil(`switcher on ${transport}: sees Winner win more rounds`, async () => {
+            const view = await readPage(switcher);
+            return { ok: rowOf(view, 'Winner').score > scoreBefore, view, seen: rowOf(view, 'Winner') };
+          }, { timeout: 5000 });
+          assert.equal(view.missed, 0, `switcher missed events while on ${transport}`);
+          assert.ok(view.lastSeq > before.lastSeq, `last-seq did not advance on ${transport}`);
+          assert.ok(switcher.downstream[transport] > 0, `no ${transport} request/socket was opened`);
+        }
+      } finally {
+        stop = true;
+        await winning;
+      }
+      assert.deepEqual(winnerProblems, [], 'the winner should hit every round it clicked');
+
+      // Quiet now: the page's fold of all those events must equal the server's own state.
+      await waitUntil('switcher page equal to GET /api/snapshot at the same seq', async () => {
+        const snapshot = await (await fetch(`${server.url}/api/snapshot`)).json();
+        const view = await readPage(switcher);
+        const expected = snapshot.players
+          .map((p) => ({ id: p.id, name: p.name, score: p.score, misses: p.misses, transport: p.transport ?? '–' }))
+          .sort((a, b) => a.id - b.id);
+        const shown = view.rows
+          .map(({ id, name, score, misses, transport }) => ({ id, name, score, misses, transport }))
+          .sort((a, b) => a.id - b.id);
+        const wins = Object.fromEntries(Object.entries(snapshot.transports).map(([k, v]) => [k, v.wins]));
+        const ok =
+          view.lastSeq === snapshot.seq &&
+          JSON.stringify(shown) === JSON.stringify(expected) &&
+          JSON.stringify(view.wins) === JSON.stringify(wins);
+        return { ok, seen: { seq: [view.lastSeq, snapshot.seq], shown, expected, wins: [view.wins, wins] } };
+      }, { timeout: 5000 });
+
+      const end = await readPage(switcher);
+      assert.equal(end.missed, 0, 'switcher: missed must stay 0');
+      assert.ok(end.lastSeq > startSeq, 'switcher: last-seq advanced');
+      assert.equal(rowOf(end, 'Switcher').transport, 'websocket', 'switcher shows its own transport');
+      assert.ok(rowOf(end, 'Winner').score >= 4, 'the winner won a round on each of the four stretches');
+      assert.equal((await readPage(winner)).missed, 0, 'winner: missed must stay 0');
+    });
+  });
+});

@@ -1,0 +1,92 @@
+// # Drawing the board (and nothing else)
+//
+// The board is an SVG with `viewBox="0 0 1000 1000"`, so it is drawn in the game's own units and
+// the browser scales it to any screen: no resize handling, and the target is a real element
+// (`<circle data-testid="target">`) that tests and screen readers can find. This module knows
+// no transport and sends nothing: main.js tells it the state and asks it for click positions.
+
+import { BOARD } from './protocol.js';
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+/** How long the mark of a click stays on the board. */
+const MARK_MS = 900;
+
+export class Board {
+  /** @param {SVGSVGElement} svg the board element, with a `[data-testid=target]` circle inside */
+  constructor(svg) {
+    this.svg = svg;
+    this.target = svg.querySelector('[data-testid="target"]');
+    this.ghost = svg.querySelector('.ghost');
+    this.ghostCircle = this.ghost.querySelector('circle');
+    this.ghostLabel = this.ghost.querySelector('text');
+    this.waiting = svg.querySelector('.waiting');
+    this.marks = svg.querySelector('.marks');
+  }
+
+  /** Draws the current round: the live target, or the won one with its winner. */
+  render(state) {
+    const round = state?.round ?? null;
+    const live = round !== null && round.winner === null;
+    this.target.classList.toggle('is-hidden', !live);
+    if (round) {
+      this.target.setAttribute('cx', String(round.x));
+      this.target.setAttribute('cy', String(round.y));
+      this.target.setAttribute('r', String(round.r));
+      this.target.dataset.round = String(round.number);
+      this.target.dataset.x = String(round.x);
+      this.target.dataset.y = String(round.y);
+    } else {
+      delete this.target.dataset.round;
+    }
+    this.target.setAttribute('aria-hidden', live ? 'false' : 'true');
+
+    const won = round !== null && round.winner !== null;
+    this.ghost.classList.toggle('is-hidden', !won);
+    if (won) {
+      this.ghostCircle.setAttribute('cx', String(round.x));
+      this.ghostCircle.setAttribute('cy', String(round.y));
+      this.ghostCircle.setAttribute('r', String(round.r));
+      const winner = state.players.find((p) => p.id === round.winner);
+      // Player names are untrusted: SVG text via textContent, never markup.
+      this.ghostLabel.textContent = winner ? `${winner.name} wins!` : 'won';
+      // Label below the target, or above it near the bottom edge; anchored to stay on the board.
+      const below = round.y + round.r + 50 < BOARD;
+      this.ghostLabel.setAttribute('y', String(below ? round.y + round.r + 42 : round.y - round.r - 16));
+      const anchor = round.x < 200 ? 'start' : round.x > BOARD - 200 ? 'end' : 'middle';
+      this.ghostLabel.setAttribute('text-anchor', anchor);
+      this.ghostLabel.setAttribute('x', String(round.x));
+    }
+    this.waiting.classList.toggle('is-hidden', round !== null);
+  }
+
+  /** The board position (in board units, 0…1000) of a mouse or touch event. */
+  pointFromEvent(event) {
+    // getScreenCTM maps board units to screen pixels, including the viewBox scaling, any
+    // letterboxing and page zoom; its inverse maps the click back.
+    const matrix = this.svg.getScreenCTM();
+    let x;
+    let y;
+    if (matrix) {
+      const p = new DOMPoint(event.clientX, event.clientY).matrixTransform(matrix.inverse());
+      x = p.x;
+      y = p.y;
+    } else {
+      const rect = this.svg.getBoundingClientRect();
+      x = ((event.clientX - rect.left) / rect.width) * BOARD;
+      y = ((event.clientY - rect.top) / rect.height) * BOARD;
+    }
+    const clamp = (v) => Math.min(BOARD, Math.max(0, Math.round(v * 10) / 10));
+    return { x: clamp(x), y: clamp(y) };
+  }
+
+  /** A short-lived mark where the player clicked, coloured by the result. */
+  markClick(point, result) {
+    const mark = document.createElementNS(SVG_NS, 'circle');
+    mark.setAttribute('cx', String(point.x));
+    mark.setAttribute('cy', String(point.y));
+    mark.setAttribute('r', '12');
+    mark.setAttribute('class', `mark mark--${result}`);
+    this.marks.append(mark);
+    setTimeout(() => mark.remove(), MARK_MS);
+  }
+}
