@@ -67,6 +67,11 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 
+    /// The lecturer's admin token (for /api/admin/*); a random one is printed at start-up
+    /// when not given.
+    #[arg(long, env = "CLICKGAME_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+
     /// Do not save the game on shutdown nor restore it on start.
     #[arg(long, env = "CLICKGAME_NO_PERSIST")]
     pub no_persist: bool,
@@ -183,6 +188,7 @@ impl Config {
             round_pause_ms: self.round_pause_ms,
             round_pause_jitter_ms: self.round_pause_jitter_ms,
             idle_timeout_ms: self.player_timeout_ms,
+            poll_interval_ms: self.poll_interval_ms,
         }
     }
 

@@ -19,8 +19,9 @@
 //! log's read lock.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::web::Bytes;
 use bytestring::ByteString;
@@ -31,7 +32,20 @@ use crate::game::{
     Click, ClickOutcome, Event, EventKind, Game, GameError, GameState, Player, PlayerId, Round,
     Rules, Transport, TransportTally, BOARD_SIZE,
 };
+use crate::metrics::Metrics;
 use crate::persist::{SavedState, STATE_VERSION};
+
+/// How long a one-time connection ticket stays valid.
+pub const TICKET_TTL: Duration = Duration::from_secs(30);
+
+fn transport_index(t: Transport) -> usize {
+    match t {
+        Transport::Ajax => 0,
+        Transport::Longpoll => 1,
+        Transport::Sse => 2,
+        Transport::Websocket => 3,
+    }
+}
 
 /// Settings of the log and of what the snapshot tells clients.
 #[derive(Debug, Clone)]
@@ -44,6 +58,8 @@ pub struct HubConfig {
 #[derive(Debug)]
 pub struct WireEvent {
     pub seq: u64,
+    /// When the event happened (server ms); delivery lag is measured from here.
+    pub ts: u64,
     /// The `type` tag; the SSE `event:` name.
     pub kind: &'static str,
     /// The event's JSON: a WebSocket text frame, an element of a poll's `events` array.
@@ -53,10 +69,11 @@ pub struct WireEvent {
 }
 
 impl WireEvent {
-    fn new(seq: u64, kind: &'static str, json: String) -> WireEvent {
+    fn new(seq: u64, ts: u64, kind: &'static str, json: String) -> WireEvent {
         let sse = format!("id: {seq}\nevent: {kind}\ndata: {json}\n\n");
         WireEvent {
             seq,
+            ts,
             kind,
             json: ByteString::from(json),
             sse: Bytes::from(sse),
@@ -82,6 +99,7 @@ pub struct Snapshot {
     pub epoch: String,
     pub board: u32,
     pub poll_interval_ms: u64,
+    pub paused: bool,
     pub round: Option<Round>,
     pub players: Vec<Player>,
     pub transports: TransportTally,
@@ -150,6 +168,11 @@ pub struct Control {
 }
 
 struct Inner {
+    metrics: Metrics,
+    /// Simulated network delay per transport, in ms (a lecturer control).
+    delays: [AtomicU64; 4],
+    /// One-time connection tickets: ticket → (player, expiry).
+    tickets: Mutex<HashMap<String, (PlayerId, Instant)>>,
     core: Mutex<Core>,
     log: RwLock<Log>,
     seq_tx: watch::Sender<u64>,
@@ -232,6 +255,7 @@ impl Hub {
                 let event: Event = serde_json::from_str(&json).ok()?;
                 Some(Arc::new(WireEvent::new(
                     event.seq,
+                    event.ts,
                     event.kind.type_name(),
                     json,
                 )))
@@ -262,6 +286,9 @@ impl Hub {
         log.last_seq = last_seq;
         Hub {
             inner: Arc::new(Inner {
+                metrics: Metrics::default(),
+                delays: Default::default(),
+                tickets: Mutex::new(HashMap::new()),
                 core: Mutex::new(Core {
                     game,
                     last_seq,
@@ -290,6 +317,95 @@ impl Hub {
             secrets: core.secrets.iter().map(|(id, s)| (*id, hex(s))).collect(),
             history: log.events.iter().map(|e| e.json.to_string()).collect(),
         }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The simulated network delay a lecturer set for `t`.
+    pub fn delay(&self, t: Transport) -> Duration {
+        Duration::from_millis(self.inner.delays[transport_index(t)].load(Ordering::Relaxed))
+    }
+
+    pub fn set_delay(&self, t: Transport, ms: u64) {
+        self.inner.delays[transport_index(t)].store(ms, Ordering::Relaxed);
+    }
+
+    /// Waits for the simulated delay of `t`, if any.
+    pub async fn simulate_delay(&self, t: Transport) {
+        let delay = self.delay(t);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// A one-time ticket that authenticates one connection as `player` via `?ticket=`: for
+    /// pages that hold several players and so cannot use the one session cookie.
+    pub fn issue_ticket(&self, player: PlayerId) -> String {
+        let ticket = format!("t{}", hex(&random_bytes::<16>()));
+        let now = Instant::now();
+        let mut tickets = self
+            .inner
+            .tickets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        tickets.retain(|_, (_, expires)| *expires > now);
+        tickets.insert(ticket.clone(), (player, now + TICKET_TTL));
+        ticket
+    }
+
+    /// Spends a ticket: the player it was issued to, if it is valid and unused.
+    pub fn redeem_ticket(&self, ticket: &str) -> Option<PlayerId> {
+        let mut tickets = self
+            .inner
+            .tickets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (player, expires) = tickets.remove(ticket)?;
+        (expires > Instant::now() && self.core().secrets.contains_key(&player)).then_some(player)
+    }
+
+    /// The transport a player was last seen on.
+    pub fn transport_of(&self, player: PlayerId) -> Option<Transport> {
+        self.core()
+            .game
+            .state()
+            .players
+            .get(&player)
+            .and_then(|p| p.transport)
+    }
+
+    /// Lecturer control: pause or resume new rounds.
+    pub fn set_paused(&self, paused: bool) {
+        let now = now_ms();
+        let mut core = self.core();
+        let events = core.game.set_paused(paused, now);
+        self.publish(&mut core, events, now);
+    }
+
+    /// Lecturer control: all scores back to zero.
+    pub fn reset_scores(&self) {
+        let now = now_ms();
+        let mut core = self.core();
+        let events = core.game.reset_scores(now);
+        self.publish(&mut core, events, now);
+    }
+
+    /// Lecturer control: a new AJAX polling interval, announced to every client.
+    pub fn set_poll_interval(&self, ms: u64) {
+        let now = now_ms();
+        let mut core = self.core();
+        let events = core.game.set_poll_interval(ms, now);
+        self.publish(&mut core, events, now);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.core().game.state().paused
+    }
+
+    pub fn poll_interval_ms(&self) -> u64 {
+        self.core().game.state().poll_interval_ms
     }
 
     /// Watched by every open connection; see [`Control`].
@@ -377,7 +493,7 @@ impl Hub {
                         format!(r#"{{"seq":{},"ts":{now},"type":"{type_name}"}}"#, event.seq)
                     }
                 };
-                log.push(Arc::new(WireEvent::new(event.seq, type_name, json)));
+                log.push(Arc::new(WireEvent::new(event.seq, now, type_name, json)));
             }
         }
         self.inner.seq_tx.send_replace(core.last_seq);
@@ -392,7 +508,8 @@ impl Hub {
             kind: "snapshot",
             epoch: self.inner.epoch.clone(),
             board: BOARD_SIZE,
-            poll_interval_ms: self.inner.config.poll_interval_ms,
+            poll_interval_ms: state.poll_interval_ms,
+            paused: state.paused,
             round: state.round.clone(),
             players: state.players.values().cloned().collect(),
             transports: state.transports,
@@ -421,7 +538,12 @@ impl Hub {
         let snapshot = self.snapshot_of(&core);
         let json = serde_json::to_string(&snapshot).unwrap_or_default();
         Batch {
-            events: vec![Arc::new(WireEvent::new(snapshot.seq, "snapshot", json))],
+            events: vec![Arc::new(WireEvent::new(
+                snapshot.seq,
+                snapshot.ts,
+                "snapshot",
+                json,
+            ))],
             last_seq: snapshot.seq,
         }
     }

@@ -8,6 +8,8 @@
 //!   keeps the ring buffer, wakes waiting connections.
 //! * [`protocol`] — the wire types every transport shares (`docs/protocol.md`).
 //! * [`transport`] — the four transports, one file each, plus the HTTP commands.
+//! * [`lecturer`] — `/api/stats`, `/metrics`, `/api/time` and the admin-token controls.
+//! * [`metrics`] — per-transport counters and delivery-lag histograms (`/api/stats`, `/metrics`).
 //! * [`session`] — tokens, cookies and the `Player` extractors.
 //! * [`security`] — Origin checks, security headers, rate and connection limits.
 //! * [`tls`] — certificates and the openssl acceptor for HTTPS/WSS.
@@ -23,6 +25,8 @@ pub mod config;
 pub mod error;
 pub mod game;
 pub mod hub;
+pub mod lecturer;
+pub mod metrics;
 pub mod persist;
 pub mod protocol;
 pub mod security;

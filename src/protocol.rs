@@ -44,6 +44,8 @@ impl From<ClickRequest> for Click {
 pub struct ResumeQuery {
     pub since: Option<u64>,
     pub epoch: Option<String>,
+    /// A one-time ticket from `POST /api/ticket`, authenticating this connection.
+    pub ticket: Option<String>,
 }
 
 /// What a client may send over the WebSocket.

@@ -19,6 +19,7 @@ use actix_web::{
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::lecturer::{self, AdminToken};
 use crate::persist;
 use crate::security::{self, ConnLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
 use crate::tls::{self, CertInfo};
@@ -34,6 +35,8 @@ pub struct RunningServer {
     pub https_addr: Option<SocketAddr>,
     pub cert: Option<CertInfo>,
     pub hub: Hub,
+    /// The lecturer's token for `/api/admin/*`.
+    pub admin_token: String,
     /// Where the game is saved on shutdown; `None` with `--no-persist`.
     pub state_file: Option<PathBuf>,
     handle: ServerHandle,
@@ -102,6 +105,7 @@ fn app_config(
     config: &Config,
     origins: OriginPolicy,
     redirect: RedirectToHttps,
+    admin_token: AdminToken,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let hub = web::Data::new(hub);
     let origins = web::Data::new(origins);
@@ -109,6 +113,7 @@ fn app_config(
     let rate = web::Data::new(RateLimiter::new(config.click_rate));
     let conns = web::Data::new(ConnLimiter::new(config.max_conns_per_ip));
     let heartbeat = web::Data::new(config.heartbeat());
+    let admin = web::Data::new(admin_token);
     let echo_path = config.ws_echo_path.clone();
     let longpoll = web::Data::new(LongPollTimeout(Duration::from_millis(
         config.longpoll_timeout_ms,
@@ -122,6 +127,7 @@ fn app_config(
             .app_data(rate.clone())
             .app_data(conns.clone())
             .app_data(heartbeat.clone())
+            .app_data(admin.clone())
             .app_data(longpoll.clone())
             .app_data(retry.clone())
             .app_data(
@@ -134,6 +140,7 @@ fn app_config(
                     .error_handler(|err, _| ApiError::from_query(&err).into()),
             )
             .configure(transport::configure)
+            .configure(lecturer::configure)
             .configure(|cfg| {
                 if let Some(path) = &echo_path {
                     transport::websocket::configure_echo(cfg, path);
@@ -191,7 +198,15 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
             .filter(|_| config.redirect_http)
             .map(|a| a.port()),
     );
-    let configure = app_config(hub.clone(), &config, origins, redirect);
+    let admin_token = AdminToken(match config.admin_token.clone() {
+        Some(token) => token,
+        None => {
+            let mut bytes = [0u8; 16];
+            openssl::rand::rand_bytes(&mut bytes).map_err(io::Error::other)?;
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    });
+    let configure = app_config(hub.clone(), &config, origins, redirect, admin_token.clone());
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(security::guard))
@@ -219,6 +234,7 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         https_addr,
         cert,
         hub,
+        admin_token: admin_token.0,
         state_file,
         handle,
         server,
@@ -234,6 +250,7 @@ pub async fn run(config: Config) -> io::Result<()> {
     if let Some(addr) = running.https_addr {
         println!("listening on https://{addr}");
     }
+    println!("admin token: {}", running.admin_token);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),

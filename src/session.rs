@@ -31,8 +31,17 @@ fn player_of(req: &HttpRequest) -> Option<PlayerId> {
     hub.authenticate(&token(req)?)
 }
 
-/// A player if the request carries a valid session, otherwise a spectator. Downstream GETs use
-/// this: anyone may watch.
+/// A one-time `?ticket=` (see `POST /api/ticket`), spent by this request.
+fn ticket_player(req: &HttpRequest) -> Option<PlayerId> {
+    let hub = req.app_data::<web::Data<Hub>>()?;
+    let query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()?;
+    hub.redeem_ticket(query.get("ticket")?)
+}
+
+/// A player if the request carries a valid session (cookie, Bearer, or a one-time `?ticket=`),
+/// otherwise a spectator. Downstream GETs use this: anyone may watch.
 #[derive(Debug, Clone, Copy)]
 pub struct MaybePlayer(pub Option<PlayerId>);
 
@@ -41,7 +50,9 @@ impl FromRequest for MaybePlayer {
     type Future = Ready<Result<MaybePlayer, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(MaybePlayer(player_of(req))))
+        ready(Ok(MaybePlayer(
+            player_of(req).or_else(|| ticket_player(req)),
+        )))
     }
 }
 

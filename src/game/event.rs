@@ -64,6 +64,16 @@ pub enum EventKind {
         reaction_ms: u64,
         transport: Transport,
     },
+    /// The lecturer paused (no new rounds) or resumed the game.
+    GamePaused {
+        paused: bool,
+    },
+    /// The lecturer reset every score, miss count and transport tally to zero.
+    ScoresReset {},
+    /// The lecturer changed how often AJAX clients poll.
+    Settings {
+        poll_interval_ms: u64,
+    },
 }
 
 impl EventKind {
@@ -76,6 +86,9 @@ impl EventKind {
             EventKind::RoundStarted { .. } => "round_started",
             EventKind::ClickMissed { .. } => "click_missed",
             EventKind::RoundWon { .. } => "round_won",
+            EventKind::GamePaused { .. } => "game_paused",
+            EventKind::ScoresReset {} => "scores_reset",
+            EventKind::Settings { .. } => "settings",
         }
     }
 }

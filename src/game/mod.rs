@@ -75,6 +75,8 @@ pub struct Rules {
     /// A random extra pause in `0..=round_pause_jitter_ms`, so nobody can click on rhythm.
     pub round_pause_jitter_ms: u64,
     pub idle_timeout_ms: u64,
+    /// Told to AJAX polling clients through the state; the lecturer can change it.
+    pub poll_interval_ms: u64,
 }
 
 impl Default for Rules {
@@ -84,6 +86,7 @@ impl Default for Rules {
             round_pause_ms: 1500,
             round_pause_jitter_ms: 500,
             idle_timeout_ms: 60_000,
+            poll_interval_ms: 1000,
         }
     }
 }
@@ -110,10 +113,14 @@ pub struct Game {
 impl Game {
     /// A new game whose first round starts at the first [`Game::tick`] at or after `now`.
     pub fn new(rules: Rules, seed: u64, now: u64) -> Game {
+        let state = GameState {
+            poll_interval_ms: rules.poll_interval_ms,
+            ..GameState::default()
+        };
         Game {
             rules,
             rng: StdRng::seed_from_u64(seed),
-            state: GameState::default(),
+            state,
             next_player_id: 1,
             next_round_at: Some(now),
             contacts: HashMap::new(),
@@ -178,7 +185,8 @@ impl Game {
             .filter(|c| c.open_streams == 0)
             .map(|c| c.last_ms.saturating_add(self.rules.idle_timeout_ms))
             .min();
-        match (self.next_round_at, idle) {
+        let next_round = self.next_round_at.filter(|_| !self.state.paused);
+        match (next_round, idle) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -187,7 +195,7 @@ impl Game {
     /// Starts the next round when its pause is over and removes idle players.
     pub fn tick(&mut self, now: u64) -> Vec<EventKind> {
         let mut out = Vec::new();
-        if self.next_round_at.is_some_and(|at| at <= now) {
+        if !self.state.paused && self.next_round_at.is_some_and(|at| at <= now) {
             self.next_round_at = None;
             let r = self.rules.target_radius.min(BOARD_SIZE / 2);
             let number = self
@@ -427,6 +435,31 @@ impl Game {
                 out,
             ))
         }
+    }
+
+    /// Lecturer control: no new rounds while paused (a running round can still be won).
+    pub fn set_paused(&mut self, paused: bool, now: u64) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        if self.state.paused != paused {
+            self.emit(&mut out, now, EventKind::GamePaused { paused });
+        }
+        out
+    }
+
+    /// Lecturer control: every score, miss count and transport tally back to zero.
+    pub fn reset_scores(&mut self, now: u64) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        self.emit(&mut out, now, EventKind::ScoresReset {});
+        out
+    }
+
+    /// Lecturer control: a new AJAX polling interval for every client.
+    pub fn set_poll_interval(&mut self, poll_interval_ms: u64, now: u64) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        if self.state.poll_interval_ms != poll_interval_ms {
+            self.emit(&mut out, now, EventKind::Settings { poll_interval_ms });
+        }
+        out
     }
 
     fn require(&self, player: PlayerId) -> Result<&Player, GameError> {

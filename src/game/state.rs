@@ -80,6 +80,12 @@ pub struct GameState {
     )]
     pub players: BTreeMap<PlayerId, Player>,
     pub transports: TransportTally,
+    /// While paused no new round starts.
+    #[serde(default)]
+    pub paused: bool,
+    /// How often AJAX polling clients ask, in ms.
+    #[serde(default)]
+    pub poll_interval_ms: u64,
 }
 
 impl GameState {
@@ -138,6 +144,15 @@ impl GameState {
                 tally.wins += 1;
                 tally.total_reaction_ms += reaction_ms;
             }
+            EventKind::GamePaused { paused } => self.paused = *paused,
+            EventKind::ScoresReset {} => {
+                for p in self.players.values_mut() {
+                    p.score = 0;
+                    p.misses = 0;
+                }
+                self.transports = TransportTally::default();
+            }
+            EventKind::Settings { poll_interval_ms } => self.poll_interval_ms = *poll_interval_ms,
         }
     }
 }

@@ -12,6 +12,7 @@ fn rules() -> Rules {
         round_pause_ms: 100,
         round_pause_jitter_ms: 0,
         idle_timeout_ms: 60_000,
+        poll_interval_ms: 1000,
     }
 }
 
@@ -334,6 +335,8 @@ enum Op {
     /// Click by player slot; `true` aims at the centre of the current target.
     Click(u8, bool, u16, u16),
     Wait(u16),
+    /// Lecturer: 0 pause, 1 resume, 2 reset scores, 3 change the poll interval.
+    Lecturer(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -344,11 +347,13 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..6, any::<bool>(), 0u16..=1000, 0u16..=1000)
             .prop_map(|(p, aim, x, y)| Op::Click(p, aim, x, y)),
         (0u16..2000).prop_map(Op::Wait),
+        (0u8..4).prop_map(Op::Lecturer),
     ]
 }
 
 /// Runs a random session and returns the numbered log and the final game.
-fn play(seed: u64, ops: &[Op]) -> (Vec<Event>, Game, u64) {
+/// Also returns the points a player had when they left, and how many wins a reset wiped.
+fn play(seed: u64, ops: &[Op]) -> (Vec<Event>, Game, u64, u64) {
     let mut game = Game::new(
         Rules {
             idle_timeout_ms: 5_000,
@@ -367,6 +372,7 @@ fn play(seed: u64, ops: &[Op]) -> (Vec<Event>, Game, u64) {
         }
     };
     let mut departed_score = 0;
+    let mut reset_wins = 0;
     for op in ops {
         let ids: Vec<PlayerId> = game.state().players.keys().copied().collect();
         let pick = |slot: u8| {
@@ -411,6 +417,23 @@ fn play(seed: u64, ops: &[Op]) -> (Vec<Event>, Game, u64) {
                     record(&mut log, ev, now);
                 }
             }
+            Op::Lecturer(what) => {
+                let ev = match what {
+                    0 => game.set_paused(true, now),
+                    1 => game.set_paused(false, now),
+                    2 => {
+                        // Points wiped by a reset are neither present nor departed.
+                        departed_score = 0;
+                        reset_wins = log
+                            .iter()
+                            .filter(|e| matches!(e.kind, EventKind::RoundWon { .. }))
+                            .count() as u64;
+                        game.reset_scores(now)
+                    }
+                    _ => game.set_poll_interval(500 + (now % 7) * 100, now),
+                };
+                record(&mut log, ev, now);
+            }
             Op::Wait(ms) => {
                 now += u64::from(ms);
                 // Players who left idle take their points with them.
@@ -433,7 +456,7 @@ fn play(seed: u64, ops: &[Op]) -> (Vec<Event>, Game, u64) {
             }
         }
     }
-    (log, game, departed_score)
+    (log, game, departed_score, reset_wins)
 }
 
 proptest! {
@@ -441,7 +464,7 @@ proptest! {
 
     #[test]
     fn seq_is_strictly_increasing_and_each_round_has_at_most_one_winner(seed in any::<u64>(), ops in prop::collection::vec(op(), 0..120)) {
-        let (log, _, _) = play(seed, &ops);
+        let (log, _, _, _) = play(seed, &ops);
         prop_assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1));
         let mut won = std::collections::HashSet::new();
         for e in &log {
@@ -453,8 +476,8 @@ proptest! {
 
     #[test]
     fn scores_add_up_to_rounds_won(seed in any::<u64>(), ops in prop::collection::vec(op(), 0..120)) {
-        let (log, game, departed) = play(seed, &ops);
-        let rounds_won = log.iter().filter(|e| matches!(e.kind, EventKind::RoundWon { .. })).count() as u64;
+        let (log, game, departed, wiped) = play(seed, &ops);
+        let rounds_won = log.iter().filter(|e| matches!(e.kind, EventKind::RoundWon { .. })).count() as u64 - wiped;
         let present: u64 = game.state().players.values().map(|p| p.score).sum();
         prop_assert_eq!(present + departed, rounds_won);
         prop_assert_eq!(game.state().transports.total_wins(), rounds_won);
@@ -464,10 +487,11 @@ proptest! {
     fn a_snapshot_from_any_point_plus_the_later_events_reproduces_the_state(
         seed in any::<u64>(), ops in prop::collection::vec(op(), 0..120), cut in any::<prop::sample::Index>()
     ) {
-        let (log, game, _) = play(seed, &ops);
+        let (log, game, _, _) = play(seed, &ops);
         let cut = cut.index(log.len() + 1);
         // The snapshot as a client receives it: built by folding, then sent through JSON.
-        let mut snapshot = GameState::default();
+        // Seq 0: the state a new game starts in, before any event.
+        let mut snapshot = Game::new(rules(), seed, T0).state().clone();
         for e in &log[..cut] {
             snapshot.apply(&e.kind, e.ts);
         }
@@ -480,4 +504,37 @@ proptest! {
         }
         prop_assert_eq!(&replayed, game.state());
     }
+}
+
+#[test]
+fn a_paused_game_starts_no_round_until_resumed_and_a_reset_zeroes_every_score() {
+    let mut game = started(9);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (x, y) = target(&game);
+    game.contact(ada, Transport::Websocket, T0).unwrap();
+    game.click(ada, Click { round: 1, x, y }, T0 + 5).unwrap();
+    assert_eq!(
+        game.set_paused(true, T0 + 6),
+        vec![EventKind::GamePaused { paused: true }]
+    );
+    assert!(game.set_paused(true, T0 + 6).is_empty(), "already paused");
+    assert!(game.tick(T0 + 10_000).is_empty(), "no round while paused");
+    game.set_paused(false, T0 + 10_001);
+    assert!(matches!(
+        game.tick(T0 + 10_001).as_slice(),
+        [EventKind::RoundStarted { round: 2, .. }]
+    ));
+    assert_eq!(
+        game.reset_scores(T0 + 10_002),
+        vec![EventKind::ScoresReset {}]
+    );
+    assert_eq!(game.state().players[&ada].score, 0);
+    assert_eq!(game.state().transports.total_wins(), 0);
+    assert_eq!(
+        game.set_poll_interval(250, T0),
+        vec![EventKind::Settings {
+            poll_interval_ms: 250
+        }]
+    );
+    assert_eq!(game.state().poll_interval_ms, 250);
 }

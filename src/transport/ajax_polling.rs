@@ -31,9 +31,14 @@ async fn poll(
     if let Some(player) = player.0 {
         hub.contact(player, Transport::Ajax);
     }
+    hub.metrics().request(Transport::Ajax);
     let batch = resume.catch_up(&hub);
+    let body = poll_body(&batch);
+    hub.simulate_delay(Transport::Ajax).await;
+    hub.metrics()
+        .delivered(Transport::Ajax, &batch.events, body.len());
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .insert_header(("Cache-Control", "no-store"))
-        .body(poll_body(&batch)))
+        .body(body))
 }

@@ -10,6 +10,7 @@ use actix_web::{
 };
 
 use crate::error::ApiError;
+use crate::game::Transport;
 use crate::hub::Hub;
 use crate::protocol::{ClickRequest, JoinRequest};
 use crate::security::RateLimiter;
@@ -30,6 +31,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/leave")
             .route(web::post().to(leave))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/ticket")
+            .route(web::post().to(ticket))
             .default_service(method_not_allowed("POST")),
     )
     .service(
@@ -68,9 +74,13 @@ async fn click(
     player: AuthPlayer,
     body: web::Json<ClickRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    limiter.check(player.0)?;
-    let outcome = hub.click(player.0, body.into_inner().into())?;
-    Ok(HttpResponse::Ok().json(outcome))
+    let transport = hub.transport_of(player.0).unwrap_or(Transport::Ajax);
+    let outcome = limiter.check(player.0).and_then(|()| {
+        hub.click(player.0, body.into_inner().into())
+            .map_err(ApiError::from)
+    });
+    hub.metrics().click(transport, outcome.is_ok());
+    Ok(HttpResponse::Ok().json(outcome?))
 }
 
 async fn leave(
@@ -86,6 +96,16 @@ async fn leave(
     Ok(HttpResponse::Ok()
         .cookie(gone)
         .json(serde_json::json!({"left": true})))
+}
+
+/// A one-time ticket for `?ticket=` on one downstream connection: how a page holding several
+/// players (the compare page's race bots) authenticates EventSource and WebSocket, which
+/// cannot send headers, without putting the long-lived token in a URL.
+async fn ticket(hub: web::Data<Hub>, player: AuthPlayer) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "ticket": hub.issue_ticket(player.0),
+        "expires_in_ms": crate::hub::TICKET_TTL.as_millis() as u64,
+    }))
 }
 
 async fn snapshot(hub: web::Data<Hub>) -> HttpResponse {

@@ -44,6 +44,8 @@ async fn longpoll(
     let _guard = player
         .0
         .and_then(|p| hub.open_stream(p, Transport::Longpoll));
+    hub.metrics().request(Transport::Longpoll);
+    let _open = hub.metrics().open(Transport::Longpoll);
     let mut changes = hub.subscribe();
     let mut control = hub.control();
     let deadline = tokio::time::sleep(timeout.0);
@@ -54,10 +56,14 @@ async fn longpoll(
         changes.borrow_and_update();
         let batch = resume.catch_up(&hub);
         if !batch.events.is_empty() {
+            let body = poll_body(&batch);
+            hub.simulate_delay(Transport::Longpoll).await;
+            hub.metrics()
+                .delivered(Transport::Longpoll, &batch.events, body.len());
             return Ok(HttpResponse::Ok()
                 .content_type("application/json")
                 .insert_header(("Cache-Control", "no-store"))
-                .body(poll_body(&batch)));
+                .body(body));
         }
         tokio::select! {
             changed = changes.changed() => {
@@ -70,6 +76,7 @@ async fn longpoll(
             _ = control.changed() => break,
         }
     }
+    hub.simulate_delay(Transport::Longpoll).await;
     Ok(HttpResponse::NoContent()
         .insert_header(("Cache-Control", "no-store"))
         .finish())

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::game::{PlayerId, Transport};
 use crate::hub::{Control, Hub, StreamGuard};
+use crate::metrics::OpenConnection;
 use crate::security::{ConnLimiter, ConnSlot};
 use crate::session::MaybePlayer;
 use crate::transport::{method_not_allowed, ResumePoint};
@@ -46,6 +47,7 @@ struct Stream {
     player: Option<PlayerId>,
     _guard: Option<StreamGuard>,
     _slot: ConnSlot,
+    _open: OpenConnection,
 }
 
 impl Drop for Stream {
@@ -61,19 +63,26 @@ impl Stream {
             self.changes.borrow_and_update();
             let batch = self.resume.catch_up(&self.hub);
             if !batch.events.is_empty() {
+                self.hub.simulate_delay(Transport::Sse).await;
                 self.resume.advance(&self.hub, batch.last_seq);
                 let chunk: Vec<u8> = batch
                     .events
                     .iter()
                     .flat_map(|e| e.sse.iter().copied())
                     .collect();
+                self.hub
+                    .metrics()
+                    .delivered(Transport::Sse, &batch.events, chunk.len());
                 return Some(Bytes::from(chunk));
             }
             tokio::select! {
                 changed = self.changes.changed() => {
                     changed.ok()?;
                 }
-                _ = self.heartbeat.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
+                _ = self.heartbeat.tick() => {
+                    self.hub.metrics().bytes(Transport::Sse, 14);
+                    return Some(Bytes::from_static(b": keep-alive\n\n"));
+                }
                 // Dropped by the server or shutting down: end the response. EventSource
                 // reconnects after `retry:` with Last-Event-ID and resumes.
                 _ = self.control.changed() => return None,
@@ -112,6 +121,8 @@ async fn sse(
         resume.since = Some(id);
     }
     let hub: Hub = hub.get_ref().clone();
+    hub.metrics().request(Transport::Sse);
+    let open = hub.metrics().open(Transport::Sse);
     let guard = player.0.and_then(|p| hub.open_stream(p, Transport::Sse));
     tracing::info!(transport = "sse", player = ?player.0, since = ?resume.since, "connection opened");
     let mut heartbeat = tokio::time::interval(SSE_HEARTBEAT);
@@ -125,6 +136,7 @@ async fn sse(
         player: player.0,
         _guard: guard,
         _slot: slot,
+        _open: open,
     };
     let opening = Bytes::from(format!("retry: {}\n\n", retry.0));
     let events = stream::unfold(state, |mut s| async move {

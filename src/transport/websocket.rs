@@ -14,7 +14,8 @@
 //! |---|---|
 //! | handshake without sub-protocol `clickgame.v1` | `400 subprotocol_required`, no upgrade |
 //! | foreign `Origin` (see `security.rs`) | `403 origin_not_allowed`, no upgrade |
-//! | a text message over [`WS_MAX_MESSAGE`] bytes | close `1009` (message too big) |
+//! | a text message over [`WS_MAX_MESSAGE`] bytes | close `1009` (message too big), as soon as a frame header announces it ([`FrameSizeGuard`]) |
+//! | a frame RFC 6455 forbids (unmasked, reserved bits or opcode, bad close payload, ...) | close `1002` (protocol error) |
 //! | a binary message | close `1003` (unsupported data) |
 //! | text that is not valid UTF-8 | close `1007` (invalid payload) |
 //! | bad JSON or an unknown `type` | an `{"type":"error"}` reply; the [`WS_MAX_STRIKES`]th: close `1008` |
@@ -26,10 +27,14 @@
 //! With `--ws-echo-path`, the same loop serves an echo endpoint for the Autobahn conformance
 //! suite: same framing, UTF-8 checks and close codes, but it echoes instead of playing.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use actix_web::{http::header, rt, web, web::Bytes, HttpRequest, HttpResponse};
+use actix_web::error::PayloadError;
+use actix_web::{dev, http::header, rt, web, web::Bytes, FromRequest, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use futures_util::Stream;
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -120,6 +125,8 @@ async fn upgrade(
         ));
     }
     let slot = conns.acquire(req.peer_addr())?;
+    hub.metrics().request(Transport::Websocket);
+    let body = guard_frames(&req, body, WS_MAX_MESSAGE).await?;
     let (response, session, messages) =
         actix_ws::handle_with_protocols(&req, body, &[WS_SUBPROTOCOL])
             .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
@@ -150,6 +157,7 @@ async fn upgrade_echo(
     conns: web::Data<ConnLimiter>,
 ) -> Result<HttpResponse, ApiError> {
     let slot = conns.acquire(req.peer_addr())?;
+    let body = guard_frames(&req, body, WS_ECHO_MAX_MESSAGE).await?;
     let (response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
     let messages = messages
@@ -206,6 +214,7 @@ impl Mode {
                     hub.click(player, Click { round, x, y })
                         .map_err(ApiError::from)
                 });
+                hub.metrics().click(Transport::Websocket, result.is_ok());
                 match result {
                     Ok(outcome) => {
                         let reply = ClickReply {
@@ -266,12 +275,17 @@ async fn send_pending(
     if batch.events.is_empty() {
         return true;
     }
+    hub.simulate_delay(Transport::Websocket).await;
     point.advance(hub, batch.last_seq);
+    let mut bytes = 0;
     for event in &batch.events {
+        bytes += event.json.len();
         if session.text(event.json.clone()).await.is_err() {
             return false;
         }
     }
+    hub.metrics()
+        .delivered(Transport::Websocket, &batch.events, bytes);
     true
 }
 
@@ -283,6 +297,10 @@ async fn run(
     _slot: ConnSlot,
 ) {
     let player = mode.player();
+    let _open = match &mode {
+        Mode::Game { hub, .. } => Some(hub.metrics().open(Transport::Websocket)),
+        Mode::Echo => None,
+    };
     let (_guard, mut changes, mut control) = match &mode {
         Mode::Game { hub, player, .. } => (
             player.and_then(|p| hub.open_stream(p, Transport::Websocket)),
@@ -379,12 +397,189 @@ fn protocol_error_close(e: &actix_ws::ProtocolError) -> Option<CloseReason> {
     use actix_ws::ProtocolError;
     match e {
         ProtocolError::Overflow => close(CloseCode::Size, "message too large"),
-        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+        // [`FrameSizeGuard`]'s refusal, passed through actix-ws as a payload error.
+        ProtocolError::Io(io) if is_payload_overflow(io) => {
+            close(CloseCode::Size, "message too large")
+        }
+        // actix reports invalid UTF-8 *and* non-zero RSV bits as `InvalidData`; only the first
+        // is 1007 (RFC 6455 §8.1), the second is a protocol error like any other (§5.2).
+        ProtocolError::Io(io) if is_invalid_utf8(io) => {
             close(CloseCode::Invalid, "text message is not valid UTF-8")
         }
         other => {
             tracing::debug!(error = %other, "websocket protocol error");
             close(CloseCode::Protocol, "protocol error")
+        }
+    }
+}
+
+/// actix-ws's invalid UTF-8: a whole text frame (a `Utf8Error` inside), or the end of a
+/// fragmented one (the `Utf8Error`'s text inside).
+fn is_invalid_utf8(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::InvalidData
+        && io.get_ref().is_some_and(|inner| {
+            inner.is::<std::str::Utf8Error>() || inner.to_string().contains("utf-8")
+        })
+}
+
+fn is_payload_overflow(io: &std::io::Error) -> bool {
+    io.get_ref()
+        .and_then(|inner| inner.downcast_ref::<PayloadError>())
+        .is_some_and(|e| matches!(e, PayloadError::Overflow))
+}
+
+/// Puts a [`FrameSizeGuard`] between the connection and actix's WebSocket codec.
+async fn guard_frames(
+    req: &HttpRequest,
+    body: web::Payload,
+    max: usize,
+) -> Result<web::Payload, ApiError> {
+    let guarded = GuardedPayload {
+        inner: body.into_inner(),
+        guard: FrameSizeGuard::new(max),
+        refused: false,
+    };
+    let mut payload: dev::Payload = dev::Payload::Stream {
+        payload: Box::pin(guarded),
+    };
+    web::Payload::from_request(req, &mut payload)
+        .await
+        .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))
+}
+
+/// Refuses a message that is too large as soon as a frame header announces it.
+///
+/// actix-http's codec compares a frame's length with `max_frame_size` only once the *whole*
+/// frame has arrived: a client announcing a 1 GiB frame made the server buffer it all first
+/// (measured before this guard: 200 MiB streamed into one socket of the 4 KiB game endpoint
+/// grew the server by 200 MiB). This follows the frame boundaries in the raw byte stream and
+/// reads only the lengths: a frame longer than the limit, or a fragmented message whose
+/// fragments add up to more, is refused when its header is in. Everything else (masking,
+/// opcodes, UTF-8, close payloads) is left to actix's codec.
+#[derive(Debug, Clone)]
+pub struct FrameSizeGuard {
+    max: u64,
+    /// The header of the next frame, as far as it has arrived (at most 14 bytes).
+    header: [u8; 14],
+    have: usize,
+    /// Payload bytes of the current frame still to come.
+    payload_left: u64,
+    /// Payload bytes of the data message in progress, over all its fragments.
+    message: u64,
+}
+
+/// A frame header announced more than the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge;
+
+impl FrameSizeGuard {
+    pub fn new(max: usize) -> FrameSizeGuard {
+        FrameSizeGuard {
+            max: u64::try_from(max).unwrap_or(u64::MAX),
+            header: [0; 14],
+            have: 0,
+            payload_left: 0,
+            message: 0,
+        }
+    }
+
+    /// Follows the next bytes of the stream; chunk boundaries may fall anywhere.
+    pub fn scan(&mut self, mut bytes: &[u8]) -> Result<(), TooLarge> {
+        while let Some((&first, rest)) = bytes.split_first() {
+            if self.payload_left > 0 {
+                let n = usize::try_from(self.payload_left)
+                    .map_or(bytes.len(), |left| left.min(bytes.len()));
+                bytes = &bytes[n..];
+                self.payload_left -= n as u64;
+                continue;
+            }
+            if let Some(slot) = self.header.get_mut(self.have) {
+                *slot = first;
+                self.have += 1;
+            }
+            bytes = rest;
+            if let Some(len) = self.header_complete() {
+                self.frame(len)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The payload length, once the whole header (lengths and mask key) is in.
+    fn header_complete(&self) -> Option<u64> {
+        if self.have < 2 {
+            return None;
+        }
+        let b1 = self.header[1];
+        let (extended, len7) = match b1 & 0x7f {
+            126 => (2, None),
+            127 => (8, None),
+            n => (0, Some(u64::from(n))),
+        };
+        let mask = if b1 & 0x80 != 0 { 4 } else { 0 };
+        if self.have < 2 + extended + mask {
+            return None;
+        }
+        Some(len7.unwrap_or_else(|| {
+            self.header[2..2 + extended]
+                .iter()
+                .fold(0u64, |n, &b| (n << 8) | u64::from(b))
+        }))
+    }
+
+    /// A whole header is in: check the frame and its message, then pass its payload.
+    fn frame(&mut self, len: u64) -> Result<(), TooLarge> {
+        let b0 = self.header[0];
+        self.have = 0;
+        let fin = b0 & 0x80 != 0;
+        match b0 & 0x0f {
+            // Continuation: adds to the message in progress.
+            0x0 => self.message = self.message.saturating_add(len),
+            // Text or binary: starts a message.
+            0x1 | 0x2 => self.message = len,
+            // Control (or reserved) frames stand alone, between fragments too.
+            _ if len > self.max => return Err(TooLarge),
+            _ => {
+                self.payload_left = len;
+                return Ok(());
+            }
+        }
+        if self.message > self.max {
+            return Err(TooLarge);
+        }
+        if fin {
+            self.message = 0;
+        }
+        self.payload_left = len;
+        Ok(())
+    }
+}
+
+/// The request body seen through a [`FrameSizeGuard`]: a refusal is a
+/// `PayloadError::Overflow`, which actix-ws hands on as a protocol error (close `1009`).
+struct GuardedPayload {
+    inner: dev::Payload,
+    guard: FrameSizeGuard,
+    refused: bool,
+}
+
+impl Stream for GuardedPayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.refused {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => {
+                if this.guard.scan(&bytes).is_err() {
+                    this.refused = true;
+                    return Poll::Ready(Some(Err(PayloadError::Overflow)));
+                }
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            other => other,
         }
     }
 }
@@ -397,4 +592,74 @@ fn error_reply(id: Option<i64>, err: &ApiError) -> String {
         detail: &err.detail,
     };
     serde_json::to_string(&reply).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame header (payload not included) announcing `len` bytes.
+    fn header(first: u8, len: u64) -> Vec<u8> {
+        let mut h = vec![first];
+        match len {
+            0..=125 => h.push(0x80 | len as u8),
+            126..=0xffff => {
+                h.push(0x80 | 126);
+                h.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                h.push(0x80 | 127);
+                h.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        h.extend_from_slice(&[1, 2, 3, 4]);
+        h
+    }
+
+    fn frame(first: u8, len: usize) -> Vec<u8> {
+        let mut f = header(first, len as u64);
+        f.resize(f.len() + len, b'a');
+        f
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_refused_by_its_header_alone() {
+        let mut guard = FrameSizeGuard::new(4096);
+        assert_eq!(guard.scan(&frame(0x81, 4096)), Ok(()));
+        assert_eq!(guard.scan(&header(0x81, 1 << 30)), Err(TooLarge));
+        let mut guard = FrameSizeGuard::new(4096);
+        assert_eq!(guard.scan(&header(0x82, u64::MAX)), Err(TooLarge));
+    }
+
+    #[test]
+    fn fragments_add_up_and_control_frames_between_them_do_not_count() {
+        let mut guard = FrameSizeGuard::new(100);
+        let mut bytes = frame(0x01, 60);
+        bytes.extend(frame(0x89, 20)); // a ping between the fragments
+        bytes.extend(frame(0x80, 40)); // the last fragment: 100 in all
+        bytes.extend(frame(0x81, 100)); // a new message starts from zero
+        assert_eq!(guard.scan(&bytes), Ok(()));
+        assert_eq!(guard.scan(&frame(0x01, 60)), Ok(()));
+        assert_eq!(guard.scan(&frame(0x00, 41)), Err(TooLarge));
+    }
+
+    #[test]
+    fn chunk_boundaries_do_not_matter() {
+        let mut bytes = Vec::new();
+        for len in [0, 1, 125, 126, 300, 4096] {
+            bytes.extend(frame(0x81, len));
+        }
+        bytes.extend(header(0x81, 4097));
+        for size in [1, 2, 3, 7, 13, 1000] {
+            let mut guard = FrameSizeGuard::new(4096);
+            let verdict = bytes.chunks(size).try_for_each(|c| guard.scan(c));
+            assert_eq!(verdict, Err(TooLarge), "chunks of {size}");
+            let mut guard = FrameSizeGuard::new(4096);
+            let whole = bytes.len() - header(0x81, 4097).len();
+            assert_eq!(
+                bytes[..whole].chunks(size).try_for_each(|c| guard.scan(c)),
+                Ok(())
+            );
+        }
+    }
 }

@@ -4,6 +4,7 @@
 mod bad_input;
 mod clients;
 mod helpers;
+mod lecturer;
 mod recovery;
 mod security;
 mod tls;

@@ -1,0 +1,241 @@
+//! # Figures and lecturer controls
+//!
+//! Read-only figures for everyone: `GET /api/stats` (JSON for the pages), `GET /metrics`
+//! (Prometheus), `GET /api/time` (server clock, for the pages' NTP-style offset estimate).
+//!
+//! Controls for the lecturer, behind the admin token (`Authorization: Bearer <token>`, `403`
+//! otherwise; the token is `--admin-token` or printed at start-up): pause/resume rounds, reset
+//! scores, change the AJAX polling interval for every client, add a simulated network delay to
+//! one transport, and drop every open connection to show how clients resume.
+
+use std::future::{ready, Ready};
+
+use actix_web::{
+    dev::Payload, http::header, http::StatusCode, web, FromRequest, HttpRequest, HttpResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::game::Transport;
+use crate::hub::{now_ms, Hub};
+use crate::metrics::TransportStats;
+use crate::transport::method_not_allowed;
+
+/// Longest simulated delay a lecturer may set, in ms.
+pub const MAX_SIMULATED_DELAY_MS: u64 = 5000;
+
+/// The lecturer's secret.
+#[derive(Debug, Clone)]
+pub struct AdminToken(pub String);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/stats")
+            .route(web::get().to(stats))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(prometheus))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/time")
+            .route(web::get().to(time))
+            .default_service(method_not_allowed("GET")),
+    );
+    for (path, handler) in [
+        ("/api/admin/pause", Control::Pause),
+        ("/api/admin/resume", Control::Resume),
+        ("/api/admin/reset", Control::Reset),
+        ("/api/admin/disconnect", Control::Disconnect),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(
+                    web::post().to(move |hub: web::Data<Hub>, _: Admin| async move {
+                        control(&hub, handler)
+                    }),
+                )
+                .default_service(method_not_allowed("POST")),
+        );
+    }
+    cfg.service(
+        web::resource("/api/admin/poll-interval")
+            .route(web::post().to(poll_interval))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/admin/delay")
+            .route(web::post().to(delay))
+            .default_service(method_not_allowed("POST")),
+    );
+}
+
+/// A request carrying the admin token.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Admin, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let expected = req.app_data::<web::Data<AdminToken>>();
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = match (expected, given) {
+            (Some(expected), Some(given)) => {
+                given.len() == expected.0.len()
+                    && openssl::memcmp::eq(given.as_bytes(), expected.0.as_bytes())
+            }
+            _ => false,
+        };
+        ready(if ok {
+            Ok(Admin)
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_required",
+                "lecturer controls need the admin token: Authorization: Bearer <admin token>",
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Transports {
+    ajax: TransportStats,
+    longpoll: TransportStats,
+    sse: TransportStats,
+    websocket: TransportStats,
+}
+
+#[derive(Debug, Serialize)]
+struct Delays {
+    ajax: u64,
+    longpoll: u64,
+    sse: u64,
+    websocket: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct AdminState {
+    paused: bool,
+    poll_interval_ms: u64,
+    delay_ms: Delays,
+}
+
+#[derive(Debug, Serialize)]
+struct Stats {
+    uptime_s: u64,
+    transports: Transports,
+    admin: AdminState,
+}
+
+fn admin_state(hub: &Hub) -> AdminState {
+    let ms = |t| hub.delay(t).as_millis() as u64;
+    AdminState {
+        paused: hub.is_paused(),
+        poll_interval_ms: hub.poll_interval_ms(),
+        delay_ms: Delays {
+            ajax: ms(Transport::Ajax),
+            longpoll: ms(Transport::Longpoll),
+            sse: ms(Transport::Sse),
+            websocket: ms(Transport::Websocket),
+        },
+    }
+}
+
+async fn stats(hub: web::Data<Hub>) -> HttpResponse {
+    let m = hub.metrics();
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Stats {
+            uptime_s: m.uptime_s(),
+            transports: Transports {
+                ajax: m.stats(Transport::Ajax),
+                longpoll: m.stats(Transport::Longpoll),
+                sse: m.stats(Transport::Sse),
+                websocket: m.stats(Transport::Websocket),
+            },
+            admin: admin_state(&hub),
+        })
+}
+
+async fn prometheus(hub: web::Data<Hub>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(hub.metrics().prometheus())
+}
+
+async fn time() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "ts": now_ms() }))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Control {
+    Pause,
+    Resume,
+    Reset,
+    Disconnect,
+}
+
+fn control(hub: &Hub, what: Control) -> Result<HttpResponse, ApiError> {
+    match what {
+        Control::Pause => hub.set_paused(true),
+        Control::Resume => hub.set_paused(false),
+        Control::Reset => hub.reset_scores(),
+        Control::Disconnect => hub.disconnect_all(),
+    }
+    tracing::info!(control = ?what, "lecturer control");
+    Ok(HttpResponse::Ok().json(admin_state(hub)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollInterval {
+    ms: u64,
+}
+
+async fn poll_interval(
+    hub: web::Data<Hub>,
+    _: Admin,
+    body: web::Json<PollInterval>,
+) -> Result<HttpResponse, ApiError> {
+    if !(50..=60_000).contains(&body.ms) {
+        return Err(ApiError::bad_request(
+            "bad_interval",
+            "the polling interval must be 50 to 60000 ms",
+        ));
+    }
+    hub.set_poll_interval(body.ms);
+    Ok(HttpResponse::Ok().json(admin_state(&hub)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Delay {
+    transport: Transport,
+    ms: u64,
+}
+
+async fn delay(
+    hub: web::Data<Hub>,
+    _: Admin,
+    body: web::Json<Delay>,
+) -> Result<HttpResponse, ApiError> {
+    if body.ms > MAX_SIMULATED_DELAY_MS {
+        return Err(ApiError::bad_request(
+            "bad_delay",
+            format!("the simulated delay must be 0 to {MAX_SIMULATED_DELAY_MS} ms"),
+        ));
+    }
+    hub.set_delay(body.transport, body.ms);
+    tracing::info!(transport = %body.transport, ms = body.ms, "lecturer set a simulated delay");
+    Ok(HttpResponse::Ok().json(admin_state(&hub)))
+}

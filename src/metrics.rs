@@ -1,0 +1,269 @@
+//! # Server-side figures per transport
+//!
+//! What the compare page and `GET /metrics` show next to the browser's own figures: open
+//! connections, HTTP requests (a WebSocket upgrade and an SSE stream count once), events
+//! delivered, bytes written (response bodies and frame payloads as we hand them to actix —
+//! HTTP headers, TLS records and WebSocket frame headers are *not* included), clicks accepted
+//! and rejected, and the delivery lag: event created → handed to the connection, in ms, in an
+//! HdrHistogram. Counters are atomics; the histogram sits behind a mutex taken once per batch.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::game::Transport;
+use crate::hub::{now_ms, WireEvent};
+
+/// Counters of one transport.
+#[derive(Debug)]
+pub struct TransportMetrics {
+    open: AtomicI64,
+    requests: AtomicU64,
+    events: AtomicU64,
+    bytes: AtomicU64,
+    clicks_accepted: AtomicU64,
+    clicks_rejected: AtomicU64,
+    lag: Mutex<Histogram<u64>>,
+}
+
+/// 1 ms .. 1 h at 2 significant digits: a few KiB, fixed size.
+#[allow(clippy::expect_used)] // constant, valid bounds: this cannot fail at run time
+fn lag_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000, 2).expect("valid histogram bounds")
+}
+
+impl Default for TransportMetrics {
+    fn default() -> Self {
+        TransportMetrics {
+            open: AtomicI64::new(0),
+            requests: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            clicks_accepted: AtomicU64::new(0),
+            clicks_rejected: AtomicU64::new(0),
+            lag: Mutex::new(lag_histogram()),
+        }
+    }
+}
+
+/// Summary of a lag histogram, in ms.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LagSummary {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// One transport's figures, as `GET /api/stats` sends them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TransportStats {
+    pub open_connections: i64,
+    pub requests: u64,
+    pub events_delivered: u64,
+    pub bytes_written: u64,
+    pub clicks_accepted: u64,
+    pub clicks_rejected: u64,
+    pub delivery_lag_ms: LagSummary,
+}
+
+/// All transports' counters. Cheap to clone (an `Arc`).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    inner: Arc<MetricsInner>,
+}
+
+#[derive(Debug)]
+struct MetricsInner {
+    started: Instant,
+    by: [TransportMetrics; 4],
+}
+
+/// Counts an open connection until dropped.
+#[derive(Debug)]
+pub struct OpenConnection {
+    metrics: Metrics,
+    transport: Transport,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.metrics
+            .of(self.transport)
+            .open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn index(t: Transport) -> usize {
+    match t {
+        Transport::Ajax => 0,
+        Transport::Longpoll => 1,
+        Transport::Sse => 2,
+        Transport::Websocket => 3,
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            inner: Arc::new(MetricsInner {
+                started: Instant::now(),
+                by: Default::default(),
+            }),
+        }
+    }
+}
+
+impl Metrics {
+    fn of(&self, t: Transport) -> &TransportMetrics {
+        &self.inner.by[index(t)]
+    }
+
+    pub fn uptime_s(&self) -> u64 {
+        self.inner.started.elapsed().as_secs()
+    }
+
+    /// One HTTP request (or upgrade, or stream) on `t`.
+    pub fn request(&self, t: Transport) {
+        self.of(t).requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection that stays open (SSE, WebSocket, parked long poll) until the guard drops.
+    pub fn open(&self, t: Transport) -> OpenConnection {
+        self.of(t).open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection {
+            metrics: self.clone(),
+            transport: t,
+        }
+    }
+
+    /// `events` were written to one connection of `t` as `bytes` bytes of payload.
+    pub fn delivered(&self, t: Transport, events: &[Arc<WireEvent>], bytes: usize) {
+        let m = self.of(t);
+        m.events.fetch_add(events.len() as u64, Ordering::Relaxed);
+        m.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        let now = now_ms();
+        let mut lag = m.lag.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in events.iter().filter(|e| e.kind != "snapshot") {
+            let _ = lag.record(now.saturating_sub(e.ts).max(1));
+        }
+    }
+
+    /// Bytes written that are not events (poll envelopes, heartbeats, replies).
+    pub fn bytes(&self, t: Transport, bytes: usize) {
+        self.of(t).bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn click(&self, t: Transport, accepted: bool) {
+        let m = self.of(t);
+        if accepted {
+            &m.clicks_accepted
+        } else {
+            &m.clicks_rejected
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stats(&self, t: Transport) -> TransportStats {
+        let m = self.of(t);
+        let lag = m.lag.lock().unwrap_or_else(PoisonError::into_inner);
+        TransportStats {
+            open_connections: m.open.load(Ordering::Relaxed),
+            requests: m.requests.load(Ordering::Relaxed),
+            events_delivered: m.events.load(Ordering::Relaxed),
+            bytes_written: m.bytes.load(Ordering::Relaxed),
+            clicks_accepted: m.clicks_accepted.load(Ordering::Relaxed),
+            clicks_rejected: m.clicks_rejected.load(Ordering::Relaxed),
+            delivery_lag_ms: LagSummary {
+                count: lag.len(),
+                mean: if lag.is_empty() {
+                    0.0
+                } else {
+                    (lag.mean() * 10.0).round() / 10.0
+                },
+                p50: lag.value_at_quantile(0.5),
+                p95: lag.value_at_quantile(0.95),
+                p99: lag.value_at_quantile(0.99),
+                max: lag.max(),
+            },
+        }
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        type Get = fn(&TransportStats) -> f64;
+        let counters: [(&str, &str, Get); 6] = [
+            (
+                "clickgame_open_connections",
+                "Open long-lived connections (gauge).",
+                |s| s.open_connections as f64,
+            ),
+            (
+                "clickgame_http_requests_total",
+                "HTTP requests, upgrades and streams.",
+                |s| s.requests as f64,
+            ),
+            (
+                "clickgame_events_delivered_total",
+                "Events written to clients.",
+                |s| s.events_delivered as f64,
+            ),
+            (
+                "clickgame_bytes_written_total",
+                "Payload bytes written (no headers).",
+                |s| s.bytes_written as f64,
+            ),
+            (
+                "clickgame_clicks_accepted_total",
+                "Clicks judged (hit, miss or late).",
+                |s| s.clicks_accepted as f64,
+            ),
+            (
+                "clickgame_clicks_rejected_total",
+                "Clicks refused (bad, unauthorised, rate-limited).",
+                |s| s.clicks_rejected as f64,
+            ),
+        ];
+        let stats: Vec<(Transport, TransportStats)> = Transport::ALL
+            .iter()
+            .map(|t| (*t, self.stats(*t)))
+            .collect();
+        for (name, help, get) in counters {
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (t, s) in &stats {
+                let _ = writeln!(out, "{name}{{transport=\"{t}\"}} {}", get(s));
+            }
+        }
+        let name = "clickgame_delivery_lag_ms";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Event created to written, in ms.\n# TYPE {name} summary"
+        );
+        for (t, s) in &stats {
+            let l = &s.delivery_lag_ms;
+            for (q, v) in [("0.5", l.p50), ("0.95", l.p95), ("0.99", l.p99)] {
+                let _ = writeln!(out, "{name}{{transport=\"{t}\",quantile=\"{q}\"}} {v}");
+            }
+            let _ = writeln!(
+                out,
+                "{name}_sum{{transport=\"{t}\"}} {}",
+                l.mean * l.count as f64
+            );
+            let _ = writeln!(out, "{name}_count{{transport=\"{t}\"}} {}", l.count);
+        }
+        out
+    }
+}

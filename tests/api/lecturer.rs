@@ -1,0 +1,241 @@
+//! Figures and lecturer controls: /api/stats, /metrics, the admin token, pause, reset, poll
+//! interval, simulated delay, dropping connections, and one-time tickets.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::clients::{Downstream, Kind, ALL};
+use crate::helpers::{assert_error, parse, TestApp};
+
+async fn admin(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = app.client.post(app.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let mut res = req.send_json(&body).await.unwrap();
+    (res.status().as_u16(), parse(&res.body().await.unwrap()))
+}
+
+#[actix_web::test]
+async fn lecturer_controls_need_the_admin_token() {
+    let app = TestApp::spawn().await;
+    let ada = app.join("Ada").await;
+    for path in [
+        "/api/admin/pause",
+        "/api/admin/resume",
+        "/api/admin/reset",
+        "/api/admin/disconnect",
+        "/api/admin/poll-interval",
+        "/api/admin/delay",
+    ] {
+        for token in [None, Some("wrong"), Some(ada.token.as_str())] {
+            let (status, body) =
+                admin(&app, path, token, json!({"ms": 100, "transport": "sse"})).await;
+            assert_error(
+                awc::http::StatusCode::from_u16(status).unwrap(),
+                &body,
+                403,
+                "admin_required",
+            );
+        }
+    }
+    let (status, _) = admin(
+        &app,
+        "/api/admin/pause",
+        Some(&app.server.admin_token),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn pause_reset_and_a_new_poll_interval_reach_every_client_as_events() {
+    let app = TestApp::spawn().await;
+    let ada = app.join("Ada").await;
+    app.win_round(&ada).await;
+    let token = app.server.admin_token.clone();
+    let since = app.get("/api/snapshot").await.1["seq"].as_u64();
+    let mut streams = Vec::new();
+    for kind in ALL {
+        streams.push(Downstream::open(&app, kind, None, since, None).await);
+    }
+    assert_eq!(
+        admin(&app, "/api/admin/pause", Some(&token), json!({}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        admin(&app, "/api/admin/reset", Some(&token), json!({}))
+            .await
+            .0,
+        200
+    );
+    let (status, body) = admin(
+        &app,
+        "/api/admin/poll-interval",
+        Some(&token),
+        json!({"ms": 250}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["poll_interval_ms"].as_u64()),
+        (200, Some(250))
+    );
+    let (status, body) = admin(
+        &app,
+        "/api/admin/poll-interval",
+        Some(&token),
+        json!({"ms": 1}),
+    )
+    .await;
+    assert_error(
+        awc::http::StatusCode::from_u16(status).unwrap(),
+        &body,
+        400,
+        "bad_interval",
+    );
+    for s in &mut streams {
+        let paused = s.until(|v| v["type"] == "game_paused").await;
+        assert_eq!(paused["paused"], true);
+        s.until(|v| v["type"] == "scores_reset").await;
+        let settings = s.until(|v| v["type"] == "settings").await;
+        assert_eq!(settings["poll_interval_ms"], 250, "{:?}", s.kind);
+    }
+    let (_, snap) = app.get("/api/snapshot").await;
+    assert_eq!(snap["paused"], true);
+    assert_eq!(snap["poll_interval_ms"], 250);
+    assert_eq!(snap["players"][0]["score"], 0);
+    assert_eq!(snap["transports"]["ajax"]["wins"], 0);
+    app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn stats_and_metrics_count_requests_events_bytes_clicks_and_lag_per_transport() {
+    let app = TestApp::spawn().await;
+    let ada = app.join("Ada").await;
+    let mut ws = Downstream::open(&app, Kind::Websocket, Some(&ada.token), None, None).await;
+    let mut sse = Downstream::open(&app, Kind::Sse, None, None, None).await;
+    let _ = ws.next().await;
+    let _ = sse.next().await;
+    let (round, x, y) = app.open_round().await;
+    assert_eq!(ws.click(round, x, y).await["result"], "hit");
+    ws.until(|v| v["type"] == "round_won").await;
+    sse.until(|v| v["type"] == "round_won").await;
+    for _ in 0..3 {
+        app.get("/api/poll?since=0").await;
+    }
+    let (status, stats) = app.get("/api/stats").await;
+    assert_eq!(status.as_u16(), 200);
+    let t = &stats["transports"];
+    assert_eq!(t["ajax"]["requests"], 3, "{stats}");
+    assert!(t["ajax"]["events_delivered"].as_u64().unwrap() >= 6);
+    assert_eq!(t["websocket"]["open_connections"], 1);
+    assert_eq!(t["sse"]["open_connections"], 1);
+    assert_eq!(t["websocket"]["clicks_accepted"], 1);
+    assert!(t["websocket"]["bytes_written"].as_u64().unwrap() > 100);
+    assert!(t["sse"]["delivery_lag_ms"]["count"].as_u64().unwrap() >= 1);
+    assert!(t["sse"]["delivery_lag_ms"]["p95"].as_u64().is_some());
+    let mut res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let text = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains("# TYPE clickgame_http_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("clickgame_http_requests_total{transport=\"ajax\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("clickgame_delivery_lag_ms{transport=\"sse\",quantile=\"0.95\"}"),
+        "{text}"
+    );
+    let (_, time) = app.get("/api/time").await;
+    assert!(time["ts"].as_u64().unwrap() > 1_700_000_000_000);
+    app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn a_simulated_delay_slows_exactly_the_chosen_transport() {
+    let app = TestApp::spawn().await;
+    let token = app.server.admin_token.clone();
+    let (status, body) = admin(
+        &app,
+        "/api/admin/delay",
+        Some(&token),
+        json!({"transport": "ajax", "ms": 300}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["delay_ms"]["ajax"].as_u64()),
+        (200, Some(300))
+    );
+    let (status, body) = admin(
+        &app,
+        "/api/admin/delay",
+        Some(&token),
+        json!({"transport": "ajax", "ms": 999999}),
+    )
+    .await;
+    assert_error(
+        awc::http::StatusCode::from_u16(status).unwrap(),
+        &body,
+        400,
+        "bad_delay",
+    );
+    let started = Instant::now();
+    app.get("/api/poll").await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(290),
+        "ajax is delayed"
+    );
+    let started = Instant::now();
+    app.get("/api/snapshot").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(290),
+        "other endpoints are not"
+    );
+    app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn a_one_time_ticket_authenticates_one_connection_and_only_once() {
+    let app = TestApp::spawn().await;
+    let ada = app.join("Ada").await;
+    let (status, body) = app.post("/api/ticket", None, &json!({})).await;
+    assert_error(status, &body, 401, "unauthorized");
+    let (_, body) = app.post("/api/ticket", Some(&ada.token), &json!({})).await;
+    let ticket = body["ticket"].as_str().unwrap().to_string();
+    assert_eq!(body["expires_in_ms"], 30000);
+    // Spent on an SSE stream: the player's transport becomes sse.
+    let res = app
+        .client
+        .get(app.url(&format!("/api/sse?ticket={ticket}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let mut ok = false;
+    for _ in 0..50 {
+        let (_, snap) = app.get("/api/snapshot").await;
+        if snap["players"][0]["transport"] == "sse" {
+            ok = true;
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "the ticket identified Ada");
+    drop(res);
+    // A second use is a spectator, not Ada.
+    let (_, body) = app.get(&format!("/api/poll?ticket={ticket}")).await;
+    assert!(body["events"].is_array());
+    let (_, snap) = app.get("/api/snapshot").await;
+    assert_eq!(
+        snap["players"][0]["transport"], "sse",
+        "the spent ticket did not touch Ada"
+    );
+    app.server.stop().await;
+}
