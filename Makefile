@@ -32,3 +32,12 @@ e2e: build e2e-deps
 
 clean:
 	$(CARGO) clean
+
+# ---- WebSocket conformance (issue 6) ---------------------------------------------------------
+.PHONY: autobahn
+
+## Autobahn|Testsuite's fuzzingclient (cases 1-7, 10) against `clickgame --ws-echo-path`, which
+## runs the game's own socket loop; installs the suite (Python 2.7) into target/autobahn-venv
+## on first use; report in target/autobahn/index.html; fails if any case FAILED.
+autobahn:
+	CARGO="$(CARGO)" scripts/autobahn.sh
