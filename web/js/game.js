@@ -15,7 +15,7 @@ export class Board {
   /** @param {SVGSVGElement} svg the board element, with a `[data-testid=target]` circle inside */
   constructor(svg) {
     this.svg = svg;
-    this.target = svg.querySelector('[data-testid="target"]');
+    this.target = svg.querySelector('.target');
     this.ghost = svg.querySelector('.ghost');
     this.ghostCircle = this.ghost.querySelector('circle');
     this.ghostLabel = this.ghost.querySelector('text');

@@ -1,69 +1,53 @@
-// # The page: wiring between the transports, the event fold and the panels
+// # The player's page: one GameClient, its panels, joining and clicking
 //
 // Data flows one way:
 //
-//   transport ──onEvent──> validateEvent ──> Stream.accept ──> applyEvent ──> app.state ──> panels
+//   transport ──onEvent──> GameClient (validate, Stream, fold) ──> client.state ──> panels
+//        └─────probe─────> Meter (figures, wire log) ──────────────────────────────> panels
 //
-// * One `app` object holds everything the page shows. Only `onEvent` (and join/leave) change it.
-// * The transport is swappable at any time (`useTransport`): the old one is closed, the new one
-//   starts from `stream.lastSeq` of the same epoch, so no event is lost, and any event delivered
-//   twice is dropped by the Stream.
-// * A *panel* is `{render(app)}`; after every change all panels re-render from `app`. To add one
-//   (a comparison table, live figures), write a render function and `addPanel` it — nothing else
-//   needs to know.
+// * `client` (js/client.js) holds the folded state, the resume cursor and the current transport;
+//   only its events (and join/leave) change what the page shows.
+// * The transport is swappable at any time (`client.use`): the new one resumes from the last seq,
+//   so no event is lost, and any event delivered twice is dropped by the Stream. The finished
+//   run's figures go into the history table.
+// * A *panel* is `{render(view)}`; after every change all panels re-render from the same view.
+//   To add one, write a render function and `addPanel` it — nothing else needs to know.
 //
 // Every string from the server (player names above all) is written with textContent, never as
 // HTML.
 
-import { AjaxPollingTransport } from './transports/ajax_polling.js';
-import { LongPollingTransport } from './transports/long_polling.js';
-import { SseTransport } from './transports/sse.js';
-import { WebSocketTransport } from './transports/websocket.js';
+import { GameClient, TRANSPORT_LABELS } from './client.js';
+import { ServerClock } from './clock.js';
+import { FiguresTable, fmt } from './figures.js';
+import { StatsPoller, serverTransport } from './stats.js';
+import { WireView } from './wire.js';
 import { errorFrom } from './transports/common.js';
-import {
-  DEFAULT_POLL_INTERVAL_MS,
-  Stream,
-  TRANSPORTS,
-  applyEvent,
-  meanReactionMs,
-  stateFromSnapshot,
-  validateEvent,
-} from './protocol.js';
+import { TRANSPORTS, meanReactionMs, validateEvent } from './protocol.js';
 import { Board } from './game.js';
 
-/** The four interchangeable transports, by the name the server uses. */
-const TRANSPORT_CLASSES = {
-  ajax: AjaxPollingTransport,
-  longpoll: LongPollingTransport,
-  sse: SseTransport,
-  websocket: WebSocketTransport,
-};
-const TRANSPORT_LABELS = {
-  ajax: 'AJAX polling',
-  longpoll: 'Long polling',
-  sse: 'Server-Sent Events',
-  websocket: 'WebSocket',
-};
 const DEFAULT_TRANSPORT = 'websocket';
 /** How long a click result stays on screen. */
 const RESULT_MS = 3000;
+/** Figures are redrawn at most this often (events can arrive much faster). */
+const RENDER_MS = 100;
 /** Remembers who "you" are across reloads; the session itself is the HttpOnly cookie. */
 const ME_KEY = 'clickgame.me';
 
 const $ = (id) => document.getElementById(id);
 
-/** Everything the page shows. */
+const clock = new ServerClock();
+const client = new GameClient({
+  clock,
+  onChange: () => scheduleRender(),
+  onEvent: (event, verdict) => onEvent(event, verdict),
+});
+
+/** Everything the page shows besides the client: who we are, the server's figures. */
 const app = {
-  /** The folded snapshot (see protocol.js), null until the first one. */
-  state: null,
-  stream: new Stream(),
+  client,
   /** `{id, name}` once joined; null while spectating. */
   me: null,
-  transportName: DEFAULT_TRANSPORT,
-  transport: null,
-  /** The current transport's state: connecting, connected, reconnecting, closed. */
-  connection: 'idle',
-  connectionDetail: '',
+  stats: null,
 };
 
 // ---- panels -------------------------------------------------------------------------------
@@ -75,15 +59,20 @@ export function addPanel(panel) {
   scheduleRender();
 }
 
-let renderQueued = false;
-/** Renders once after the current burst of events (a poll answer can carry many). */
+let renderTimer = null;
+let lastRender = 0;
+/**
+ * Renders once after the current burst of changes (a poll answer can carry many events), and at
+ * most every RENDER_MS (a busy WebSocket can bring hundreds of frames a second).
+ */
 function scheduleRender() {
-  if (renderQueued) return;
-  renderQueued = true;
-  queueMicrotask(() => {
-    renderQueued = false;
+  if (renderTimer !== null) return;
+  const wait = Math.max(0, lastRender + RENDER_MS - performance.now());
+  renderTimer = setTimeout(() => {
+    renderTimer = null;
+    lastRender = performance.now();
     for (const panel of panels) panel.render(app);
-  });
+  }, wait);
 }
 
 function statusPanel() {
@@ -92,21 +81,32 @@ function statusPanel() {
   const lastSeq = $('last-seq');
   const missed = $('missed');
   const duplicates = $('duplicates');
+  const recovered = $('recovered');
+  const resynced = $('resynced');
   return {
-    render({ transportName, connection, connectionDetail, stream }) {
-      status.textContent = `${transportName}: ${connection}`;
-      status.dataset.state = connection;
-      detail.textContent = connection === 'connected' ? '' : connectionDetail;
-      lastSeq.textContent = stream.lastSeq === null ? '–' : String(stream.lastSeq);
-      missed.textContent = String(stream.missed);
-      missed.classList.toggle('bad', stream.missed > 0);
-      duplicates.textContent = String(stream.duplicates);
+    render({ client: c }) {
+      const shown = c.connection === 'reconnecting' ? 'reconnecting…' : c.connection;
+      status.textContent = `${c.transportName ?? '–'}: ${shown}`;
+      status.dataset.state = c.connection;
+      detail.textContent = c.connection === 'connected' ? '' : c.connectionDetail;
+      lastSeq.textContent = c.stream.lastSeq === null ? '–' : String(c.stream.lastSeq);
+      missed.textContent = String(c.stream.missed);
+      missed.classList.toggle('bad', c.stream.missed > 0);
+      duplicates.textContent = String(c.stream.duplicates);
+      recovered.textContent = String(c.meter?.recovered ?? 0);
+      resynced.textContent = String(c.meter?.resynced ?? 0);
     },
   };
 }
 
 function boardPanel(board) {
-  return { render: ({ state }) => board.render(state) };
+  const paused = $('paused');
+  return {
+    render: ({ client: c }) => {
+      board.render(c.state);
+      paused.hidden = !c.state?.paused;
+    },
+  };
 }
 
 function joinPanel() {
@@ -136,8 +136,8 @@ function scoreboardPanel() {
     return td;
   };
   return {
-    render({ state, me }) {
-      const players = [...(state?.players ?? [])].sort((a, b) => b.score - a.score || a.id - b.id);
+    render({ client: c, me }) {
+      const players = [...(c.state?.players ?? [])].sort((a, b) => b.score - a.score || a.id - b.id);
       const rows = players.map((p) => {
         const tr = document.createElement('tr');
         tr.dataset.player = String(p.id);
@@ -166,7 +166,8 @@ function scoreboardPanel() {
 function summaryPanel() {
   const list = $('summary');
   return {
-    render({ state }) {
+    render({ client: c }) {
+      const state = c.state;
       if (!state) return;
       // The four we know first, then any a newer server reports.
       const names = [...TRANSPORTS, ...Object.keys(state.transports).filter((t) => !TRANSPORTS.includes(t))];
@@ -193,61 +194,81 @@ function summaryPanel() {
   };
 }
 
-// ---- events -------------------------------------------------------------------------------
-
-/** Every event from every transport (and the initial snapshot) comes through here. */
-function onEvent(event) {
-  const kind = validateEvent(event);
-  if (kind === 'invalid') {
-    console.warn('clickgame: dropped a malformed event', event);
-    return;
-  }
-  if (kind === 'unknown') console.info('clickgame: ignoring unknown event type', event.type);
-  const verdict = app.stream.accept(event, kind);
-  if (verdict === 'reset') {
-    app.state = stateFromSnapshot(event);
-    // A snapshot is the whole truth: if "you" are not in it any more, you are a spectator.
-    if (app.me && !app.state.players.some((p) => p.id === app.me.id)) forgetMe();
-  } else if (verdict === 'apply' && app.state) {
-    app.state = applyEvent(app.state, event);
-    if (event.type === 'player_left' && app.me?.id === event.player) {
-      forgetMe();
-      showResult(
-        event.reason === 'idle' ? 'You were removed after 60 s without contact.' : 'You left.',
-        'info',
-      );
-    }
-  }
-  scheduleRender();
+function figuresPanel() {
+  const table = new FiguresTable($('figures'));
+  const title = $('figures-transport');
+  const clockLine = $('clock');
+  return {
+    render({ client: c, stats }) {
+      title.textContent = TRANSPORT_LABELS[c.transportName] ?? '–';
+      table.update(c.meter, serverTransport(stats, c.transportName));
+      clockLine.textContent = clock.describe();
+    },
+  };
 }
 
-// ---- transports ---------------------------------------------------------------------------
+function wirePanel() {
+  const view = new WireView($('wire'), $('wire-pause'), $('wire-clear'), $('wire-caption'));
+  return { render: ({ client: c }) => view.render(c.meter) };
+}
 
-/**
- * Closes the current transport and opens `name` from where we are. The new one resumes with
- * `since = lastSeq` of the same epoch, so the server sends exactly the events we have not seen.
- */
-function useTransport(name) {
-  app.transport?.close();
-  const Transport = TRANSPORT_CLASSES[name];
-  // Callbacks check they still belong to the current transport: a late answer of a closed one
-  // must not change the page (the Stream would drop it as a duplicate anyway).
-  const transport = new Transport({
-    onEvent: (event) => {
-      if (app.transport === transport) onEvent(event);
+function historyPanel() {
+  const body = $('history');
+  const td = (text, col) => {
+    const cell = document.createElement('td');
+    cell.dataset.col = col;
+    cell.textContent = text;
+    return cell;
+  };
+  return {
+    render({ client: c }) {
+      const runs = [...c.history.values()].filter((run) => run.transport !== c.transportName);
+      if (c.meter) runs.push({ ...c.meter.summary(), live: true });
+      runs.sort((a, b) => TRANSPORTS.indexOf(a.transport) - TRANSPORTS.indexOf(b.transport));
+      body.replaceChildren(
+        ...runs.map((r) => {
+          const tr = document.createElement('tr');
+          tr.dataset.transport = r.transport;
+          if (r.live) tr.classList.add('live');
+          const name = td(TRANSPORT_LABELS[r.transport] ?? r.transport, 'transport');
+          if (r.live) {
+            const badge = document.createElement('span');
+            badge.className = 'badge';
+            badge.textContent = 'now';
+            name.append(' ', badge);
+          }
+          tr.append(
+            name,
+            td(`${Math.round(r.seconds)} s`, 'seconds'),
+            td(String(r.events), 'events'),
+            td(`${fmt.ms(r.lagMean)} / ${fmt.ms(r.lagP95)}`, 'lag'),
+            td(fmt.ms(r.latencyMean), 'latency'),
+            td(fmt.ratio(r.requestsPerEvent), 'requests-per-event'),
+            td(r.bytesPerEvent === null ? '–' : String(Math.round(r.bytesPerEvent)), 'bytes-per-event'),
+            td(r.transport === 'sse' || r.transport === 'websocket' ? 'n/a' : String(r.wasted), 'wasted'),
+            td(`${r.reconnects} (${r.recovered} / ${r.resynced})`, 'reconnects'),
+          );
+          return tr;
+        }),
+      );
     },
-    onStatus: (state, detail = '') => {
-      if (app.transport !== transport) return;
-      app.connection = state;
-      app.connectionDetail = detail;
-      scheduleRender();
-    },
-    pollIntervalMs: () => app.state?.poll_interval_ms ?? DEFAULT_POLL_INTERVAL_MS,
-  });
-  app.transport = transport;
-  app.transportName = name;
-  transport.connect(app.stream.lastSeq, app.stream.epoch);
-  scheduleRender();
+  };
+}
+
+// ---- events -------------------------------------------------------------------------------
+
+/** After the client folded an event: what it means for "you". */
+function onEvent(event, verdict) {
+  if (verdict === 'reset') {
+    // A snapshot is the whole truth: if "you" are not in it any more, you are a spectator.
+    if (app.me && !client.state.players.some((p) => p.id === app.me.id)) forgetMe();
+  } else if (verdict === 'apply' && event.type === 'player_left' && app.me?.id === event.player) {
+    forgetMe();
+    showResult(
+      event.reason === 'idle' ? 'You were removed after 60 s without contact.' : 'You left.',
+      'info',
+    );
+  }
 }
 
 // ---- players ------------------------------------------------------------------------------
@@ -283,7 +304,7 @@ function restoreMe() {
   } catch {
     saved = null;
   }
-  const player = app.state?.players.find((p) => p.id === saved?.id && p.name === saved?.name);
+  const player = client.state?.players.find((p) => p.id === saved?.id && p.name === saved?.name);
   if (player) app.me = { id: player.id, name: player.name };
   else forgetMe();
 }
@@ -317,15 +338,17 @@ async function join(name) {
   // The server set our session cookie (HttpOnly: we never see it). The token in the body is for
   // non-browser clients; we do not keep it.
   const snapshot = body.snapshot;
+  const stream = client.stream;
   if (validateEvent(snapshot) === 'ok' &&
-      (snapshot.epoch !== app.stream.epoch || app.stream.lastSeq === null || snapshot.seq > app.stream.lastSeq)) {
-    onEvent(snapshot);
+      (snapshot.epoch !== stream.epoch || stream.lastSeq === null || snapshot.seq > stream.lastSeq)) {
+    client.accept(snapshot);
   }
-  const player = app.state?.players.find((p) => p.id === body.player_id);
+  const player = client.state?.players.find((p) => p.id === body.player_id);
   rememberMe({ id: body.player_id, name: player?.name ?? name.trim() });
   // Reconnect: SSE and WebSocket identify us when they open, and ours opened before we had a
   // cookie. The new connection carries it, so the server counts it as our transport.
-  useTransport(app.transportName);
+  client.reopen();
+  scheduleRender();
 }
 
 async function leave() {
@@ -335,7 +358,7 @@ async function leave() {
     // The server will drop us after its idle timeout anyway.
   }
   forgetMe();
-  useTransport(app.transportName);
+  client.reopen();
 }
 
 // ---- clicks -------------------------------------------------------------------------------
@@ -372,15 +395,15 @@ async function onBoardClick(event, board) {
     showResult('Join first to play; for now you are watching.', 'info');
     return;
   }
-  const round = app.state?.round;
+  const round = client.state?.round;
   if (!round) {
     showResult('No target yet.', 'info');
     return;
   }
   const point = board.pointFromEvent(event);
-  const via = app.transportName;
+  const via = client.transportName;
   try {
-    const result = await app.transport.send({ round: round.number, x: point.x, y: point.y });
+    const result = await client.click({ round: round.number, x: point.x, y: point.y });
     board.markClick(point, String(result.result));
     showResult(describeResult(result, via), String(result.result));
   } catch (err) {
@@ -401,34 +424,47 @@ async function start() {
   addPanel(joinPanel());
   addPanel(scoreboardPanel());
   addPanel(summaryPanel());
+  addPanel(figuresPanel());
+  addPanel(wirePanel());
+  addPanel(historyPanel());
 
   const select = $('transport');
   const requested = new URLSearchParams(window.location.search).get('transport');
   const initial = TRANSPORTS.includes(requested) ? requested : DEFAULT_TRANSPORT;
   select.value = initial;
-  app.transportName = initial;
-  select.addEventListener('change', () => useTransport(select.value));
+  select.addEventListener('change', () => client.use(select.value));
 
   $('join-form').addEventListener('submit', (event) => {
     event.preventDefault();
     join($('name').value);
   });
   $('leave').addEventListener('click', () => leave());
+  $('drop').addEventListener('click', () => client.drop());
   $('board').addEventListener('click', (event) => onBoardClick(event, board));
+
+  clock.onChange(() => scheduleRender());
+  clock.start();
+  new StatsPoller({
+    onStats: (stats) => {
+      app.stats = stats;
+      scheduleRender();
+    },
+  }).start();
 
   // Draw at once from a snapshot, then stream from its seq. If the snapshot cannot be had, the
   // transport starts without `since` and the server sends a snapshot first.
-  app.connection = 'loading';
+  client.connection = 'loading';
+  client.transportName = initial;
   scheduleRender();
   try {
     const res = await fetch('/api/snapshot', { credentials: 'same-origin', cache: 'no-store' });
     if (!res.ok) throw await errorFrom(res);
-    onEvent(await res.json());
+    client.accept(await res.json());
     restoreMe();
   } catch (err) {
     console.warn('clickgame: no initial snapshot', err);
   }
-  useTransport(app.transportName);
+  client.use(initial);
 }
 
 start();

@@ -23,6 +23,9 @@ export const EVENT_TYPES = Object.freeze([
   'round_started',
   'click_missed',
   'round_won',
+  'game_paused',
+  'scores_reset',
+  'settings',
 ]);
 
 /** The board is BOARD × BOARD logical units, whatever size it is drawn at. */
@@ -73,6 +76,7 @@ const SHAPES = {
     isString(e.epoch) &&
     isCount(e.board) &&
     isCount(e.poll_interval_ms) &&
+    (e.paused === undefined || typeof e.paused === 'boolean') &&
     (e.round === null || isRound(e.round)) &&
     Array.isArray(e.players) &&
     e.players.every(isPlayer) &&
@@ -89,6 +93,9 @@ const SHAPES = {
     isString(e.name) &&
     isCount(e.reaction_ms) &&
     isTransport(e.transport),
+  game_paused: (e) => typeof e.paused === 'boolean',
+  scores_reset: () => true,
+  settings: (e) => isCount(e.poll_interval_ms),
 };
 
 /**
@@ -121,6 +128,8 @@ export function stateFromSnapshot(s) {
     epoch: s.epoch,
     board: s.board,
     poll_interval_ms: s.poll_interval_ms,
+    // Older servers (before the lecturer controls) send no `paused`: never paused.
+    paused: s.paused === true,
     round: s.round && { ...s.round },
     players: s.players.map((p) => ({ ...p })),
     transports,
@@ -172,6 +181,19 @@ export function applyEvent(state, e) {
       };
       return next;
     }
+    case 'game_paused':
+      next.paused = e.paused;
+      return next;
+    case 'scores_reset': {
+      next.players = state.players.map((p) => ({ ...p, score: 0, misses: 0 }));
+      const transports = {};
+      for (const name of Object.keys(state.transports)) transports[name] = { wins: 0, total_reaction_ms: 0 };
+      next.transports = transports;
+      return next;
+    }
+    case 'settings':
+      next.poll_interval_ms = e.poll_interval_ms;
+      return next;
     default:
       // Unknown types change nothing we know how to draw.
       return next;

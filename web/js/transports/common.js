@@ -1,22 +1,38 @@
 // # What the four transports share
 //
-// Every transport in this folder is a class with the same four members, so main.js can swap one
-// for another while the game goes on:
+// Every transport in this folder is a class with the same members, so a page can swap one for
+// another while the game goes on:
 //
-//   new Transport({onEvent, onStatus, pollIntervalMs})
+//   new Transport({onEvent, onStatus, pollIntervalMs, probe, auth})
 //   connect(since, epoch)   start delivering every event after `since` (of server run `epoch`)
 //   send(command)           a click {round, x, y} → Promise of {"result": "hit"|"miss"|"late", ...}
+//   drop()                  cut the connection as a network failure would (it then reconnects)
 //   close()                 stop; no onEvent/onStatus after this returns
 //
 // `onEvent(object)` gets each event as parsed JSON, in order (validation is protocol.js's job).
 // `onStatus(state, detail)` reports 'connecting' | 'connected' | 'reconnecting' | 'closed'.
 //
+// `probe` is told about every request, socket, frame and reconnect (js/metrics.js's Meter counts
+// them and feeds the wire inspector); `NO_PROBE` ignores everything. `auth` says who we are:
+// `{kind: 'cookie'}` (the page's session cookie, the default), `{kind: 'none'}` (a spectator that
+// sends no credentials where it can avoid it) or `{kind: 'token', token}` (a bot: `Authorization:
+// Bearer` on fetches, a one-time `?ticket=` on EventSource and WebSocket, which cannot send
+// headers).
+//
 // Polling, long polling and SSE only carry events *down*; their clicks go *up* through
 // `POST /api/click` (`postClick` below) — the server's src/transport/command.rs. The WebSocket
 // carries clicks in-band instead.
+//
+// Reconnecting is the same everywhere (issue 6): after a failure wait `Backoff.next()` — 0.5 s
+// doubling to 10 s, with jitter so a classroom of clients dropped at once does not come back in
+// one burst — then resume from the last seq seen. The first answer after a reconnect says whether
+// the resume *recovered* (events continued where we were) or *resynced* (the server sent a
+// snapshot: its epoch changed or our gap had left its history).
 
-/** After a failed request or a dropped connection, try again after this long. */
-export const RETRY_MS = 1000;
+/** Backoff: the first retry waits about this long… */
+export const BACKOFF_MIN_MS = 500;
+/** …doubling per failed attempt up to this cap. */
+export const BACKOFF_MAX_MS = 10_000;
 
 /** A refusal from the server: `{"error": code, "detail": text}`, or a transport failure. */
 export class ApiError extends Error {
@@ -29,11 +45,51 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Capped exponential backoff with "equal jitter": attempt n waits a uniformly random time in
+ * [d/2, d] where d = min(max, min × 2^n). The random half spreads reconnects out; the fixed half
+ * keeps a retry from ever being instant.
+ */
+export class Backoff {
+  constructor({ min = BACKOFF_MIN_MS, max = BACKOFF_MAX_MS, random = Math.random } = {}) {
+    this.min = min;
+    this.max = max;
+    this.random = random;
+    this.attempt = 0;
+  }
+
+  /** The wait before the next attempt (and counts the attempt). */
+  next() {
+    const ceiling = Math.min(this.max, this.min * 2 ** Math.min(this.attempt, 30));
+    this.attempt += 1;
+    return Math.round(ceiling / 2 + (this.random() * ceiling) / 2);
+  }
+
+  /** After a success: the next failure starts from `min` again. */
+  reset() {
+    this.attempt = 0;
+  }
+}
+
+/** A probe that ignores everything (for transports used without a Meter). */
+export const NO_PROBE = Object.freeze({
+  requestStarted() {},
+  requestDone() {},
+  streamRequest() {},
+  socketOpened() {},
+  socketClosed() {},
+  frame() {},
+  reconnecting() {},
+  resumed() {},
+  note() {},
+});
+
 /** `path?since=N&epoch=E`, leaving out what we do not know (the server then sends a snapshot). */
-export function resumeUrl(path, since, epoch) {
+export function resumeUrl(path, since, epoch, extra = {}) {
   const params = new URLSearchParams();
   if (since !== null && since !== undefined) params.set('since', String(since));
   if (epoch) params.set('epoch', epoch);
+  for (const [key, value] of Object.entries(extra)) params.set(key, String(value));
   const query = params.toString();
   return query ? `${path}?${query}` : path;
 }
@@ -60,38 +116,146 @@ export async function errorFrom(res) {
   } catch {
     // Not JSON (a proxy's error page, say): fall back to the status line.
   }
+  return errorFromBody(res, body);
+}
+
+function errorFromBody(res, body) {
   const code = typeof body?.error === 'string' ? body.error : `http_${res.status}`;
   const detail = typeof body?.detail === 'string' ? body.detail : res.statusText;
   return new ApiError(code, detail, res.status);
 }
 
-/**
- * The upstream half of the three HTTP transports. The session cookie (HttpOnly, set by
- * `POST /api/join`) authenticates us: same-origin fetches send it, page scripts cannot read it.
- */
-export async function postClick(command) {
-  let res;
-  try {
-    res = await fetch('/api/click', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      credentials: 'same-origin',
-      body: JSON.stringify({ round: command.round, x: command.x, y: command.y }),
-    });
-  } catch (err) {
-    throw new ApiError('network', String(err?.message ?? err));
+/** fetch() options for `auth` (see the top of this file). */
+export function fetchAuth(auth, headers = {}) {
+  if (auth?.kind === 'token') {
+    return { credentials: 'omit', headers: { ...headers, Authorization: `Bearer ${auth.token}` } };
   }
-  if (!res.ok) throw await errorFrom(res);
-  return res.json();
+  return { credentials: auth?.kind === 'none' ? 'omit' : 'same-origin', headers };
+}
+
+const utf8 = new TextEncoder();
+/** UTF-8 length of a string: what a text body or frame weighs on the wire (before framing). */
+export function byteLength(text) {
+  return utf8.encode(text).length;
+}
+
+/**
+ * A fetch that reports itself to the probe: one request, the body's byte length (the decoded
+ * body as received — no headers, no chunked-encoding overhead), the status and, for a downstream
+ * poll, how many events the answer carried (0 = a wasted request). Resolves to
+ * `{res, body}` with `body` the parsed JSON (null for an empty body); throws ApiError for a
+ * non-2xx answer or a network failure. Only `signal` aborts are rethrown as they are.
+ */
+export async function meteredFetch(probe, path, { method = 'GET', auth, body, signal, downstream = false } = {}) {
+  const started = performance.now();
+  const { credentials, headers } = fetchAuth(
+    auth,
+    body === undefined ? {} : { 'Content-Type': 'application/json' },
+  );
+  probe.requestStarted();
+  let status = 0;
+  let bytes = 0;
+  let events = null;
+  let failure = null;
+  try {
+    // no-store: every poll must reach the server, never a cached "nothing new".
+    const res = await fetch(path, {
+      method,
+      credentials,
+      headers,
+      cache: 'no-store',
+      signal,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    status = res.status;
+    const raw = await res.arrayBuffer();
+    bytes = raw.byteLength;
+    const text = new TextDecoder().decode(raw);
+    let parsed = null;
+    if (text.length > 0) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = null;
+      }
+    }
+    if (!res.ok) throw errorFromBody(res, parsed);
+    if (downstream) events = Array.isArray(parsed?.events) ? parsed.events.length : 0;
+    return { res, body: parsed };
+  } catch (err) {
+    failure = err;
+    if (err?.name === 'AbortError' || err instanceof ApiError) throw err;
+    throw new ApiError('network', String(err?.message ?? err));
+  } finally {
+    probe.requestDone({
+      method,
+      path,
+      status,
+      bytes,
+      events,
+      downstream,
+      ms: performance.now() - started,
+      error: failure ? (failure.name === 'AbortError' ? 'aborted' : String(failure.code ?? failure.message)) : null,
+    });
+  }
+}
+
+/**
+ * The upstream half of the three HTTP transports: `POST /api/click`, authenticated by the session
+ * cookie (HttpOnly, set by `POST /api/join`: same-origin fetches send it, page scripts cannot read
+ * it) or, for a bot, by its Bearer token.
+ */
+export async function postClick(command, { probe = NO_PROBE, auth } = {}) {
+  const { body } = await meteredFetch(probe, '/api/click', {
+    method: 'POST',
+    auth,
+    body: { round: command.round, x: command.x, y: command.y },
+  });
+  return body;
+}
+
+/**
+ * For EventSource and WebSocket, which cannot send an Authorization header: a bot trades its
+ * token for a one-time ticket (`POST /api/ticket`) before each connection. Returns the extra
+ * query parameters to add: `{ticket}` for a token, nothing otherwise (the cookie, if any, goes
+ * along by itself).
+ */
+export async function streamAuthParams(auth, probe, signal) {
+  if (auth?.kind !== 'token') return {};
+  const { body } = await meteredFetch(probe, '/api/ticket', { method: 'POST', auth, signal });
+  if (typeof body?.ticket !== 'string') throw new ApiError('bad_ticket', 'no ticket in the answer');
+  return { ticket: body.ticket };
 }
 
 /**
  * Tracks a transport's own resume point from the events it passes on, so it can reconnect by
- * itself after an error without asking main.js where it was.
+ * itself after an error without asking the page where it was.
  */
 export function advance(position, event) {
   if (event && Number.isSafeInteger(event.seq)) {
     position.since = event.seq;
     if (event.type === 'snapshot' && typeof event.epoch === 'string') position.epoch = event.epoch;
+  }
+}
+
+/**
+ * Decides, once per reconnect, whether the resume *recovered* or *resynced*: `arm()` when a
+ * reconnect starts; then the first event (or an answer with no events) settles it.
+ */
+export class ResumeWatch {
+  constructor(probe) {
+    this.probe = probe;
+    this.armed = false;
+  }
+
+  arm() {
+    this.armed = true;
+  }
+
+  /** `event` is the first event after the reconnect, or null for an empty answer. */
+  settle(event) {
+    if (!this.armed) return;
+    this.armed = false;
+    this.probe.resumed(event?.type === 'snapshot' ? 'resynced' : 'recovered');
   }
 }

@@ -1,11 +1,21 @@
 // # Long polling — `GET /api/longpoll?since=N&epoch=E`, held by the server until there is news
 //
 // The same request and answer as AJAX polling, but the server *parks* the request until an event
-// after N exists (or answers `204 No Content` after its timeout). So an event leaves the server
-// the moment it happens — as fast as a push — at the price of one full HTTP request/response per
-// delivery. Clicks go up separately with `POST /api/click`.
+// after N exists (or answers `204 No Content` after its timeout, or when the lecturer drops all
+// connections). So an event leaves the server the moment it happens — as fast as a push — at the
+// price of one full HTTP request/response per delivery. Clicks go up separately with
+// `POST /api/click`.
 
-import { RETRY_MS, advance, delay, errorFrom, postClick, resumeUrl } from './common.js';
+import {
+  Backoff,
+  NO_PROBE,
+  ResumeWatch,
+  advance,
+  delay,
+  meteredFetch,
+  postClick,
+  resumeUrl,
+} from './common.js';
 
 /** A long poll still unanswered after this long is parked at the server: we are connected. */
 const PARKED_MS = 1000;
@@ -13,11 +23,16 @@ const PARKED_MS = 1000;
 export class LongPollingTransport {
   static transportName = 'longpoll';
 
-  constructor({ onEvent, onStatus = () => {} }) {
+  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
     this.onEvent = onEvent;
     this.onStatus = onStatus;
+    this.probe = probe;
+    this.auth = auth;
     this.position = { since: null, epoch: null };
     this.abort = null;
+    this.request = null;
+    this.backoff = new Backoff();
+    this.resume = new ResumeWatch(probe);
   }
 
   connect(since, epoch) {
@@ -40,16 +55,25 @@ export class LongPollingTransport {
       // A request still pending after PARKED_MS has evidently reached the server and is parked
       // there (a refused connection fails much faster), so call that "connected".
       const parked = connected ? null : setTimeout(markConnected, PARKED_MS);
+      const request = new AbortController();
+      const cut = () => request.abort();
+      signal.addEventListener('abort', cut, { once: true });
+      this.request = request;
       try {
         const url = resumeUrl('/api/longpoll', this.position.since, this.position.epoch);
         // Aborting this fetch (close()) makes the server drop the parked request at once.
-        const res = await fetch(url, { credentials: 'same-origin', cache: 'no-store', signal });
+        const { res, body } = await meteredFetch(this.probe, url, {
+          auth: this.auth,
+          signal: request.signal,
+          downstream: true,
+        });
         clearTimeout(parked);
-        if (res.status !== 204 && !res.ok) throw await errorFrom(res);
-        const body = res.status === 204 ? null : await res.json();
         if (signal.aborted) return;
+        this.backoff.reset();
         markConnected();
-        for (const event of Array.isArray(body?.events) ? body.events : []) {
+        const events = res.status === 204 || !Array.isArray(body?.events) ? [] : body.events;
+        this.resume.settle(events[0] ?? null);
+        for (const event of events) {
           advance(this.position, event);
           this.onEvent(event);
           if (signal.aborted) return;
@@ -58,21 +82,38 @@ export class LongPollingTransport {
         // Re-request at once, with no pause: while no request is parked at the server, new
         // events cannot be pushed to us. None is lost (the next request asks for everything
         // after `since`), but every millisecond spent here is added to their latency.
-        // A 204 (server timeout, nothing happened) is answered the same way.
+        // A 204 (server timeout, or the lecturer dropped connections) is answered the same way.
       } catch (err) {
         clearTimeout(parked);
         if (signal.aborted) return;
         connected = false;
-        this.onStatus('reconnecting', String(err?.message ?? err));
         // Unlike after an answer, wait after an *error*: an immediate retry would hammer a
         // server that is down or refusing us.
-        await delay(RETRY_MS, signal);
+        const wait = this.backoff.next();
+        const reason = request.signal.aborted ? 'request cut (simulated drop)' : String(err?.message ?? err);
+        this.probe.reconnecting({ wait, attempt: this.backoff.attempt, reason });
+        this.onStatus('reconnecting', `next long poll in ${(wait / 1000).toFixed(1)} s (attempt ${this.backoff.attempt}): ${reason}`);
+        this.resume.arm();
+        await delay(wait, signal);
+      } finally {
+        signal.removeEventListener('abort', cut);
+        if (this.request === request) this.request = null;
       }
     }
   }
 
   send(command) {
-    return postClick(command);
+    return postClick(command, { probe: this.probe, auth: this.auth });
+  }
+
+  /** Cuts the parked request, as a network failure would. */
+  drop() {
+    if (this.request) {
+      this.probe.note('drop: cutting the parked long poll');
+      this.request.abort();
+    } else {
+      this.probe.note('drop: no long poll open right now');
+    }
   }
 
   close() {

@@ -1,23 +1,50 @@
 // # Server-Sent Events — one `GET /api/sse?since=N&epoch=E` whose response never ends
 //
 // The browser's `EventSource` reads a `text/event-stream`: blocks of `id:`, `event:` and `data:`
-// lines. It reconnects by itself when the connection drops (after the server's `retry:` ms) and
-// then sends the last `id:` it saw as `Last-Event-ID`, which the server prefers to our `since` —
-// so resuming is built into the protocol. Downstream only: clicks go up with `POST /api/click`.
+// lines. Downstream only: clicks go up with `POST /api/click`.
+//
+// EventSource can reconnect by itself: after the server's `retry:` ms it reopens the same URL and
+// sends the last `id:` it saw as `Last-Event-ID`, which the server prefers to `since` — resuming
+// is built into the protocol, and the server supports it. We nevertheless close the EventSource
+// at its first error and reopen it ourselves, with `?since=` set to the last seq we saw, because:
+// the browser's retry is a fixed delay (no backoff, no jitter: a whole classroom dropped at once
+// would come back in one burst), it gives up for good on an HTTP error status, the page could not
+// count or show the reconnect, and a bot's one-time `?ticket=` would be spent on the retry.
+//
+// Page scripts never see the raw stream: EventSource hands us one MessageEvent per block, with
+// `lastEventId`, `type` and `data`. The wire inspector rebuilds the block from those three;
+// comment lines (`: keep-alive` heartbeats) and `retry:` are invisible to scripts.
 
 import { EVENT_TYPES } from '../protocol.js';
-import { RETRY_MS, advance, postClick, resumeUrl } from './common.js';
+import {
+  Backoff,
+  NO_PROBE,
+  ResumeWatch,
+  advance,
+  byteLength,
+  postClick,
+  resumeUrl,
+  streamAuthParams,
+} from './common.js';
 
 export class SseTransport {
   static transportName = 'sse';
 
-  constructor({ onEvent, onStatus = () => {} }) {
+  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
     this.onEvent = onEvent;
     this.onStatus = onStatus;
+    this.probe = probe;
+    this.auth = auth;
     this.position = { since: null, epoch: null };
     this.source = null;
+    /** True while `source` is open (counted as an open connection). */
+    this.isOpen = false;
     this.retryTimer = null;
     this.closed = true;
+    this.backoff = new Backoff();
+    this.resume = new ResumeWatch(probe);
+    /** Bumped by every (re)open and by close(): a stale async step sees it changed and stops. */
+    this.generation = 0;
   }
 
   connect(since, epoch) {
@@ -27,15 +54,26 @@ export class SseTransport {
     this.#open();
   }
 
-  #open() {
-    // Same origin, so the session cookie goes along without `withCredentials`.
-    const source = new EventSource(
-      resumeUrl('/api/sse', this.position.since, this.position.epoch),
-    );
+  async #open() {
+    const generation = ++this.generation;
+    let extra = {};
+    try {
+      extra = await streamAuthParams(this.auth, this.probe);
+    } catch (err) {
+      if (generation === this.generation && !this.closed) this.#retry(`no ticket: ${err.message}`);
+      return;
+    }
+    if (generation !== this.generation || this.closed) return;
+    const url = resumeUrl('/api/sse', this.position.since, this.position.epoch, extra);
+    // Same origin, so the session cookie (if any) goes along without `withCredentials`.
+    const source = new EventSource(url);
     this.source = source;
-    const urlEpoch = this.position.epoch;
+    this.probe.streamRequest({ method: 'GET', path: url, kind: 'EventSource' });
     const onMessage = (message) => {
       if (this.source !== source) return;
+      // The block as the server wrote it (single-line JSON data), and what it weighs.
+      const block = `id: ${message.lastEventId}\nevent: ${message.type}\ndata: ${message.data}\n\n`;
+      this.probe.frame({ dir: 'in', text: block.trimEnd(), bytes: byteLength(block) });
       let event;
       try {
         event = JSON.parse(message.data);
@@ -43,15 +81,9 @@ export class SseTransport {
         console.warn('sse: data is not JSON', message.data);
         return;
       }
+      this.resume.settle(event);
       advance(this.position, event);
       this.onEvent(event);
-      // The epoch in our URL is kept by the browser's own reconnects. If the server restarted
-      // (a snapshot of another epoch), reopen with the new one, or every automatic reconnect
-      // would start again with a snapshot.
-      if (event?.type === 'snapshot' && event.epoch !== urlEpoch && this.source === source) {
-        source.close();
-        this.#open();
-      }
     };
     // The server names every event (`event: round_won`), and EventSource only passes unnamed
     // events to `onmessage` — so we listen for each type by name. The gain: the type is visible
@@ -59,37 +91,65 @@ export class SseTransport {
     // this client does not list is never delivered, and would show up as a missed seq.
     for (const type of EVENT_TYPES) source.addEventListener(type, onMessage);
     source.onopen = () => {
-      if (this.source === source) this.onStatus('connected');
+      if (this.source !== source) return;
+      this.isOpen = true;
+      this.backoff.reset();
+      this.probe.socketOpened({ label: '200 text/event-stream: stream open' });
+      this.onStatus('connected');
     };
     source.onerror = () => {
       if (this.source !== source) return;
-      if (source.readyState === EventSource.CONNECTING) {
-        // The browser reconnects by itself, with Last-Event-ID: nothing for us to do.
-        this.onStatus('reconnecting', 'EventSource is reconnecting');
-        return;
-      }
-      // CLOSED: the browser gave up (an HTTP error status, say 429 or 503, or a wrong content
-      // type). EventSource never retries those, so we do, from where we are.
-      source.close();
-      this.source = null;
-      this.onStatus('reconnecting', 'EventSource closed');
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = null;
-        if (!this.closed) this.#open();
-      }, RETRY_MS);
+      // The stream ended (server dropped it, restarted, or the network failed) or could not be
+      // opened. Take over from the browser's own retry: see the top of this file.
+      const reason = source.readyState === EventSource.CONNECTING ? 'stream ended' : 'EventSource failed';
+      this.#shut(source, reason);
+      this.#retry(reason);
     };
   }
 
+  #shut(source, reason) {
+    source.close();
+    if (this.source === source) this.source = null;
+    if (this.isOpen) {
+      this.isOpen = false;
+      this.probe.socketClosed({ label: 'EventSource closed', detail: reason });
+    }
+  }
+
+  #retry(reason) {
+    const wait = this.backoff.next();
+    this.probe.reconnecting({ wait, attempt: this.backoff.attempt, reason });
+    this.onStatus('reconnecting', `next attempt in ${(wait / 1000).toFixed(1)} s (attempt ${this.backoff.attempt}): ${reason}`);
+    this.resume.arm();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.closed) this.#open();
+    }, wait);
+  }
+
   send(command) {
-    return postClick(command);
+    return postClick(command, { probe: this.probe, auth: this.auth });
+  }
+
+  /** Closes the stream as a network failure would; the usual reconnect follows. */
+  drop() {
+    const source = this.source;
+    if (!source || this.closed) {
+      this.probe.note('drop: no stream open right now');
+      return;
+    }
+    this.probe.note('drop: closing the EventSource');
+    this.#shut(source, 'simulated drop');
+    this.#retry('simulated drop');
   }
 
   close() {
     this.closed = true;
+    this.generation += 1;
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    this.source?.close();
-    this.source = null;
+    if (this.source) this.#shut(this.source, 'client closed');
     this.onStatus('closed');
   }
 }

@@ -4,20 +4,37 @@
 // happen, and clicks go up in-band as `{"type":"click","id":k,...}`, answered by a
 // `click_result` (or `error`) with the same `id`. No request per event and no headers per
 // message; the price is a protocol of our own on top (ids to match replies, resume on reconnect).
+//
+// A WebSocket never reconnects by itself. When it closes — 1012 when the lecturer drops every
+// connection, 1001 when the server shuts down, 1006 when the network fails — we reopen it after a
+// backoff and send `resume` with the last seq we saw.
 
-import { ApiError, RETRY_MS, advance } from './common.js';
+import {
+  ApiError,
+  Backoff,
+  NO_PROBE,
+  ResumeWatch,
+  advance,
+  byteLength,
+  resumeUrl,
+  streamAuthParams,
+} from './common.js';
 
 /** The sub-protocol the server insists on; it refuses a handshake that does not offer it. */
 export const WS_SUBPROTOCOL = 'clickgame.v1';
 /** A click with no reply after this long is given up (the socket is probably dead). */
 const CLICK_TIMEOUT_MS = 5000;
+/** Our close code for a simulated network failure (4000–4999 are for applications). */
+const DROP_CODE = 4000;
 
 export class WebSocketTransport {
   static transportName = 'websocket';
 
-  constructor({ onEvent, onStatus = () => {} }) {
+  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
     this.onEvent = onEvent;
     this.onStatus = onStatus;
+    this.probe = probe;
+    this.auth = auth;
     this.position = { since: null, epoch: null };
     this.socket = null;
     this.retryTimer = null;
@@ -25,6 +42,9 @@ export class WebSocketTransport {
     this.nextId = 1;
     /** Clicks waiting for their reply: id → {resolve, reject, timer}. */
     this.pending = new Map();
+    this.backoff = new Backoff();
+    this.resume = new ResumeWatch(probe);
+    this.generation = 0;
   }
 
   connect(since, epoch) {
@@ -34,33 +54,52 @@ export class WebSocketTransport {
     this.#open();
   }
 
-  #open() {
-    const url = new URL('/api/ws', window.location.href);
+  async #open() {
+    const generation = ++this.generation;
+    let extra = {};
+    try {
+      extra = await streamAuthParams(this.auth, this.probe);
+    } catch (err) {
+      if (generation === this.generation && !this.closed) this.#retry(`no ticket: ${err.message}`);
+      return;
+    }
+    if (generation !== this.generation || this.closed) return;
+    const path = resumeUrl('/api/ws', null, null, extra);
+    const url = new URL(path, window.location.href);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     // The handshake is a GET that carries our session cookie; the server checks its Origin.
     const socket = new WebSocket(url, WS_SUBPROTOCOL);
     this.socket = socket;
+    let opened = false;
+    this.probe.streamRequest({ method: 'GET', path, kind: `WebSocket upgrade, ${WS_SUBPROTOCOL}` });
     socket.onopen = () => {
       if (this.socket !== socket) return;
+      opened = true;
+      this.backoff.reset();
+      this.probe.socketOpened({ label: '101 Switching Protocols: WebSocket open' });
       // The server sends nothing until we say where we are. Saying it first, in-band, means no
       // event can slip by between "socket open" and "stream starts", and after a reconnect we
       // resume from our own position instead of a stale one baked into the URL.
-      socket.send(
+      this.#sendFrame(
+        socket,
         JSON.stringify({ type: 'resume', since: this.position.since, epoch: this.position.epoch }),
       );
       this.onStatus('connected');
     };
     socket.onmessage = (message) => {
       if (this.socket !== socket) return;
+      const text = typeof message.data === 'string' ? message.data : '';
+      this.probe.frame({ dir: 'in', text, bytes: byteLength(text) });
       let data;
       try {
-        data = JSON.parse(message.data);
+        data = JSON.parse(text);
       } catch {
         console.warn('websocket: frame is not JSON', message.data);
         return;
       }
       // Events have a seq; replies to our commands do not.
       if (data !== null && typeof data === 'object' && 'seq' in data) {
+        this.resume.settle(data);
         advance(this.position, data);
         this.onEvent(data);
       } else {
@@ -70,17 +109,31 @@ export class WebSocketTransport {
     socket.onclose = (close) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      const detail = `${close.code}${close.reason ? ` ${close.reason}` : ''}`;
+      if (opened) this.probe.socketClosed({ label: `WebSocket closed ${detail}`, detail });
       this.#failPending(new ApiError('disconnected', `socket closed (${close.code})`));
       if (this.closed) return;
-      // Unlike EventSource, a WebSocket never reconnects by itself.
-      this.onStatus('reconnecting', `closed with ${close.code} ${close.reason}`.trim());
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = null;
-        if (!this.closed) this.#open();
-      }, RETRY_MS);
+      this.#retry(`closed with ${detail}`);
     };
     // An 'error' is always followed by 'close', which does the work.
     socket.onerror = () => {};
+  }
+
+  #retry(reason) {
+    const wait = this.backoff.next();
+    this.probe.reconnecting({ wait, attempt: this.backoff.attempt, reason });
+    this.onStatus('reconnecting', `next attempt in ${(wait / 1000).toFixed(1)} s (attempt ${this.backoff.attempt}): ${reason}`);
+    this.resume.arm();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.closed) this.#open();
+    }, wait);
+  }
+
+  #sendFrame(socket, text) {
+    socket.send(text);
+    this.probe.frame({ dir: 'out', text, bytes: byteLength(text) });
   }
 
   /** Settles the click a `click_result` or `error` answers. */
@@ -121,21 +174,38 @@ export class WebSocketTransport {
         reject(new ApiError('timeout', `no reply to click ${id}`));
       }, CLICK_TIMEOUT_MS);
       this.pending.set(id, { resolve, reject, timer });
-      socket.send(
+      this.#sendFrame(
+        socket,
         JSON.stringify({ type: 'click', id, round: command.round, x: command.x, y: command.y }),
       );
     });
   }
 
+  /** Closes the socket as if the network had failed; the usual reconnect follows. */
+  drop() {
+    const socket = this.socket;
+    if (!socket || this.closed) {
+      this.probe.note('drop: no socket open right now');
+      return;
+    }
+    this.probe.note(`drop: closing the socket with ${DROP_CODE}`);
+    // onclose (not suppressed: this.closed stays false) counts it and reconnects.
+    socket.close(DROP_CODE, 'simulated drop');
+  }
+
   close() {
     this.closed = true;
+    this.generation += 1;
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
     const socket = this.socket;
     this.socket = null;
     this.#failPending(new ApiError('closed', 'transport closed'));
     // 1000 = normal closure: we are switching transports or leaving, nothing went wrong.
-    if (socket) socket.close(1000, 'client closed');
+    if (socket) {
+      if (socket.readyState === WebSocket.OPEN) this.probe.socketClosed({ label: 'WebSocket closed 1000 (client closed)', detail: '1000' });
+      socket.close(1000, 'client closed');
+    }
     this.onStatus('closed');
   }
 }
