@@ -33,6 +33,31 @@ e2e: build e2e-deps
 clean:
 	$(CARGO) clean
 
+# ---- measurements (issue 5; see docs/results.md) ---------------------------------------------
+.PHONY: bench load results
+RESULTS_DIR := docs/results
+LOAD_ARGS ?=
+
+## Criterion: game core, and click → event latency per transport (plain and TLS) against the
+## TCP floor; reports in target/criterion, a ratio table printed at the end.
+bench:
+	$(CARGO) bench --bench core --bench transport_latency
+
+## The load tool against release servers it spawns itself (LOAD_ARGS="--help" for its options).
+load:
+	$(CARGO) build --release --bin clickgame --bin clickgame-load
+	target/release/clickgame-load $(LOAD_ARGS)
+
+## Regenerate the measured tables under docs/results/ (takes ~15 min on 2 cores).
+results:
+	$(CARGO) build --release --bin clickgame --bin clickgame-load
+	$(CARGO) bench --bench transport_latency
+	mkdir -p $(RESULTS_DIR)/tls
+	cp target/criterion/transport_latency_summary.md $(RESULTS_DIR)/latency.md
+	cp target/criterion/transport_latency_summary.json $(RESULTS_DIR)/latency.json
+	target/release/clickgame-load --out-dir $(RESULTS_DIR) $(LOAD_ARGS)
+	target/release/clickgame-load --tls --scenarios latency --out-dir $(RESULTS_DIR)/tls $(LOAD_ARGS)
+
 # ---- WebSocket conformance (issue 6) ---------------------------------------------------------
 .PHONY: autobahn
 
@@ -41,3 +66,14 @@ clean:
 ## on first use; report in target/autobahn/index.html; fails if any case FAILED.
 autobahn:
 	CARGO="$(CARGO)" scripts/autobahn.sh
+
+# ---- TLS (issue 4; see docs/security.md) -----------------------------------------------------
+.PHONY: certs tls-check
+
+## Create (or renew) the self-signed certificate in ./data and print its fingerprint.
+certs:
+	$(CARGO) run --quiet --bin clickgame -- --init-certs
+
+## Grade the HTTPS port with testssl.sh: nothing below TLS 1.2, no cipher outside the list.
+tls-check:
+	scripts/tls-check.sh

@@ -112,6 +112,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..))]
     pub ws_timeout_ms: u64,
 
+    /// A WebSocket whose client stops reading is closed (1008) once one frame has waited this long.
+    #[arg(long, env = "CLICKGAME_WS_SEND_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub ws_send_timeout_ms: u64,
+
     /// Test only: serve a WebSocket echo endpoint at this path (for Autobahn|Testsuite). It
     /// shares the game socket's framing, UTF-8 checks and close codes.
     #[arg(long, env = "CLICKGAME_WS_ECHO_PATH")]
@@ -196,6 +201,7 @@ impl Config {
         crate::transport::websocket::Heartbeat {
             interval: std::time::Duration::from_millis(self.ws_ping_interval_ms),
             timeout: std::time::Duration::from_millis(self.ws_timeout_ms),
+            send_timeout: std::time::Duration::from_millis(self.ws_send_timeout_ms),
         }
     }
 

@@ -68,6 +68,12 @@ pub enum ClientMessage {
     },
 }
 
+/// Decodes one WebSocket text message, exactly as the socket does; the error is the `detail`
+/// of the `bad_message` reply. Pure, so `fuzz/` can hammer it.
+pub fn decode_client_message(text: &str) -> Result<ClientMessage, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
 /// The WebSocket reply to a `click`.
 #[derive(Debug, Serialize)]
 pub struct ClickReply {

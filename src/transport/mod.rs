@@ -25,6 +25,9 @@ use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::protocol::ResumeQuery;
 
+/// A streaming client further behind than this gets a snapshot instead of the events.
+pub const MAX_BACKLOG: usize = 256;
+
 /// Mounts every transport's routes under `/api`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     command::configure(cfg);
@@ -56,6 +59,18 @@ impl ResumePoint {
 
     pub fn catch_up(&self, hub: &Hub) -> crate::hub::Batch {
         hub.catch_up(self.since, self.epoch.as_deref())
+    }
+
+    /// For streams: a client more than [`MAX_BACKLOG`] events behind (it stopped reading, or
+    /// its network stalled) gets one snapshot instead of the backlog, so a slow reader costs a
+    /// bounded amount to catch up and never a growing queue.
+    pub fn catch_up_bounded(&self, hub: &Hub) -> crate::hub::Batch {
+        let batch = self.catch_up(hub);
+        if batch.events.len() > MAX_BACKLOG {
+            hub.catch_up(None, None)
+        } else {
+            batch
+        }
     }
 
     /// After a batch, the client is in step with this server.

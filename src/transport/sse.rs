@@ -61,7 +61,7 @@ impl Stream {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
             self.changes.borrow_and_update();
-            let batch = self.resume.catch_up(&self.hub);
+            let batch = self.resume.catch_up_bounded(&self.hub);
             if !batch.events.is_empty() {
                 self.hub.simulate_delay(Transport::Sse).await;
                 self.resume.advance(&self.hub, batch.last_seq);
@@ -93,7 +93,13 @@ impl Stream {
 
 /// `Last-Event-ID` (sent by a reconnecting `EventSource`) wins over `?since=`.
 fn last_event_id(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
-    let Some(value) = req.headers().get("Last-Event-ID") else {
+    parse_last_event_id(req.headers().get("Last-Event-ID"))
+}
+
+/// The seq in a `Last-Event-ID` header: `None` when absent, blank or not visible ASCII;
+/// `400 bad_last_event_id` when it is not a whole number. Pure, so `fuzz/` can hammer it.
+pub fn parse_last_event_id(value: Option<&header::HeaderValue>) -> Result<Option<u64>, ApiError> {
+    let Some(value) = value else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or_default().trim();

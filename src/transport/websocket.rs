@@ -40,7 +40,9 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::game::{Click, PlayerId, Transport};
 use crate::hub::Hub;
-use crate::protocol::{ClickReply, ClientMessage, ErrorReply, WS_SUBPROTOCOL};
+use crate::protocol::{
+    decode_client_message, ClickReply, ClientMessage, ErrorReply, WS_SUBPROTOCOL,
+};
 use crate::security::{ConnLimiter, ConnSlot, RateLimiter};
 use crate::session::MaybePlayer;
 use crate::transport::{method_not_allowed, ResumePoint};
@@ -55,12 +57,16 @@ pub const WS_MAX_MESSAGE: usize = 4096;
 pub const WS_MAX_STRIKES: u32 = 10;
 /// Largest message on the echo endpoint (Autobahn sends up to 16 MiB in the cases we run).
 pub const WS_ECHO_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// A frame that cannot be handed to a non-reading client within this time closes the socket.
+pub const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Heartbeat timing; tests shorten it.
 #[derive(Debug, Clone, Copy)]
 pub struct Heartbeat {
     pub interval: Duration,
     pub timeout: Duration,
+    /// How long one frame may wait for a client that does not read.
+    pub send_timeout: Duration,
 }
 
 impl Default for Heartbeat {
@@ -68,6 +74,7 @@ impl Default for Heartbeat {
         Heartbeat {
             interval: WS_PING_INTERVAL,
             timeout: WS_CLIENT_TIMEOUT,
+            send_timeout: WS_SEND_TIMEOUT,
         }
     }
 }
@@ -201,7 +208,7 @@ impl Mode {
         else {
             return Step::Send(text.to_string());
         };
-        let (id, err) = match serde_json::from_str::<ClientMessage>(text) {
+        let (id, err) = match decode_client_message(text) {
             Ok(ClientMessage::Resume { since, epoch }) => {
                 *resume = Some(ResumePoint { since, epoch });
                 return Step::Continue;
@@ -229,7 +236,7 @@ impl Mode {
                     Err(e) => (id, e),
                 }
             }
-            Err(e) => (None, ApiError::bad_request("bad_message", e.to_string())),
+            Err(detail) => (None, ApiError::bad_request("bad_message", detail)),
         };
         *strikes += 1;
         if *strikes >= WS_MAX_STRIKES {
@@ -261,6 +268,7 @@ async fn send_pending(
     mode: &mut Mode,
     session: &mut Session,
     changes: &mut watch::Receiver<u64>,
+    send_timeout: Duration,
 ) -> bool {
     let Mode::Game {
         hub,
@@ -271,7 +279,7 @@ async fn send_pending(
         return true;
     };
     changes.borrow_and_update();
-    let batch = point.catch_up(hub);
+    let batch = point.catch_up_bounded(hub);
     if batch.events.is_empty() {
         return true;
     }
@@ -280,8 +288,18 @@ async fn send_pending(
     let mut bytes = 0;
     for event in &batch.events {
         bytes += event.json.len();
-        if session.text(event.json.clone()).await.is_err() {
-            return false;
+        // A client that stops reading fills the socket and then the session's queue; waiting
+        // for it forever would pin this task. Give up after `send_timeout`: the caller closes.
+        match tokio::time::timeout(send_timeout, session.text(event.json.clone())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return false,
+            Err(_) => {
+                tracing::info!(
+                    transport = "websocket",
+                    "client stopped reading; disconnecting"
+                );
+                return false;
+            }
         }
     }
     hub.metrics()
@@ -325,8 +343,9 @@ async fn run(
 
     let reason = loop {
         if let Some(changes) = changes.as_mut() {
-            if !send_pending(&mut mode, &mut session, changes).await {
-                break None;
+            if !send_pending(&mut mode, &mut session, changes, heartbeat.send_timeout).await {
+                // Best effort: the queue may be full, so the close frame may never leave.
+                break close(CloseCode::Policy, "client stopped reading");
             }
         }
         let is_streaming = streaming(&mode);
@@ -389,7 +408,8 @@ async fn run(
         }
     };
     tracing::info!(transport = "websocket", ?player, close = ?reason.as_ref().map(|r| r.code), "connection closed");
-    let _ = session.close(reason).await;
+    // Bounded: a client that stopped reading has a full queue, and the close would wait forever.
+    let _ = tokio::time::timeout(heartbeat.send_timeout, session.close(reason)).await;
 }
 
 /// The close frame for a frame the codec refused.

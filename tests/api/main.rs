@@ -7,5 +7,6 @@ mod helpers;
 mod lecturer;
 mod recovery;
 mod security;
+mod slow_clients;
 mod tls;
 mod transports;
