@@ -76,6 +76,7 @@ fn record(case: &str, d: Duration) {
 /// A server, a clicking player A and a listening player B on one transport.
 struct Rig {
     _server: RunningServer,
+    kind: Kind,
     clicker: Clicker,
     events: mpsc::UnboundedReceiver<(Instant, Event)>,
     /// The running round B knows of: number and target centre.
@@ -169,6 +170,7 @@ impl Rig {
         });
         let mut rig = Rig {
             _server: server,
+            kind,
             clicker,
             events,
             open,
@@ -219,6 +221,13 @@ impl Rig {
     /// One timed click → `round_won` seen by B.
     async fn once(&mut self) -> Result<Duration, String> {
         let (round, x, y) = self.wait_round().await?;
+        if self.kind == Kind::Ajax {
+            // B learnt of the round from a poll that just returned: clicking now would always
+            // land right after a poll and wait a whole interval. A random pause puts the click
+            // at a random phase of the polling clock, as a real player's would be.
+            let phase = rand::random::<u64>() % POLL_INTERVAL.as_micros() as u64;
+            actix_web::rt::time::sleep(Duration::from_micros(phase)).await;
+        }
         let start = Instant::now();
         let reply = self
             .clicker
