@@ -162,6 +162,11 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_SSE_RETRY_MS", default_value_t = DEFAULT_SSE_RETRY_MS)]
     pub sse_retry_ms: u64,
 
+    /// A comment line on every SSE stream at least this often, so proxies keep it open.
+    #[arg(long, env = "CLICKGAME_SSE_HEARTBEAT_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub sse_heartbeat_ms: u64,
+
     /// Directory of the web client.
     #[arg(long, env = "CLICKGAME_WEB_DIR", default_value = DEFAULT_WEB_DIR)]
     pub web_dir: PathBuf,

@@ -118,7 +118,10 @@ fn app_config(
     let longpoll = web::Data::new(LongPollTimeout(Duration::from_millis(
         config.longpoll_timeout_ms,
     )));
-    let retry = web::Data::new(SseRetry(config.sse_retry_ms));
+    let retry = web::Data::new(SseRetry(
+        config.sse_retry_ms,
+        Duration::from_millis(config.sse_heartbeat_ms),
+    ));
     let web_dir = config.web_dir.clone();
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(hub.clone())

@@ -25,9 +25,10 @@ use crate::transport::{method_not_allowed, ResumePoint};
 /// A comment line at least this often keeps proxies from timing the stream out.
 pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// The `retry:` value sent to browsers; set from `--sse-retry-ms`.
+/// The `retry:` value sent to browsers (`--sse-retry-ms`) and the heartbeat interval
+/// (`--sse-heartbeat-ms`, default [`SSE_HEARTBEAT`]).
 #[derive(Debug, Clone, Copy)]
-pub struct SseRetry(pub u64);
+pub struct SseRetry(pub u64, pub Duration);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -131,7 +132,7 @@ async fn sse(
     let open = hub.metrics().open(Transport::Sse);
     let guard = player.0.and_then(|p| hub.open_stream(p, Transport::Sse));
     tracing::info!(transport = "sse", player = ?player.0, since = ?resume.since, "connection opened");
-    let mut heartbeat = tokio::time::interval(SSE_HEARTBEAT);
+    let mut heartbeat = tokio::time::interval(retry.1);
     heartbeat.reset(); // the first tick would fire at once; the retry line already opens the stream
     let state = Stream {
         changes: hub.subscribe(),

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod clients;
+mod heartbeat;
 mod helpers;
 mod lecturer;
 mod recovery;
