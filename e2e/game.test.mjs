@@ -8,6 +8,10 @@
 //    transport's way (in-band on the WebSocket, `POST /api/click` otherwise).
 // 2. One page switches through all four transports while another keeps winning rounds: it never
 //    misses an event, and ends with exactly the server's state.
+// 3. (First, while the scoreboard is short, for the screenshot.) The wire inspector shows the
+//    selected transport's own requests and frames — and nothing of the others — with pause and
+//    clear; the live figures count that transport's traffic next to the server's figures; the
+//    history keeps a row per transport used. Saves the screenshot of `/` (see saveScreenshot).
 //
 // Run: `npm test` (after `cargo build` in the repository root, or with CLICKGAME_BIN set).
 
@@ -21,9 +25,12 @@ import {
   join,
   launchBrowser,
   openPlayer,
+  readFigures,
   readPage,
+  readWire,
   rowOf,
   saveArtifacts,
+  saveScreenshot,
   selectTransport,
   sleep,
   startServer,
@@ -59,6 +66,110 @@ async function withPlayers(t, labels, body) {
     for (const p of players) await p.context.close();
   }
 }
+
+describe('what the page shows about its transport', () => {
+  // Per transport: a request/frame the inspector must show once the transport runs, and one it
+  // must show after a click (events flowing).
+  const EXPECT = {
+    ajax: {
+      idle: /^GET \/api\/poll\?since=\d+&epoch=\w+ → 200, \d+ events?, \d+ B, \d+ ms$/,
+      event: /^GET \/api\/poll\?since=\d+&epoch=\w+ → 200, [1-9]\d* events?, \d+ B/,
+      click: /^POST \/api\/click → 200, \d+ B/,
+    },
+    longpoll: {
+      // A long poll shows up only when answered: while parked there is nothing to show yet.
+      idle: null,
+      event: /^GET \/api\/longpoll\?since=\d+&epoch=\w+ → 200, [1-9]\d* events?, \d+ B/,
+      click: /^POST \/api\/click → 200, \d+ B/,
+    },
+    sse: {
+      idle: /^GET \/api\/sse\?since=\d+&epoch=\w+ \(EventSource\)$/,
+      event: /^id: \d+\nevent: round_won\ndata: \{"seq":\d+,/,
+      click: /^POST \/api\/click → 200, \d+ B/,
+    },
+    websocket: {
+      idle: /^\{"type":"resume","since":\d+,"epoch":"\w+"\}$/,
+      event: /^\{"seq":\d+,"ts":\d+,"type":"round_won"/,
+      click: /^\{"type":"click","id":\d+,"round":\d+/,
+    },
+  };
+  // Requests of the *other* transports must not appear once the inspector switched.
+  const FOREIGN = {
+    ajax: /\/api\/(longpoll|sse|ws)\b/,
+    longpoll: /\/api\/(poll|sse|ws)\b/,
+    sse: /\/api\/(poll|longpoll|ws)\b/,
+    websocket: /\/api\/(poll|longpoll|sse)\b/,
+  };
+
+  test('the wire inspector and the live figures follow the selected transport', { timeout: 30_000 }, async (t) => {
+    await withPlayers(t, ['inspector'], async (p) => {
+      await p.page.setViewportSize({ width: 1280, height: 1024 });
+      await join(p, 'Inspector');
+      let lastRound = null;
+      for (const transport of TRANSPORTS) {
+        await selectTransport(p, transport);
+        await waitForOwnTransport(p, p, transport);
+        const expect = EXPECT[transport];
+        if (expect.idle) {
+          await waitUntil(`${transport}: the inspector shows the transport at work`, async () => {
+            const wire = await readWire(p);
+            return { ok: wire.some((w) => expect.idle.test(w.text)), seen: wire.slice(0, 3) };
+          });
+        }
+        const { round } = await clickTarget(p, { notRound: lastRound });
+        lastRound = round;
+        const { wire } = await waitUntil(`${transport}: the click and the win on the wire`, async () => {
+          const wire = await readWire(p);
+          const ok = wire.some((w) => expect.event.test(w.text)) && wire.some((w) => expect.click.test(w.text));
+          return { ok, wire, seen: wire.slice(0, 6) };
+        });
+        const foreign = wire.filter((w) => FOREIGN[transport].test(w.text));
+        assert.deepEqual(foreign, [], `${transport}: the inspector shows another transport's traffic`);
+        if (transport === 'websocket') {
+          assert.ok(wire.some((w) => w.dir === 'up') && wire.some((w) => w.dir === 'down'), 'frames in both directions');
+        }
+
+        // The figures count this transport's own traffic, next to the server's.
+        const { figures } = await waitUntil(`${transport}: figures filled in`, async () => {
+          const figures = await readFigures(p);
+          const ok = /^\d+ \/ \d+ \/ \d+$/.test(figures.lag.client) && /^\d+ \/ \d+ \/ \d+$/.test(figures.latency.client) &&
+            /^\d+$/.test(figures.requests.server);
+          return { ok, figures, seen: figures };
+        });
+        assert.match(figures.requests.client, /^[1-9]\d* \(\d+ /, `${transport}: requests counted`);
+        assert.match(figures.bytes.client, /^[1-9][\d.]* (B|KiB)$/, `${transport}: bytes counted`);
+        if (transport === 'sse' || transport === 'websocket') {
+          assert.equal(figures.wasted.client, 'n/a');
+          assert.equal(figures.open.client, '1', `${transport}: one open connection`);
+        } else {
+          assert.match(figures.wasted.client, /^\d+ of \d+ \(\d+ %\)$/);
+        }
+        if (transport === 'sse') await saveScreenshot(p.page, 'index');
+      }
+
+      // Pause freezes the list; Resume shows what came meanwhile; Clear empties it.
+      await p.page.click('[data-testid="wire-pause"]');
+      const frozen = await readWire(p);
+      await clickTarget(p, { notRound: lastRound });
+      await sleep(400);
+      assert.deepEqual(await readWire(p), frozen, 'a paused inspector does not change');
+      await p.page.click('[data-testid="wire-pause"]');
+      await waitUntil('the inspector shows the click after resuming', async () => {
+        const wire = await readWire(p);
+        return { ok: JSON.stringify(wire) !== JSON.stringify(frozen), seen: wire.length };
+      });
+      await p.page.click('[data-testid="wire-pause"]'); // pause again, so nothing refills it
+      await p.page.click('[data-testid="wire-clear"]');
+      assert.equal((await readWire(p)).length, 0, 'Clear empties the inspector');
+      await p.page.click('[data-testid="wire-pause"]');
+
+      // The history keeps one row per transport used.
+      const history = await p.page.$$eval('[data-testid="history"] tr[data-transport]', (rows) => rows.map((r) => r.dataset.transport));
+      assert.deepEqual(history.sort(), [...TRANSPORTS].sort(), 'a history row per transport');
+      assert.equal((await readPage(p)).missed, 0);
+    });
+  });
+});
 
 describe('one round over each transport', () => {
   for (const transport of TRANSPORTS) {

@@ -21,31 +21,39 @@ export const SERVER_BIN = process.env.CLICKGAME_BIN
   : path.resolve(HERE, '..', 'target', 'debug', 'clickgame');
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 export const ARTIFACTS = path.join(HERE, 'artifacts');
+/** Where the README's screenshots live; written only with UPDATE_SCREENSHOTS=1 (see saveScreenshot). */
+export const DOC_SCREENSHOTS = path.resolve(HERE, '..', 'docs', 'screenshots');
 export const TRANSPORTS = ['ajax', 'longpoll', 'sse', 'websocket'];
 
 export { sleep };
 
 const LISTENING = /^listening on (http:\/\/\S+)\s*$/m;
+const ADMIN_TOKEN = /^admin token: (\S+)\s*$/m;
 
 /**
- * Starts the server and resolves once it printed `listening on http://127.0.0.1:PORT`.
+ * Starts the server and resolves once it printed `listening on http://127.0.0.1:PORT` and its
+ * `admin token: <hex>` line (the lecturer controls need it).
  * `--no-tls`: the tests use plain HTTP only, and without it the server would also bind the fixed
  * HTTPS port 8443. `--data-dir` a fresh temporary directory: every run starts with an empty game
  * (nothing restored from an earlier run's saved state) and leaves no files behind.
+ *
+ * Options, for the restart test: `addr` (default `127.0.0.1:0`, a free port), `dataDir` (reuse
+ * one: the saved game is restored), `keepDataDir` (do not delete it on stop), `args` (extra flags).
  */
-export async function startServer() {
+export async function startServer({ addr = '127.0.0.1:0', dataDir = null, keepDataDir = false, args: extra = [] } = {}) {
   if (!existsSync(SERVER_BIN)) {
     throw new Error(`server binary ${SERVER_BIN} not found: run \`cargo build\` in the repository root or set CLICKGAME_BIN`);
   }
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'clickgame-e2e-'));
+  const dir = dataDir ?? (await mkdtemp(path.join(tmpdir(), 'clickgame-e2e-')));
   const args = [
-    '--http-addr', '127.0.0.1:0',
+    '--http-addr', addr,
     '--no-tls',
-    '--data-dir', dataDir,
+    '--data-dir', dir,
     '--seed', '7',
     '--round-pause-ms', '200',
     '--round-pause-jitter-ms', '0',
     '--web-dir', WEB_DIR,
+    ...extra,
   ];
   const child = spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -54,21 +62,23 @@ export async function startServer() {
   child.stderr.on('data', (chunk) => {
     stderrTail = stderrTail.concat(chunk.split('\n')).slice(-40);
   });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error('no "listening on" line within 15 s')), 15_000);
+  const { url, adminToken } = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error('no "listening on" and "admin token" lines within 15 s')), 15_000);
     function fail(err) {
       clearTimeout(timer);
       child.kill('SIGKILL');
-      rm(dataDir, { recursive: true, force: true }).catch(() => {});
+      if (!dataDir) rm(dir, { recursive: true, force: true }).catch(() => {});
       reject(new Error(`${err.message}\nstdout:\n${stdout}\nstderr (tail):\n${stderrTail.join('\n')}`));
     }
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk) => {
       stdout += chunk;
-      const match = LISTENING.exec(stdout);
-      if (match) {
+      const listening = LISTENING.exec(stdout);
+      const token = ADMIN_TOKEN.exec(stdout);
+      if (listening && token) {
         clearTimeout(timer);
-        resolve(match[1]);
+        child.removeAllListeners('exit');
+        resolve({ url: listening[1], adminToken: token[1] });
       }
     });
     child.once('error', fail);
@@ -77,7 +87,23 @@ export async function startServer() {
   child.stdout.resume(); // keep draining so the server never blocks on a full pipe
   return {
     url,
+    adminToken,
+    dataDir: dir,
     stderrTail: () => stderrTail.join('\n'),
+    /** POST /api/admin/<action> with the admin token; resolves to the Response. */
+    admin(action, body) {
+      return fetch(`${url}/api/admin/${action}`, {
+        method: 'POST',
+        headers: {
+          Authorization: `Bearer ${adminToken}`,
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    },
+    async snapshot() {
+      return (await fetch(`${url}/api/snapshot`)).json();
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -88,7 +114,7 @@ export async function startServer() {
           await exited;
         }
       }
-      await rm(dataDir, { recursive: true, force: true });
+      if (!keepDataDir) await rm(dir, { recursive: true, force: true });
     },
   };
 }
@@ -116,8 +142,8 @@ const ENDPOINTS = { '/api/poll': 'ajax', '/api/longpoll': 'longpoll', '/api/sse'
  * A page in its own browser context (own cookie jar = own player), with what it did on the
  * network counted and its errors collected.
  */
-export async function openPlayer(browser, baseUrl, label) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+export async function openPlayer(browser, baseUrl, label, { viewport = { width: 1100, height: 900 } } = {}) {
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const player = {
     label,
@@ -195,6 +221,8 @@ export async function readPage(player) {
       status: text('status'),
       lastSeq: Number(text('last-seq')),
       missed: Number(text('missed')),
+      recovered: Number(text('recovered')),
+      resynced: Number(text('resynced')),
       result: text('result'),
       transportSelect: document.querySelector('[data-testid="transport"]')?.value,
       rows,
@@ -286,4 +314,61 @@ export function assertNoPageProblems(player, assert) {
   assert.deepEqual(player.pageErrors, [], `${player.label}: uncaught errors in the page`);
   const csp = player.consoleErrors.filter((m) => /Content Security Policy/i.test(m));
   assert.deepEqual(csp, [], `${player.label}: CSP violations`);
+}
+
+/** The live figures table of `/`: {figure: {client, server}} as the page shows them. */
+export async function readFigures(player) {
+  return player.page.evaluate(() =>
+    Object.fromEntries(
+      [...document.querySelectorAll('[data-testid="figures"] tr[data-figure]')].map((tr) => [
+        tr.dataset.figure,
+        {
+          client: tr.querySelector('[data-side="client"]')?.textContent ?? '',
+          server: tr.querySelector('[data-side="server"]')?.textContent ?? '',
+        },
+      ]),
+    ));
+}
+
+/** The wire inspector's items, newest first: [{dir, text}]. */
+export async function readWire(player) {
+  return player.page.evaluate(() =>
+    [...document.querySelectorAll('[data-testid="wire"] li')].map((li) => ({
+      dir: li.dataset.dir,
+      text: li.querySelector('.wire-text')?.textContent ?? '',
+    })));
+}
+
+/** One pane of /compare.html, as plain numbers from its data attributes. */
+export async function readPane(page, transport) {
+  return page.evaluate((t) => {
+    const pane = document.querySelector(`[data-testid="pane-${t}"]`);
+    if (!pane) return null;
+    const d = pane.dataset;
+    return {
+      connection: d.connection,
+      lastSeq: d.lastSeq === '' ? null : Number(d.lastSeq),
+      missed: Number(d.missed),
+      events: Number(d.events),
+      reconnects: Number(d.reconnects),
+      recovered: Number(d.recovered),
+      resynced: Number(d.resynced),
+    };
+  }, transport);
+}
+
+/**
+ * A screenshot of the page as it is now (viewport only, scrolled to the top): always into
+ * artifacts/screenshots/, and into docs/screenshots/ when UPDATE_SCREENSHOTS=1 (`npm run
+ * screenshots`), so an ordinary test run leaves the repository unchanged.
+ */
+export async function saveScreenshot(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const buffer = await page.screenshot({ type: 'png' });
+  const dirs = [path.join(ARTIFACTS, 'screenshots')];
+  if (process.env.UPDATE_SCREENSHOTS === '1') dirs.push(DOC_SCREENSHOTS);
+  for (const dir of dirs) {
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, `${name}.png`), buffer);
+  }
 }

@@ -419,7 +419,10 @@ const admin = {
         const ms = Number(input.value);
         this.call('delay', { transport, ms }, `${TRANSPORT_LABELS[transport]}: ${ms} ms delay on every response/frame.`);
       });
-      grid.append(label, input, output);
+      const row = document.createElement('div');
+      row.className = 'delay-row';
+      row.append(label, input, output);
+      grid.append(row);
       this.delayInputs.set(transport, { input, output });
     }
   },

@@ -9,7 +9,8 @@ import { formatBytes } from './metrics.js';
 
 const ms = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${Math.round(v)}`);
 const PUSH = new Set(['sse', 'websocket']);
-const DOWN_WORDS = { ajax: 'polls', longpoll: 'long polls', sse: 'streams', websocket: 'upgrades' };
+const DOWN_WORDS = { ajax: 'poll', longpoll: 'long poll', sse: 'stream', websocket: 'upgrade' };
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** Labels for the narrow panes of the compare page (same figures, same tooltips). */
 const SHORT = {
@@ -97,7 +98,7 @@ function clientValues(m) {
     latency: m.latency.count ? `${ms(m.latency.last)} / ${ms(m.latency.mean)} / ${ms(m.latency.percentile(95))}` : '–',
     lag: m.lag.count ? `${ms(m.lag.last)} / ${ms(m.lag.mean)} / ${ms(m.lag.percentile(95))}` : '–',
     events: `${m.events}${m.snapshots ? ` (+${m.snapshots} snapshot${m.snapshots === 1 ? '' : 's'})` : ''}`,
-    requests: `${m.requests} (${m.downstreamRequests} ${DOWN_WORDS[m.transport] ?? 'downstream'})`,
+    requests: `${m.requests} (${plural(m.downstreamRequests, DOWN_WORDS[m.transport] ?? 'downstream')})`,
     bytes: formatBytes(m.bytes),
     wasted: PUSH.has(m.transport)
       ? 'n/a'

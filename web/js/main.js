@@ -432,7 +432,16 @@ async function start() {
   const requested = new URLSearchParams(window.location.search).get('transport');
   const initial = TRANSPORTS.includes(requested) ? requested : DEFAULT_TRANSPORT;
   select.value = initial;
-  select.addEventListener('change', () => client.use(select.value));
+  const statsPoller = new StatsPoller({
+    onStats: (stats) => {
+      app.stats = stats;
+      scheduleRender();
+    },
+  });
+  select.addEventListener('change', () => {
+    client.use(select.value);
+    statsPoller.refresh(); // the new transport's server figures at once, not in 2 s
+  });
 
   $('join-form').addEventListener('submit', (event) => {
     event.preventDefault();
@@ -444,12 +453,7 @@ async function start() {
 
   clock.onChange(() => scheduleRender());
   clock.start();
-  new StatsPoller({
-    onStats: (stats) => {
-      app.stats = stats;
-      scheduleRender();
-    },
-  }).start();
+  statsPoller.start();
 
   // Draw at once from a snapshot, then stream from its seq. If the snapshot cannot be had, the
   // transport starts without `since` and the server sends a snapshot first.
