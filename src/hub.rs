@@ -29,8 +29,8 @@ use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
 use crate::game::{
-    Click, ClickOutcome, Event, EventKind, Game, GameError, GameState, Player, PlayerId, Round,
-    Rules, Transport, TransportTally, BOARD_SIZE,
+    Click, ClickOutcome, Event, EventKind, Game, GameError, GameState, LeaveReason, Player,
+    PlayerId, Round, Rules, Transport, TransportTally, BOARD_SIZE,
 };
 use crate::metrics::Metrics;
 use crate::persist::{SavedState, STATE_VERSION};
@@ -127,6 +127,9 @@ struct Core {
     /// Each player's 128-bit session secret. Tokens are `<player id>.<secret as hex>` so the
     /// lookup is by id and the secret is compared in constant time.
     secrets: HashMap<PlayerId, [u8; 16]>,
+    /// Players who left for being idle, with the seq of their leaving: they may come back with
+    /// the same token and score while that seq is still within the history window.
+    departed: HashMap<PlayerId, u64>,
 }
 
 /// The ring buffer of recent events.
@@ -293,6 +296,7 @@ impl Hub {
                     game,
                     last_seq,
                     secrets,
+                    departed: HashMap::new(),
                 }),
                 log: RwLock::new(log),
                 seq_tx,
@@ -474,10 +478,32 @@ impl Hub {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
             for kind in kinds {
-                if let EventKind::PlayerLeft { player, .. } = &kind {
-                    core.secrets.remove(player);
-                }
                 core.last_seq += 1;
+                match &kind {
+                    EventKind::PlayerLeft {
+                        player,
+                        reason: LeaveReason::Idle,
+                    } => {
+                        // Forget those whose window has passed, so the map stays bounded.
+                        let (last, window) = (core.last_seq, self.inner.config.history as u64);
+                        let expired: Vec<PlayerId> = core
+                            .departed
+                            .iter()
+                            .filter(|(_, left)| last.saturating_sub(**left) >= window)
+                            .map(|(id, _)| *id)
+                            .collect();
+                        for id in expired {
+                            core.departed.remove(&id);
+                            core.secrets.remove(&id);
+                            core.game.forget(id);
+                        }
+                        core.departed.insert(*player, core.last_seq);
+                    }
+                    EventKind::PlayerLeft { player, .. } => {
+                        core.secrets.remove(player);
+                    }
+                    _ => {}
+                }
                 let type_name = kind.type_name();
                 let event = Event {
                     seq: core.last_seq,
@@ -567,9 +593,34 @@ impl Hub {
         let (id, secret) = token.split_once('.')?;
         let id: PlayerId = id.parse().ok()?;
         let given = unhex::<16>(secret)?;
-        let core = self.core();
+        let mut core = self.core();
         let expected = core.secrets.get(&id)?;
-        openssl::memcmp::eq(expected, &given).then_some(id)
+        if !openssl::memcmp::eq(expected, &given) {
+            return None;
+        }
+        if core.game.is_player(id) {
+            return Some(id);
+        }
+        // Left for being idle: welcome back if still within the history window.
+        let left_seq = core.departed.remove(&id)?;
+        let within = core.last_seq.saturating_sub(left_seq) < self.inner.config.history as u64;
+        let now = now_ms();
+        let rejoined = if within {
+            core.game.rejoin(id, now).ok()
+        } else {
+            None
+        };
+        match rejoined {
+            Some(events) => {
+                self.publish(&mut core, events, now);
+                Some(id)
+            }
+            None => {
+                core.game.forget(id);
+                core.secrets.remove(&id);
+                None
+            }
+        }
     }
 
     pub fn click(&self, player: PlayerId, click: Click) -> Result<ClickOutcome, GameError> {

@@ -39,6 +39,13 @@ pub enum EventKind {
         player: PlayerId,
         reason: LeaveReason,
     },
+    /// A player who left for being idle came back in time, with their score.
+    PlayerRejoined {
+        player: PlayerId,
+        name: String,
+        score: u64,
+        misses: u64,
+    },
     /// The transport a player's most recent downstream contact used changed.
     PlayerTransport {
         player: PlayerId,
@@ -82,6 +89,7 @@ impl EventKind {
         match self {
             EventKind::PlayerJoined { .. } => "player_joined",
             EventKind::PlayerLeft { .. } => "player_left",
+            EventKind::PlayerRejoined { .. } => "player_rejoined",
             EventKind::PlayerTransport { .. } => "player_transport",
             EventKind::RoundStarted { .. } => "round_started",
             EventKind::ClickMissed { .. } => "click_missed",

@@ -108,6 +108,8 @@ pub struct Game {
     next_round_at: Option<u64>,
     contacts: HashMap<PlayerId, Contact>,
     recent_winners: VecDeque<(u64, PlayerId, String)>,
+    /// Players who left for being idle, kept so they can come back with their score.
+    departed: HashMap<PlayerId, Player>,
 }
 
 impl Game {
@@ -125,6 +127,7 @@ impl Game {
             next_round_at: Some(now),
             contacts: HashMap::new(),
             recent_winners: VecDeque::with_capacity(REMEMBERED_WINNERS),
+            departed: HashMap::new(),
         }
     }
 
@@ -161,6 +164,7 @@ impl Game {
             next_round_at,
             contacts,
             recent_winners: VecDeque::with_capacity(REMEMBERED_WINNERS),
+            departed: HashMap::new(),
         }
     }
 
@@ -226,6 +230,9 @@ impl Game {
         idle.sort_unstable();
         for player in idle {
             self.contacts.remove(&player);
+            if let Some(p) = self.state.players.get(&player) {
+                self.departed.insert(player, p.clone());
+            }
             self.emit(
                 &mut out,
                 now,
@@ -281,6 +288,52 @@ impl Game {
             },
         );
         Ok(out)
+    }
+
+    /// Brings back a player who left for being idle, with the score they had. Refused if
+    /// they were never idle-departed (or were forgotten), or their name is now taken.
+    pub fn rejoin(&mut self, player: PlayerId, now: u64) -> Result<Vec<EventKind>, GameError> {
+        let gone = self
+            .departed
+            .get(&player)
+            .ok_or(GameError::UnknownPlayer(player))?;
+        let lower = gone.name.to_lowercase();
+        if self
+            .state
+            .players
+            .values()
+            .any(|p| p.name.to_lowercase() == lower)
+        {
+            return Err(GameError::NameTaken(gone.name.clone()));
+        }
+        let gone = self
+            .departed
+            .remove(&player)
+            .ok_or(GameError::UnknownPlayer(player))?;
+        self.contacts.insert(
+            player,
+            Contact {
+                last_ms: now,
+                open_streams: 0,
+            },
+        );
+        let mut out = Vec::new();
+        self.emit(
+            &mut out,
+            now,
+            EventKind::PlayerRejoined {
+                player,
+                name: gone.name,
+                score: gone.score,
+                misses: gone.misses,
+            },
+        );
+        Ok(out)
+    }
+
+    /// Stops remembering an idle-departed player (their window to come back has passed).
+    pub fn forget(&mut self, player: PlayerId) {
+        self.departed.remove(&player);
     }
 
     pub fn is_player(&self, player: PlayerId) -> bool {
@@ -448,6 +501,10 @@ impl Game {
 
     /// Lecturer control: every score, miss count and transport tally back to zero.
     pub fn reset_scores(&mut self, now: u64) -> Vec<EventKind> {
+        for p in self.departed.values_mut() {
+            p.score = 0;
+            p.misses = 0;
+        }
         let mut out = Vec::new();
         self.emit(&mut out, now, EventKind::ScoresReset {});
         out

@@ -107,6 +107,23 @@ impl GameState {
             EventKind::PlayerLeft { player, .. } => {
                 self.players.remove(player);
             }
+            EventKind::PlayerRejoined {
+                player,
+                name,
+                score,
+                misses,
+            } => {
+                self.players.insert(
+                    *player,
+                    Player {
+                        id: *player,
+                        name: name.clone(),
+                        score: *score,
+                        misses: *misses,
+                        transport: None,
+                    },
+                );
+            }
             EventKind::PlayerTransport { player, transport } => {
                 if let Some(p) = self.players.get_mut(player) {
                     p.transport = Some(*transport);

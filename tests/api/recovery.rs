@@ -250,3 +250,75 @@ async fn a_corrupt_state_file_is_kept_aside_and_the_server_starts_fresh() {
     assert_eq!(kept.len(), 1, "the bad file is kept for inspection");
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn a_player_who_went_idle_comes_back_with_the_same_token_and_score_within_the_history_window()
+{
+    let app = TestApp::spawn_with(|c| {
+        c.player_timeout_ms = 200;
+        c.history = 16;
+    })
+    .await;
+    let ada = app.join("Ada").await;
+    app.win_round(&ada).await;
+    // Silence: Ada leaves for being idle.
+    let mut left = false;
+    for _ in 0..100 {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        let (_, snap) = app.get("/api/snapshot").await;
+        if snap["players"].as_array().unwrap().is_empty() {
+            left = true;
+            break;
+        }
+    }
+    assert!(left, "Ada left after the idle timeout");
+    // Her next poll brings her back, score intact.
+    let res = app
+        .client
+        .get(app.url("/api/poll?since=0"))
+        .bearer_auth(&ada.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let (_, snap) = app.get("/api/snapshot").await;
+    let me = &snap["players"][0];
+    assert_eq!(
+        (me["id"].as_u64(), me["score"].as_u64()),
+        (Some(ada.id), Some(1)),
+        "{snap}"
+    );
+    assert_eq!(me["transport"], "ajax");
+
+    // Gone idle again, and this time more than the history's worth of events pass.
+    let bob = app.join("Bob").await;
+    let mut gone = false;
+    for _ in 0..100 {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        // Bob keeps himself present while events pile up.
+        let _ = app
+            .client
+            .get(app.url("/api/poll"))
+            .bearer_auth(&bob.token)
+            .send()
+            .await;
+        let (_, snap) = app.get("/api/snapshot").await;
+        if snap["players"].as_array().unwrap().len() == 1 {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "Ada left again");
+    for i in 0..20 {
+        app.join(&format!("x{i}")).await;
+    }
+    let (status, body) = app
+        .post(
+            "/api/click",
+            Some(&ada.token),
+            &json!({"round": 1, "x": 0, "y": 0}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 401, "too late to come back: {body}");
+    app.server.stop().await;
+}

@@ -19,6 +19,7 @@ export const EVENT_TYPES = Object.freeze([
   'snapshot',
   'player_joined',
   'player_left',
+  'player_rejoined',
   'player_transport',
   'round_started',
   'click_missed',
@@ -84,6 +85,8 @@ const SHAPES = {
     Object.values(e.transports).every(isTally),
   player_joined: (e) => isCount(e.player) && isString(e.name),
   player_left: (e) => isCount(e.player) && isString(e.reason),
+  player_rejoined: (e) =>
+    isCount(e.player) && isString(e.name) && isCount(e.score) && isCount(e.misses),
   player_transport: (e) => isCount(e.player) && isTransport(e.transport),
   round_started: (e) => isCount(e.round) && isNumber(e.x) && isNumber(e.y) && isNumber(e.r),
   click_missed: (e) => isCount(e.player) && isCount(e.round) && isCount(e.misses),
@@ -156,6 +159,12 @@ export function applyEvent(state, e) {
       return next;
     case 'player_left':
       next.players = state.players.filter((p) => p.id !== e.player);
+      return next;
+    case 'player_rejoined':
+      next.players = [
+        ...state.players.filter((p) => p.id !== e.player),
+        { id: e.player, name: e.name, score: e.score, misses: e.misses, transport: null },
+      ].sort((a, b) => a.id - b.id);
       return next;
     case 'player_transport':
       next.players = updatePlayer(state.players, e.player, () => ({ transport: e.transport }));
