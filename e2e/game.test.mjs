@@ -144,7 +144,14 @@ describe('what the page shows about its transport', () => {
         } else {
           assert.match(figures.wasted.client, /^\d+ of \d+ \(\d+ %\)$/);
         }
-        if (transport === 'sse') await saveScreenshot(p.page, 'index');
+        if (transport === 'sse') {
+          // The server's column fills in too (GET /api/stats, refreshed every 2 s).
+          await waitUntil('server figures for sse next to the client figures', async () => {
+            const f = await readFigures(p);
+            return { ok: Number(f.events.server) > 0 && f.open.server !== '0', seen: f };
+          }, { timeout: 5000 });
+          await saveScreenshot(p.page, 'index');
+        }
       }
 
       // Pause freezes the list; Resume shows what came meanwhile; Clear empties it.

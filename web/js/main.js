@@ -440,7 +440,9 @@ async function start() {
   });
   select.addEventListener('change', () => {
     client.use(select.value);
-    statsPoller.refresh(); // the new transport's server figures at once, not in 2 s
+    // The new transport's server figures at once, and once more when it has done something.
+    statsPoller.refresh();
+    setTimeout(() => statsPoller.refresh(), 1000);
   });
 
   $('join-form').addEventListener('submit', (event) => {

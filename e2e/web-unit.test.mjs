@@ -1,0 +1,181 @@
+// # Unit tests of the browser client's pure modules, in Node (no browser, no server)
+//
+// web/js/protocol.js (validation, the fold, the Stream cursor), the reconnect backoff and the
+// resume classification of web/js/transports/common.js, and the figures of web/js/metrics.js.
+// These modules use only what Node also has (TextEncoder, performance), so they are imported as
+// they are served. Runs in well under a second, before the browser suites.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import { Stream, applyEvent, stateFromSnapshot, validateEvent } from '../web/js/protocol.js';
+import {
+  BACKOFF_MAX_MS,
+  BACKOFF_MIN_MS,
+  Backoff,
+  ResumeWatch,
+  byteLength,
+  resumeUrl,
+} from '../web/js/transports/common.js';
+import { Meter, Samples } from '../web/js/metrics.js';
+
+const snapshot = (over = {}) => ({
+  seq: 10,
+  ts: 1000,
+  type: 'snapshot',
+  epoch: 'e1',
+  board: 1000,
+  poll_interval_ms: 1000,
+  paused: false,
+  round: { number: 3, x: 100, y: 200, r: 40, started_ts: 900, winner: null },
+  players: [
+    { id: 1, name: 'Ada', score: 2, misses: 1, transport: 'sse' },
+    { id: 2, name: 'Bob', score: 1, misses: 0, transport: 'websocket' },
+  ],
+  transports: {
+    ajax: { wins: 0, total_reaction_ms: 0 },
+    longpoll: { wins: 0, total_reaction_ms: 0 },
+    sse: { wins: 2, total_reaction_ms: 600 },
+    websocket: { wins: 1, total_reaction_ms: 250 },
+  },
+  ...over,
+});
+
+describe('protocol.js: the lecturer events fold like the server folds them', () => {
+  test('game_paused, settings and scores_reset are valid events and change the state', () => {
+    let state = stateFromSnapshot(snapshot());
+    const events = [
+      { seq: 11, ts: 1100, type: 'game_paused', paused: true },
+      { seq: 12, ts: 1200, type: 'settings', poll_interval_ms: 250 },
+      { seq: 13, ts: 1300, type: 'scores_reset' },
+    ];
+    for (const e of events) {
+      assert.equal(validateEvent(e), 'ok', e.type);
+      state = applyEvent(state, e);
+    }
+    assert.equal(state.paused, true);
+    assert.equal(state.poll_interval_ms, 250);
+    assert.deepEqual(state.players.map((p) => [p.score, p.misses]), [[0, 0], [0, 0]]);
+    for (const t of Object.values(state.transports)) assert.deepEqual(t, { wins: 0, total_reaction_ms: 0 });
+    assert.equal(state.seq, 13);
+  });
+
+  test('malformed lecturer events are rejected', () => {
+    assert.equal(validateEvent({ seq: 1, ts: 1, type: 'game_paused', paused: 'yes' }), 'invalid');
+    assert.equal(validateEvent({ seq: 1, ts: 1, type: 'settings', poll_interval_ms: -5 }), 'invalid');
+    assert.equal(validateEvent(snapshot({ paused: 1 })), 'invalid');
+  });
+
+  test('a snapshot without `paused` (an older server) means not paused', () => {
+    const { paused: _, ...old } = snapshot();
+    assert.equal(validateEvent(old), 'ok');
+    assert.equal(stateFromSnapshot(old).paused, false);
+  });
+
+  test('the Stream counts a gap as missed, but not one a snapshot explains', () => {
+    const stream = new Stream();
+    assert.equal(stream.accept(snapshot()), 'reset');
+    assert.equal(stream.accept({ seq: 11, ts: 1, type: 'scores_reset' }), 'apply');
+    assert.equal(stream.accept({ seq: 11, ts: 1, type: 'scores_reset' }), 'skip');
+    assert.equal(stream.duplicates, 1);
+    assert.equal(stream.accept(snapshot({ seq: 50, epoch: 'e2' })), 'reset');
+    assert.equal(stream.missed, 0);
+    assert.equal(stream.epoch, 'e2');
+    stream.accept({ seq: 53, ts: 1, type: 'scores_reset' });
+    assert.equal(stream.missed, 2);
+  });
+});
+
+describe('common.js: reconnecting', () => {
+  test('backoff: 0.5 s doubling to a 10 s cap, each wait in [d/2, d]', () => {
+    for (const r of [0, 0.5, 0.999999]) {
+      const backoff = new Backoff({ random: () => r });
+      const waits = Array.from({ length: 8 }, () => backoff.next());
+      const ceilings = [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000];
+      waits.forEach((w, i) => {
+        assert.ok(w >= ceilings[i] / 2 && w <= ceilings[i], `attempt ${i}: ${w} outside [${ceilings[i] / 2}, ${ceilings[i]}]`);
+      });
+      assert.equal(backoff.attempt, 8);
+      backoff.reset();
+      assert.ok(backoff.next() <= BACKOFF_MIN_MS);
+    }
+    assert.equal(BACKOFF_MAX_MS, 10_000);
+  });
+
+  test('backoff never overflows after very many attempts', () => {
+    const backoff = new Backoff({ random: () => 1 });
+    for (let i = 0; i < 2000; i += 1) backoff.next();
+    assert.equal(backoff.next(), BACKOFF_MAX_MS);
+  });
+
+  test('a resume is recovered or resynced, decided once per reconnect by the first answer', () => {
+    const seen = [];
+    const watch = new ResumeWatch({ resumed: (kind) => seen.push(kind) });
+    watch.settle({ seq: 1, type: 'round_started' }); // not armed: no reconnect happened
+    watch.arm();
+    watch.settle({ seq: 2, type: 'round_started' });
+    watch.settle({ seq: 3, type: 'snapshot' }); // already settled
+    watch.arm();
+    watch.settle({ seq: 9, type: 'snapshot' });
+    watch.arm();
+    watch.settle(null); // an empty poll answer: nothing was missed
+    assert.deepEqual(seen, ['recovered', 'resynced', 'recovered']);
+  });
+
+  test('resume URLs leave out what is unknown', () => {
+    assert.equal(resumeUrl('/api/poll', null, null), '/api/poll');
+    assert.equal(resumeUrl('/api/sse', 0, 'ab', { ticket: 't1' }), '/api/sse?since=0&epoch=ab&ticket=t1');
+  });
+
+  test('bytes are UTF-8 bytes, not characters', () => {
+    assert.equal(byteLength('abc'), 3);
+    assert.equal(byteLength('Zoë'), 4);
+    assert.equal(byteLength('→'), 3);
+  });
+});
+
+describe('metrics.js: the figures', () => {
+  test('percentiles are nearest-rank over the window; the mean is over everything', () => {
+    const s = new Samples(100);
+    for (let v = 1; v <= 100; v += 1) s.add(v);
+    assert.equal(s.percentile(95), 95);
+    assert.equal(s.percentile(50), 50);
+    assert.equal(s.mean, 50.5);
+    s.add(1000);
+    assert.equal(s.values.length, 100, 'window bounded');
+    assert.equal(s.count, 101);
+    assert.equal(s.max, 1000);
+  });
+
+  test('a Meter counts requests, wasted polls, frames and reconnects as documented', () => {
+    const m = new Meter('ajax');
+    m.requestStarted();
+    assert.equal(m.open, 1);
+    m.requestDone({ method: 'GET', path: '/api/poll?since=1', status: 200, bytes: 26, events: 0, downstream: true, ms: 3, error: null });
+    m.requestStarted();
+    m.requestDone({ method: 'GET', path: '/api/poll?since=1', status: 200, bytes: 230, events: 2, downstream: true, ms: 3, error: null });
+    m.requestStarted();
+    m.requestDone({ method: 'POST', path: '/api/click', status: 200, bytes: 44, events: null, downstream: false, ms: 9, error: null });
+    m.reconnecting({ wait: 400, attempt: 1, reason: 'test' });
+    m.resumed('recovered');
+    assert.deepEqual(
+      [m.open, m.requests, m.downstreamRequests, m.downstreamPolls, m.wasted, m.bytes, m.reconnects, m.recovered],
+      [0, 3, 2, 2, 1, 300, 1, 1],
+    );
+    m.eventSeen({ seq: 5, ts: 1000, type: 'round_started' }, 'apply', 1040);
+    m.eventSeen({ seq: 5, ts: 1000, type: 'round_started' }, 'skip', 1050);
+    m.eventSeen(snapshot(), 'reset', 1060);
+    assert.deepEqual([m.events, m.snapshots, m.lag.last], [1, 1, 40]);
+    assert.equal(m.summary().requestsPerEvent, 2, 'per event: event-fetching requests only');
+    assert.equal(m.wire.length, 5);
+    assert.match(m.wire[0].text, /^GET \/api\/poll\?since=1 → 200, 0 events, 26 B, 3 ms$/);
+  });
+
+  test('the wire log keeps the last 50 items', () => {
+    const m = new Meter('websocket');
+    for (let i = 0; i < 120; i += 1) m.frame({ dir: 'in', text: `{"seq":${i}}`, bytes: 10 });
+    assert.equal(m.wire.length, 50);
+    assert.equal(m.wire.at(-1).text, '{"seq":119}');
+    assert.equal(m.bytes, 1200);
+  });
+});
