@@ -14,14 +14,14 @@ pub const WS_SUBPROTOCOL: &str = "clickgame.v1";
 
 /// `POST /api/join`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct JoinRequest {
     pub name: String,
 }
 
 /// `POST /api/click`, and the body of a WebSocket `click` message.
 #[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct ClickRequest {
     pub round: u64,
     pub x: f64,
@@ -50,7 +50,12 @@ pub struct ResumeQuery {
 
 /// What a client may send over the WebSocket.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    remote = "Self",
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum ClientMessage {
     /// "I have seen up to `since` of `epoch`": (re)start the event stream from there.
     Resume {
@@ -67,6 +72,37 @@ pub enum ClientMessage {
         y: f64,
     },
 }
+
+/// serde's derived structs also accept an *array* of the field values: `["Ada"]` for
+/// `{"name":"Ada"}`, `[5,410.5,99]` for a click, `["click",7,5,410.5,99]` for a WebSocket click.
+/// The protocol is JSON objects only, so the request types above derive their deserializer as an
+/// inherent function (`#[serde(remote = "Self")]`), and this wraps it to take nothing but an
+/// object: anything else is "invalid type: sequence, expected a JSON object".
+macro_rules! objects_only {
+    ($($ty:ident),*) => {$(
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<$ty, D::Error> {
+                struct Object;
+                impl<'de> serde::de::Visitor<'de> for Object {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    fn visit_map<A>(self, map: A) -> Result<$ty, A::Error>
+                    where
+                        A: serde::de::MapAccess<'de>,
+                    {
+                        // The inherent, derived `deserialize`, fed the object's entries.
+                        $ty::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    }
+                }
+                deserializer.deserialize_map(Object)
+            }
+        }
+    )*};
+}
+
+objects_only!(JoinRequest, ClickRequest, ClientMessage);
 
 /// Decodes one WebSocket text message, exactly as the socket does; the error is the `detail`
 /// of the `bad_message` reply. Pure, so `fuzz/` can hammer it.

@@ -2,6 +2,7 @@
 //! real HTTP, SSE and WebSocket clients.
 
 mod bad_input;
+mod bad_input_table;
 mod clients;
 mod heartbeat;
 mod helpers;
