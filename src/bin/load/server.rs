@@ -73,13 +73,17 @@ impl Server {
                     .ok_or_else(|| io::Error::other("no stdout from the server"))?;
                 let want = if *tls { "https://" } else { "http://" };
                 let mut base = None;
-                for line in BufReader::new(stdout).lines() {
+                let mut lines = BufReader::new(stdout).lines();
+                for line in lines.by_ref() {
                     let line = line?;
                     if let Some(addr) = line.strip_prefix(&format!("listening on {want}")) {
                         base = Some(format!("{want}{addr}"));
                         break;
                     }
                 }
+                // Keep reading whatever else the server prints: a closed pipe would make its
+                // next `println!` fail, and the server stop.
+                std::thread::spawn(move || lines.for_each(drop));
                 let Some(base) = base else {
                     let _ = child.kill();
                     let _ = child.wait();
