@@ -77,3 +77,8 @@ certs:
 ## Grade the HTTPS port with testssl.sh: nothing below TLS 1.2, no cipher outside the list.
 tls-check:
 	scripts/tls-check.sh
+
+## Refresh docs/screenshots/ from a browser run.
+.PHONY: screenshots
+screenshots: build e2e-deps
+	cd $(E2E_DIR) && CLICKGAME_BIN=$(CURDIR)/target/debug/clickgame UPDATE_SCREENSHOTS=1 npm test

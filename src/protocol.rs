@@ -46,6 +46,8 @@ pub struct ResumeQuery {
     pub epoch: Option<String>,
     /// A one-time ticket from `POST /api/ticket`, authenticating this connection.
     pub ticket: Option<String>,
+    /// `1`: watch as a spectator even if a session cookie rides along.
+    pub spectate: Option<u8>,
 }
 
 /// What a client may send over the WebSocket.

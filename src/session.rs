@@ -31,13 +31,22 @@ fn player_of(req: &HttpRequest) -> Option<PlayerId> {
     hub.authenticate(&token(req)?)
 }
 
-/// A one-time `?ticket=` (see `POST /api/ticket`), spent by this request.
-fn ticket_player(req: &HttpRequest) -> Option<PlayerId> {
-    let hub = req.app_data::<web::Data<Hub>>()?;
+/// Who a downstream request watches as. An explicit `?ticket=` wins over the page's cookie (a
+/// page holding several players, like the compare page's race bots, shares one cookie jar);
+/// `?spectate=1` watches anonymously even when a session cookie rides along (the compare page's
+/// spectator panes must not count as the page's player).
+fn viewer(req: &HttpRequest) -> Option<PlayerId> {
     let query =
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .ok()?;
-    hub.redeem_ticket(query.get("ticket")?)
+            .ok();
+    if let Some(ticket) = query.as_ref().and_then(|q| q.get("ticket")) {
+        return req.app_data::<web::Data<Hub>>()?.redeem_ticket(ticket);
+    }
+    let spectate = query.as_ref().and_then(|q| q.get("spectate"));
+    if spectate.is_some_and(|v| v == "1" || v == "true") {
+        return None;
+    }
+    player_of(req)
 }
 
 /// A player if the request carries a valid session (cookie, Bearer, or a one-time `?ticket=`),
@@ -50,9 +59,7 @@ impl FromRequest for MaybePlayer {
     type Future = Ready<Result<MaybePlayer, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(MaybePlayer(
-            player_of(req).or_else(|| ticket_player(req)),
-        )))
+        ready(Ok(MaybePlayer(viewer(req))))
     }
 }
 

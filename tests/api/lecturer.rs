@@ -239,3 +239,50 @@ async fn a_one_time_ticket_authenticates_one_connection_and_only_once() {
     );
     app.server.stop().await;
 }
+
+#[actix_web::test]
+async fn a_ticket_wins_over_the_pages_cookie_and_spectate_ignores_it() {
+    let app = TestApp::spawn().await;
+    let page = app.join("Page").await;
+    let bot = app.join("Bot").await;
+    let cookie = format!("clickgame_session={}", page.token);
+    let (_, body) = app.post("/api/ticket", Some(&bot.token), &json!({})).await;
+    let ticket = body["ticket"].as_str().unwrap().to_string();
+    // The bot's SSE stream, from a page that also holds the player's cookie.
+    let _bot_stream = app
+        .client
+        .get(app.url(&format!("/api/sse?ticket={ticket}")))
+        .insert_header(("Cookie", cookie.as_str()))
+        .send()
+        .await
+        .unwrap();
+    // A spectator pane on the same page.
+    let _pane = app
+        .client
+        .get(app.url("/api/sse?spectate=1"))
+        .insert_header(("Cookie", cookie.as_str()))
+        .send()
+        .await
+        .unwrap();
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    let (_, snap) = app.get("/api/snapshot").await;
+    let transport = |id: u64| {
+        snap["players"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap()["transport"]
+            .clone()
+    };
+    assert_eq!(
+        transport(bot.id),
+        "sse",
+        "the ticket identified the bot: {snap}"
+    );
+    assert!(
+        transport(page.id).is_null(),
+        "the spectator pane did not count as the page's player: {snap}"
+    );
+    app.server.stop().await;
+}

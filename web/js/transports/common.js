@@ -221,6 +221,8 @@ export async function postClick(command, { probe = NO_PROBE, auth } = {}) {
  * along by itself).
  */
 export async function streamAuthParams(auth, probe, signal) {
+  // A spectator pane must not count as the page's player, whose cookie rides along anyway.
+  if (auth?.kind === 'none') return { spectate: '1' };
   if (auth?.kind !== 'token') return {};
   const { body } = await meteredFetch(probe, '/api/ticket', { method: 'POST', auth, signal });
   if (typeof body?.ticket !== 'string') throw new ApiError('bad_ticket', 'no ticket in the answer');
