@@ -81,4 +81,4 @@ tls-check:
 ## Refresh docs/screenshots/ from a browser run.
 .PHONY: screenshots
 screenshots: build e2e-deps
-	cd $(E2E_DIR) && CLICKGAME_BIN=$(CURDIR)/target/debug/clickgame UPDATE_SCREENSHOTS=1 npm test
+	cd $(E2E_DIR) && CLICKGAME_BIN=$(CURDIR)/target/debug/clickgame npm run screenshots
