@@ -217,6 +217,9 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     })
     // Long polls and SSE streams hold requests open; this only bounds reading the request head.
     .client_request_timeout(Duration::from_secs(10))
+    // Small writes (one event, one frame) must leave at once: without TCP_NODELAY, Nagle's
+    // algorithm meets the peer's delayed ACK and single events wait ~40 ms on loopback.
+    .tcp_nodelay(true)
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     // Signals are ours (see `run`): the hub must end streams and save before the server stops.
     .disable_signals();
