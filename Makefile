@@ -85,3 +85,12 @@ tls-check:
 .PHONY: screenshots
 screenshots: build e2e-deps
 	cd $(E2E_DIR) && CLICKGAME_BIN=$(CURDIR)/target/debug/clickgame npm run screenshots
+
+# ---- fuzzing (issue 6; fuzz/ is its own cargo workspace, never built by `cargo test`) -------
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+
+## cargo-fuzz (libFuzzer + ASan; `cargo install cargo-fuzz`, nightly or RUSTC_BOOTSTRAP=1):
+## every target in fuzz/fuzz_targets for FUZZ_SECONDS each, then executions and crashes.
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
