@@ -60,6 +60,7 @@ results:
 	cp target/criterion/transport_latency_summary.json $(RESULTS_DIR)/latency.json
 	target/release/clickgame-load --out-dir $(RESULTS_DIR) $(LOAD_ARGS)
 	target/release/clickgame-load --tls --scenarios latency --out-dir $(RESULTS_DIR)/tls $(LOAD_ARGS)
+	python3 scripts/plot_results.py $(RESULTS_DIR)/load.json
 
 # ---- WebSocket conformance (issue 6) ---------------------------------------------------------
 .PHONY: autobahn
