@@ -73,14 +73,7 @@ fn bench_game(c: &mut Criterion) {
 }
 
 fn hub() -> Hub {
-    Hub::new(
-        rules(),
-        7,
-        HubConfig {
-            history: 1024,
-            poll_interval_ms: 1000,
-        },
-    )
+    Hub::new(rules(), 7, HubConfig { history: 1024 })
 }
 
 fn bench_hub(c: &mut Criterion) {

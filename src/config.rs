@@ -213,7 +213,6 @@ impl Config {
     pub fn hub(&self) -> HubConfig {
         HubConfig {
             history: self.history,
-            poll_interval_ms: self.poll_interval_ms,
         }
     }
 }

@@ -38,20 +38,11 @@ use crate::persist::{SavedState, STATE_VERSION};
 /// How long a one-time connection ticket stays valid.
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
 
-fn transport_index(t: Transport) -> usize {
-    match t {
-        Transport::Ajax => 0,
-        Transport::Longpoll => 1,
-        Transport::Sse => 2,
-        Transport::Websocket => 3,
-    }
-}
-
-/// Settings of the log and of what the snapshot tells clients.
+/// Settings of the event log. (The AJAX polling interval is game state: the lecturer can change
+/// it, so it travels in the snapshot and in `settings` events.)
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     pub history: usize,
-    pub poll_interval_ms: u64,
 }
 
 /// One event, serialised once, in the forms the transports send.
@@ -329,11 +320,11 @@ impl Hub {
 
     /// The simulated network delay a lecturer set for `t`.
     pub fn delay(&self, t: Transport) -> Duration {
-        Duration::from_millis(self.inner.delays[transport_index(t)].load(Ordering::Relaxed))
+        Duration::from_millis(self.inner.delays[t.index()].load(Ordering::Relaxed))
     }
 
     pub fn set_delay(&self, t: Transport, ms: u64) {
-        self.inner.delays[transport_index(t)].store(ms, Ordering::Relaxed);
+        self.inner.delays[t.index()].store(ms, Ordering::Relaxed);
     }
 
     /// Waits for the simulated delay of `t`, if any.
@@ -698,14 +689,7 @@ mod tests {
             round_pause_jitter_ms: 0,
             ..Rules::default()
         };
-        Hub::new(
-            rules,
-            1,
-            HubConfig {
-                history,
-                poll_interval_ms: 1000,
-            },
-        )
+        Hub::new(rules, 1, HubConfig { history })
     }
 
     #[test]

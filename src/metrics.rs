@@ -101,15 +101,6 @@ impl Drop for OpenConnection {
     }
 }
 
-fn index(t: Transport) -> usize {
-    match t {
-        Transport::Ajax => 0,
-        Transport::Longpoll => 1,
-        Transport::Sse => 2,
-        Transport::Websocket => 3,
-    }
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
@@ -123,7 +114,7 @@ impl Default for Metrics {
 
 impl Metrics {
     fn of(&self, t: Transport) -> &TransportMetrics {
-        &self.inner.by[index(t)]
+        &self.inner.by[t.index()]
     }
 
     pub fn uptime_s(&self) -> u64 {

@@ -26,10 +26,7 @@ fuzz_target!(|data: &[u8]| {
             let hub = Hub::new(
                 Rules::default(),
                 7,
-                HubConfig {
-                    history: 4,
-                    poll_interval_ms: 1000,
-                },
+                HubConfig { history: 4 },
             );
             for name in ["Ada", "Bea", "Cy", "Di", "Ed", "Flo"] {
                 hub.join(name).expect("fresh names join");

@@ -51,6 +51,16 @@ impl Transport {
         Transport::Websocket,
     ];
 
+    /// Position in [`Transport::ALL`], for per-transport arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Transport::Ajax => 0,
+            Transport::Longpoll => 1,
+            Transport::Sse => 2,
+            Transport::Websocket => 3,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Ajax => "ajax",
