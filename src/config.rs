@@ -17,8 +17,19 @@ pub const DEFAULT_HTTPS_ADDR: &str = "127.0.0.1:8443";
 pub const DEFAULT_DATA_DIR: &str = "data";
 /// Clicks per second a player may send before `429 Too Many Requests`.
 pub const DEFAULT_CLICK_RATE: u32 = 20;
-/// Long-lived connections (WebSocket, SSE, parked long polls) one IP address may hold.
-pub const DEFAULT_MAX_CONNS_PER_IP: u32 = 64;
+/// Long-lived streams (WebSocket, SSE, parked long polls) one IP address may hold. A lecture
+/// hall behind one NAT address is a hundred phones with one stream each: 256 leaves room for
+/// the lecturer's compare page and for reconnects that overlap the old stream (see
+/// `docs/security.md`, "Connection limits").
+pub const DEFAULT_MAX_CONNS_PER_IP: u32 = 256;
+/// TCP/TLS connections one IP address may hold, counted from accept: the hall's hundred phones
+/// hold a stream and a keep-alive connection each (200), plus page loads in flight.
+pub const DEFAULT_MAX_SOCKETS_PER_IP: u32 = 512;
+/// TCP/TLS connections overall; lowered at start to what the descriptor limit allows.
+pub const DEFAULT_MAX_CONNS: u32 = 10_000;
+/// A request head or body that takes longer than this to arrive gets `408` and the connection
+/// closes.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 /// Events kept for resuming clients; older gaps are answered with a snapshot.
 pub const DEFAULT_HISTORY: usize = 1024;
 /// How often AJAX polling clients ask (sent to them in the snapshot).
@@ -98,9 +109,26 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub click_rate: u32,
 
-    /// Long-lived connections per client IP (0 = no limit).
+    /// Long-lived streams (WebSocket, SSE, parked long polls) per client IP; over it, 429
+    /// (0 = no per-address limit; the overall stream cap still applies).
     #[arg(long, env = "CLICKGAME_MAX_CONNS_PER_IP", default_value_t = DEFAULT_MAX_CONNS_PER_IP)]
     pub max_conns_per_ip: u32,
+
+    /// TCP/TLS connections per client IP, counted from accept; over it, a new connection is
+    /// closed at once (0 = no per-address limit).
+    #[arg(long, env = "CLICKGAME_MAX_SOCKETS_PER_IP", default_value_t = DEFAULT_MAX_SOCKETS_PER_IP)]
+    pub max_sockets_per_ip: u32,
+
+    /// TCP/TLS connections overall; the last eighth is a reserve that long-lived streams and
+    /// busy addresses cannot take. Lowered to fit the descriptor limit (0 = as many as it allows).
+    #[arg(long, env = "CLICKGAME_MAX_CONNS", default_value_t = DEFAULT_MAX_CONNS)]
+    pub max_conns: u32,
+
+    /// A request head, or a request body, that has not fully arrived after this long gets 408
+    /// and its connection is closed.
+    #[arg(long, env = "CLICKGAME_BODY_TIMEOUT_MS", default_value_t = DEFAULT_BODY_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub body_timeout_ms: u64,
 
     /// Milliseconds between server pings on a WebSocket.
     #[arg(long, env = "CLICKGAME_WS_PING_INTERVAL_MS", default_value_t = 20_000,
@@ -112,7 +140,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..))]
     pub ws_timeout_ms: u64,
 
-    /// A WebSocket whose client stops reading is closed (1008) once one frame has waited this long.
+    /// A client that stops reading is disconnected once a write has waited this long: on a
+    /// WebSocket any frame (event, reply, pong, ping, close) and the socket is closed after a
+    /// 1008; on any other connection (SSE, HTTP/2, responses) the socket is closed.
     #[arg(long, env = "CLICKGAME_WS_SEND_TIMEOUT_MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(10..))]
     pub ws_send_timeout_ms: u64,

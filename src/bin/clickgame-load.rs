@@ -5,9 +5,10 @@
 //! It is a black-box client of `docs/protocol.md`, so it lives beside the server rather than in
 //! the library: it depends on nothing inside the server, and the server does not carry it.
 //! By default it spawns `target/release/clickgame` itself — a fresh process per measurement, so
-//! every memory figure starts from the same baseline — with the per-IP connection cap and the
-//! click rate limit off. `--url` (and `--pid` for the /proc figures) measures a running server
-//! instead; that server needs `--max-conns-per-ip 0` and a high `--click-rate`.
+//! every memory figure starts from the same baseline — with the per-IP connection caps and the
+//! click rate limit off (all its clients come from 127.0.0.1). `--url` (and `--pid` for the
+//! /proc figures) measures a running server instead; that server needs `--max-conns-per-ip 0
+//! --max-sockets-per-ip 0 --max-conns 0` and a high `--click-rate`.
 
 mod load;
 
@@ -365,7 +366,8 @@ fn run(args: &Args) -> Result<(), String> {
             };
             notes.push(format!(
                 "Server: {} spawned fresh for every measurement, --workers {} (0 = one per \
-                 core), --max-conns-per-ip 0, no click rate limit, long polls held 10 min.",
+                 core), --max-conns-per-ip 0 --max-sockets-per-ip 0 --max-conns 0, no click \
+                 rate limit, long polls held 10 min.",
                 bin.display(),
                 args.workers
             ));

@@ -8,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 /// How to get a server.
 #[derive(Debug, Clone)]
 pub enum Spec {
-    /// Spawn this binary with settings fit for load: no per-IP connection cap, no click rate
-    /// limit, long polls held 10 min, warnings only in the log.
+    /// Spawn this binary with settings fit for load: every client comes from 127.0.0.1, so no
+    /// per-address socket or stream cap and as many sockets overall as the descriptor limit
+    /// allows; no click rate limit, long polls held 10 min, warnings only in the log.
     Spawn {
         bin: PathBuf,
         tls: bool,
@@ -39,6 +40,10 @@ impl Server {
                     "--http-addr",
                     "127.0.0.1:0",
                     "--max-conns-per-ip",
+                    "0",
+                    "--max-sockets-per-ip",
+                    "0",
+                    "--max-conns",
                     "0",
                     "--click-rate",
                     "1000000000",

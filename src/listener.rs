@@ -1,0 +1,424 @@
+//! # From `accept` to the `App`: every connection counted and watched
+//!
+//! actix-web's `HttpServer` would do all of this for us — accept, TLS, HTTP/1.1 or HTTP/2, the
+//! `App` — but it offers no hook between `accept` and HTTP, and its `max_connections` is per
+//! worker thread with nothing held back. So we assemble the same parts ourselves, the way
+//! `HttpServer::listen` / `listen_openssl` do inside:
+//!
+//! ```text
+//! actix_server (accept loop, workers)
+//!   └─ admit: ask the SocketLimiter; over a cap → the socket is dropped (closed) right here
+//!        └─ [TLS handshake: actix_tls::accept::openssl::Acceptor, ALPN h2 / http/1.1]
+//!             └─ actix_http::HttpService (HTTP/1.1 and HTTP/2) ─ App (routes, middleware)
+//! ```
+//!
+//! The socket is wrapped in a [`Counted`] for its whole life: it carries the
+//! [`SocketPermit`](crate::limits::SocketPermit), so the per-address and overall counts drop the
+//! moment the connection is closed, however that happens; it closes a connection whose writes
+//! have made no progress for the send timeout (a client that stopped reading holds no
+//! descriptor for long); and it can be aborted by a handler through its [`ConnHandle`].
+//!
+//! [`http_service`] is the one place where the `HttpService` is configured, for the plain and
+//! the TLS listener alike (per-connection data for handlers goes in its `on_connect_ext`).
+//! [`Listeners`] adds listeners one by one, so more addresses are one more call.
+//!
+//! The road not taken: patching actix-http (a fork to keep up to date), or counting sockets in
+//! `HttpServer::on_connect` (it runs after the TLS handshake and cannot refuse a connection).
+
+use std::cell::{Cell, RefCell};
+use std::future::{ready, Future};
+use std::io;
+use std::marker::PhantomData;
+use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use actix_http::{error::DispatchError, HttpService, Protocol};
+use actix_server::{GracefulShutdownSignal, Server, ServerBuilder};
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactory, ServiceFactoryExt};
+use actix_tls::accept::openssl::{Acceptor, TlsStream};
+use actix_web::{
+    body::MessageBody,
+    dev::{AppConfig, Extensions},
+    rt::net::{ActixStream, Ready, TcpStream},
+    HttpRequest,
+};
+use openssl::ssl::{AlpnError, SslAcceptor, SslAcceptorBuilder};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::limits::{SocketLimiter, SocketPermit};
+
+/// The HTTP settings every listener shares.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    /// Bounds the arrival of the first request head on a connection (actix answers 408).
+    pub request_timeout: Duration,
+    /// Idle time before a keep-alive connection is closed.
+    pub keep_alive: Duration,
+    /// A connection whose writes make no progress for this long is closed.
+    pub send_timeout: Duration,
+    /// How long a graceful stop waits for in-flight requests, in seconds.
+    pub shutdown_timeout: u64,
+    /// Worker threads (`0` = one per core).
+    pub workers: usize,
+}
+
+/// A handle on one client connection, for its handlers (`req.conn_data::<ConnHandle>()`).
+#[derive(Clone)]
+pub struct ConnHandle(Rc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    aborted: Cell<bool>,
+    /// The connection task, to wake when aborted while it waits for the socket.
+    wakers: RefCell<[Option<Waker>; 2]>,
+}
+
+impl ConnHandle {
+    /// The handle of the connection `req` arrived on.
+    pub fn of(req: &HttpRequest) -> Option<ConnHandle> {
+        req.conn_data::<ConnHandle>().cloned()
+    }
+
+    /// Ends the connection now: its next read or write fails, the HTTP dispatcher drops it, and
+    /// the socket is reset (unsent bytes are discarded, not left waiting for a reader).
+    pub fn abort(&self) {
+        self.0.aborted.set(true);
+        for waker in self.0.wakers.borrow_mut().iter_mut() {
+            if let Some(w) = waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn remember(&self, slot: usize, cx: &Context<'_>) {
+        let mut wakers = self.0.wakers.borrow_mut();
+        match &mut wakers[slot] {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            other => *other = Some(cx.waker().clone()),
+        }
+    }
+}
+
+/// An accepted TCP connection, counted until it closes, with a send timeout and an abort switch.
+pub struct Counted {
+    io: TcpStream,
+    peer: SocketAddr,
+    handle: ConnHandle,
+    send_timeout: Duration,
+    /// Started when a write finds the socket full; cleared by any progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    _permit: SocketPermit,
+}
+
+impl Counted {
+    fn new(io: TcpStream, peer: SocketAddr, permit: SocketPermit, send_timeout: Duration) -> Self {
+        // Small writes (one event, one frame) must leave at once: without TCP_NODELAY, Nagle's
+        // algorithm meets the peer's delayed ACK and single events wait ~40 ms on loopback.
+        let _ = io.set_nodelay(true);
+        Counted {
+            io,
+            peer,
+            handle: ConnHandle(Rc::default()),
+            send_timeout,
+            stalled: None,
+            _permit: permit,
+        }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn handle(&self) -> ConnHandle {
+        self.handle.clone()
+    }
+
+    /// After an abort or a send timeout: reset instead of an orderly close, so the kernel does
+    /// not keep the unread bytes (and the socket) around for a client that never reads.
+    fn fail(&self, kind: io::ErrorKind, why: &str) -> io::Error {
+        let _ = self.io.set_zero_linger();
+        io::Error::new(kind, why.to_string())
+    }
+
+    fn aborted(&self) -> Option<io::Error> {
+        self.handle
+            .0
+            .aborted
+            .get()
+            .then(|| self.fail(io::ErrorKind::ConnectionAborted, "aborted by the server"))
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(err) = this.aborted() {
+            return Poll::Ready(Err(err));
+        }
+        let poll = Pin::new(&mut this.io).poll_read(cx, buf);
+        if poll.is_pending() {
+            this.handle.remember(0, cx);
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(err) = this.aborted() {
+            return Poll::Ready(Err(err));
+        }
+        match Pin::new(&mut this.io).poll_write(cx, buf) {
+            Poll::Pending => {
+                this.handle.remember(1, cx);
+                let timeout = this.send_timeout;
+                let stalled = this
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if stalled.as_mut().poll(cx).is_ready() {
+                    tracing::info!(peer = %this.peer, "client stopped reading; connection closed");
+                    return Poll::Ready(Err(this.fail(
+                        io::ErrorKind::TimedOut,
+                        "no write progress within the send timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            done => {
+                this.stalled = None;
+                done
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl ActixStream for Counted {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        ActixStream::poll_read_ready(&self.io, cx)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        ActixStream::poll_write_ready(&self.io, cx)
+    }
+}
+
+/// The transport under HTTP: a [`Counted`] socket, maybe inside TLS.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {
+    fn counted(&self) -> &Counted;
+}
+
+impl Transport for Counted {
+    fn counted(&self) -> &Counted {
+        self
+    }
+}
+
+impl Transport for TlsStream<Counted> {
+    fn counted(&self) -> &Counted {
+        self.get_ref()
+    }
+}
+
+/// Per-connection data handlers can read with `req.conn_data::<T>()`.
+fn on_connect<T: Transport>(io: &T, data: &mut Extensions) {
+    data.insert(io.counted().handle());
+    // (Issue #13: a TLS connection's negotiated protocol, cipher and SNI go here too.)
+}
+
+/// The one place where the `HttpService` is configured, for every listener: HTTP/1.1 on plain
+/// sockets, HTTP/1.1 or HTTP/2 (by ALPN) on TLS.
+fn http_service<T, F, I, S, B>(
+    settings: &HttpSettings,
+    app: &F,
+    app_config: AppConfig,
+    shutdown: GracefulShutdownSignal,
+) -> impl ServiceFactory<
+    (T, Protocol, Option<SocketAddr>),
+    Config = (),
+    Response = (),
+    Error = DispatchError,
+    InitError = (),
+>
+where
+    T: Transport,
+    F: Fn() -> I,
+    I: IntoServiceFactory<S, actix_http::Request>,
+    S: ServiceFactory<
+            actix_http::Request,
+            Config = AppConfig,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let factory = app()
+        .into_factory()
+        .map_err(|err| actix_web::ResponseError::error_response(err.as_response_error()));
+    HttpService::build()
+        .keep_alive(settings.keep_alive)
+        .client_request_timeout(settings.request_timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        // A client that closes its side is gone: end its request now (a parked long poll or an
+        // SSE stream would otherwise keep its slot until the server next writes). Clients that
+        // half-close on purpose after sending a request are not a use case here.
+        .h1_allow_half_closed(false)
+        .local_addr(app_config.local_addr())
+        .graceful_shutdown_signal(move || {
+            let signal = shutdown.clone();
+            async move { signal.notified().await }
+        })
+        .on_connect_ext(on_connect::<T>)
+        .finish(map_config(factory, move |()| app_config.clone()))
+}
+
+/// Builds the server listener by listener.
+pub struct Listeners<F, S, B> {
+    builder: ServerBuilder,
+    app: F,
+    settings: HttpSettings,
+    sockets: SocketLimiter,
+    /// The app's service and body types, fixed by `F` (as in actix-web's `HttpServer`).
+    _types: PhantomData<fn() -> (S, B)>,
+}
+
+impl<F, I, S, B> Listeners<F, S, B>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, actix_http::Request>,
+    S: ServiceFactory<
+            actix_http::Request,
+            Config = AppConfig,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    /// `app` builds one worker's `App`; `sockets` counts every listener's connections.
+    pub fn new(app: F, settings: HttpSettings, sockets: SocketLimiter) -> Self {
+        let mut builder = ServerBuilder::default()
+            .shutdown_timeout(settings.shutdown_timeout)
+            // Signals are ours (see `server::run`): the hub must end streams and save before
+            // the server stops.
+            .disable_signals();
+        if settings.workers > 0 {
+            builder = builder.workers(settings.workers);
+        }
+        Listeners {
+            builder,
+            app,
+            settings,
+            sockets,
+            _types: PhantomData,
+        }
+    }
+
+    /// Serves plain HTTP/1.1 on `listener`.
+    pub fn listen(mut self, listener: TcpListener) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let (app, settings, sockets) = (self.app.clone(), self.settings, self.sockets.clone());
+        let shutdown = self.builder.graceful_shutdown_signal();
+        self.builder = self.builder.listen(format!("http-{addr}"), listener, move || {
+            let config = app_config(false, addr);
+            let http = http_service::<Counted, _, _, _, _>(&settings, &app, config, shutdown.clone());
+            admit(sockets.clone(), settings.send_timeout)
+                .map(|io: Counted| {
+                    let peer = io.peer();
+                    (io, Protocol::Http1, Some(peer))
+                })
+                .and_then(http.map_err(|err| tracing::debug!(%err, "connection ended with an error")))
+        })?;
+        Ok(self)
+    }
+
+    /// Serves HTTPS on `listener`: TLS with `acceptor`, then HTTP/2 or HTTP/1.1 as ALPN agreed.
+    pub fn listen_tls(mut self, listener: TcpListener, acceptor: SslAcceptorBuilder) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let acceptor = with_alpn(acceptor)?;
+        let (app, settings, sockets) = (self.app.clone(), self.settings, self.sockets.clone());
+        let shutdown = self.builder.graceful_shutdown_signal();
+        self.builder = self.builder.listen(format!("https-{addr}"), listener, move || {
+            let config = app_config(true, addr);
+            let http = http_service::<TlsStream<Counted>, _, _, _, _>(
+                &settings,
+                &app,
+                config,
+                shutdown.clone(),
+            );
+            admit(sockets.clone(), settings.send_timeout)
+                .and_then(
+                    Acceptor::new(acceptor.clone())
+                        .map_err(|err| tracing::debug!(?err, "TLS handshake failed")),
+                )
+                .map(|io: TlsStream<Counted>| {
+                    let h2 = io.ssl().selected_alpn_protocol() == Some(b"h2");
+                    let peer = io.counted().peer();
+                    (io, if h2 { Protocol::Http2 } else { Protocol::Http1 }, Some(peer))
+                })
+                .and_then(http.map_err(|err| tracing::debug!(%err, "connection ended with an error")))
+        })?;
+        Ok(self)
+    }
+
+    pub fn run(self) -> Server {
+        self.builder.run()
+    }
+}
+
+/// The first step after `accept`: count the socket, or close it.
+fn admit(
+    sockets: SocketLimiter,
+    send_timeout: Duration,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = Counted, Error = (), InitError = ()> {
+    fn_service(move |io: TcpStream| {
+        let peer = io.peer_addr().ok();
+        // On refusal `io` is dropped here: the client sees its connection closed at once.
+        ready(
+            sockets
+                .admit(peer)
+                .map_err(drop)
+                .and_then(|permit| peer.map(|p| Counted::new(io, p, permit, send_timeout)).ok_or(())),
+        )
+    })
+}
+
+/// What the `App` learns about its listener: `secure` decides HSTS and `Secure` cookies.
+///
+/// `AppConfig` has no public constructor besides `Default`; `__priv_test_new` is the one
+/// actix-web's own test server uses (doc-hidden, "semver exempt"). See `docs/decisions.md`.
+fn app_config(secure: bool, addr: SocketAddr) -> AppConfig {
+    AppConfig::__priv_test_new(secure, addr.to_string(), addr)
+}
+
+/// Offers HTTP/2 and HTTP/1.1 by ALPN, preferring HTTP/2, as `HttpServer::listen_openssl` does.
+fn with_alpn(mut builder: SslAcceptorBuilder) -> io::Result<SslAcceptor> {
+    const PROTOCOLS: &[u8] = b"\x02h2\x08http/1.1";
+    builder.set_alpn_select_callback(|_, offered| {
+        openssl::ssl::select_next_proto(PROTOCOLS, offered).ok_or(AlpnError::NOACK)
+    });
+    builder.set_alpn_protos(PROTOCOLS).map_err(io::Error::other)?;
+    Ok(builder.build())
+}
