@@ -422,3 +422,77 @@ fn with_alpn(mut builder: SslAcceptorBuilder) -> io::Result<SslAcceptor> {
     builder.set_alpn_protos(PROTOCOLS).map_err(io::Error::other)?;
     Ok(builder.build())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::limits::Limits;
+
+    /// A connected pair: a client with a small receive buffer, and the server side counted.
+    async fn pair(send_timeout: Duration) -> (TcpStream, Counted, SocketLimiter) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let client = socket.connect(listener.local_addr().unwrap()).await.unwrap();
+        let (io, peer) = listener.accept().await.unwrap();
+        let limiter = SocketLimiter::new(Limits::from_config(&Config::for_tests()));
+        let permit = limiter.admit(Some(peer)).unwrap();
+        (client, Counted::new(io, peer, permit, send_timeout), limiter)
+    }
+
+    #[actix_web::test]
+    async fn a_write_that_makes_no_progress_for_the_send_timeout_fails_and_frees_the_socket() {
+        let (mut client, mut server, limiter) = pair(Duration::from_millis(200)).await;
+        assert_eq!(limiter.open(), 1);
+        let chunk = vec![b'x'; 64 * 1024];
+        let started = Instant::now();
+        let mut written = 0;
+        let err = loop {
+            assert!(started.elapsed() < Duration::from_secs(10), "never timed out");
+            match server.write(&chunk).await {
+                Ok(n) => written += n,
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        drop(server);
+        assert_eq!(limiter.open(), 0, "the permit went with the socket");
+        // The client gets what the buffers held, then a reset: no orderly close that would
+        // wait for it to read everything.
+        let mut received = 0;
+        let mut buf = vec![0u8; 1 << 16];
+        let end = loop {
+            match client.read(&mut buf).await {
+                Ok(0) => break None,
+                Ok(n) => received += n,
+                Err(err) => break Some(err.kind()),
+            }
+        };
+        assert_eq!(end, Some(io::ErrorKind::ConnectionReset), "after {received} of {written} bytes");
+        assert!(received < written);
+    }
+
+    #[actix_web::test]
+    async fn an_abort_wakes_a_waiting_read_with_an_error() {
+        let (_client, mut server, limiter) = pair(Duration::from_secs(10)).await;
+        let handle = server.handle();
+        let reader = actix_web::rt::spawn(async move {
+            let mut buf = [0u8; 16];
+            server.read(&mut buf).await
+        });
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        handle.abort();
+        let read = actix_web::rt::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("woken by the abort")
+            .unwrap();
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::ConnectionAborted);
+        assert_eq!(limiter.open(), 0);
+    }
+}
