@@ -11,7 +11,7 @@
 //! | TCP/TLS connections ("sockets") | accept → close (`listener.rs`) | `--max-sockets-per-ip`, `--max-conns` | closed at accept, before a byte is read |
 //! | long-lived streams (WebSocket, SSE, parked long poll) | handler → stream ends | `--max-conns-per-ip`, and overall the sockets minus the reserve | `429 too_many_connections` / `503 server_busy` |
 //! | a request body | head complete → body complete | `--body-timeout-ms` | `408 request_timeout`, connection closed |
-//! | a request head | first byte → head complete | `--body-timeout-ms` (actix's `client_request_timeout`) | `408`, connection closed |
+//! | a request head | first byte → head complete | `--body-timeout-ms` (actix's `client_request_timeout` for the first head, `listener.rs` for later ones) | `408` / connection closed |
 //! | a write the client does not read | `--ws-send-timeout-ms` | — | connection closed (WebSocket: after close `1008`) |
 //!
 //! Two counters per address, because they measure different things: on HTTP/2 one socket
@@ -51,6 +51,7 @@ use futures_util::Stream;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::listener::ConnHandle;
 
 /// Descriptors kept back from `--max-conns` for everything that is not a client socket: the
 /// listeners, each worker's epoll and wake-up descriptors, static files being sent, the state
@@ -421,6 +422,9 @@ pub fn disarm_body_deadline(req: &HttpRequest) {
             handle.0.set(Deadline::Disarmed);
         }
     }
+    if let Some(conn) = ConnHandle::of(req) {
+        conn.upgraded();
+    }
 }
 
 /// The request body with a deadline: once it passes, reading yields an I/O `TimedOut` error and
@@ -429,6 +433,8 @@ struct TimedPayload {
     inner: Payload,
     deadline: Pin<Box<tokio::time::Sleep>>,
     state: Rc<Cell<Deadline>>,
+    /// Told when the body is complete (HTTP/1.1: the next bytes are a new request head).
+    conn: Option<ConnHandle>,
 }
 
 impl Stream for TimedPayload {
@@ -442,6 +448,12 @@ impl Stream for TimedPayload {
             Deadline::Armed => {}
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(None) => {
+                if let Some(conn) = &this.conn {
+                    conn.body_complete();
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 if this.deadline.as_mut().poll(cx).is_ready() {
                     this.state.set(Deadline::Expired);
@@ -471,7 +483,12 @@ pub async fn body_deadline(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let payload = req.take_payload();
-    let state = if matches!(payload, Payload::None) {
+    let has_body = !matches!(payload, Payload::None);
+    let conn = req.conn_data::<ConnHandle>().cloned();
+    if let Some(conn) = conn.as_ref().filter(|_| req.version() < Version::HTTP_2) {
+        conn.head_complete(has_body);
+    }
+    let state = if !has_body {
         None
     } else {
         let state = Rc::new(Cell::new(Deadline::Armed));
@@ -479,6 +496,7 @@ pub async fn body_deadline(
             inner: payload,
             deadline: Box::pin(tokio::time::sleep(timeout)),
             state: state.clone(),
+            conn,
         };
         req.set_payload(Payload::Stream {
             payload: Box::pin(timed),
@@ -526,7 +544,10 @@ mod tests {
         // A hundred phones, each with a stream and a keep-alive socket, plus page loads.
         assert!(l.streams_per_ip >= 200, "{l:?}");
         assert!(l.sockets_per_ip >= 2 * 100 + 6 * 20, "{l:?}");
-        assert!(l.streams < l.sockets && l.reserve >= l.sockets / 10, "{l:?}");
+        assert!(
+            l.streams < l.sockets && l.reserve >= l.sockets / 10,
+            "{l:?}"
+        );
     }
 
     #[test]
@@ -562,7 +583,10 @@ mod tests {
         let a = limiter.acquire(addr(2)).unwrap();
         let _b = limiter.acquire(addr(2)).unwrap();
         let err = limiter.acquire(addr(2)).unwrap_err();
-        assert_eq!((err.status.as_u16(), err.code), (429, "too_many_connections"));
+        assert_eq!(
+            (err.status.as_u16(), err.code),
+            (429, "too_many_connections")
+        );
         let _c = limiter.acquire(addr(3)).unwrap();
         let err = limiter.acquire(addr(4)).unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (503, "server_busy"));
@@ -577,7 +601,9 @@ mod tests {
         config.max_conns = 0;
         config.max_conns_per_ip = 0;
         let limiter = ConnLimiter::for_config(&config);
-        let slots: Vec<_> = (0..1000).map(|_| limiter.acquire(addr(2)).unwrap()).collect();
+        let slots: Vec<_> = (0..1000)
+            .map(|_| limiter.acquire(addr(2)).unwrap())
+            .collect();
         assert_eq!(limiter.open(), 1000);
         drop(slots);
         assert_eq!(limiter.open(), 0);

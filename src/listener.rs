@@ -37,7 +37,9 @@ use std::time::Duration;
 
 use actix_http::{error::DispatchError, HttpService, Protocol};
 use actix_server::{GracefulShutdownSignal, Server, ServerBuilder};
-use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactory, ServiceFactoryExt};
+use actix_service::{
+    fn_service, map_config, IntoServiceFactory, ServiceFactory, ServiceFactoryExt,
+};
 use actix_tls::accept::openssl::{Acceptor, TlsStream};
 use actix_web::{
     body::MessageBody,
@@ -50,10 +52,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::limits::{SocketLimiter, SocketPermit};
 
+/// How often actix-http refreshes the clock its connection timers start from.
+const ACTIX_CLOCK_STEP: Duration = Duration::from_millis(500);
+
 /// The HTTP settings every listener shares.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpSettings {
-    /// Bounds the arrival of the first request head on a connection (actix answers 408).
+    /// Bounds the arrival of a request head: the first on a connection (actix answers 408),
+    /// and every later one (the connection is closed; see [`HeadWatch`]).
     pub request_timeout: Duration,
     /// Idle time before a keep-alive connection is closed.
     pub keep_alive: Duration,
@@ -74,6 +80,30 @@ struct Shared {
     aborted: Cell<bool>,
     /// The connection task, to wake when aborted while it waits for the socket.
     wakers: RefCell<[Option<Waker>; 2]>,
+    /// What the next bytes from the client are, on HTTP/1.1 (see [`HeadWatch`]).
+    watch: Cell<HeadWatch>,
+    /// Request heads completed so far: a head deadline armed before the latest one is stale.
+    heads: Cell<u64>,
+    upgraded: Cell<bool>,
+}
+
+/// Whether bytes from the client start a request head that must be complete within the
+/// request timeout.
+///
+/// actix-http bounds only the *first* head on a connection: after one request, a client could
+/// send `GET / HTTP/1.1\r\n` and nothing more, and the connection stayed open for good (its
+/// keep-alive timer stops at the first byte). So, between requests on HTTP/1.1, the first byte
+/// that arrives starts a deadline that the next complete head (seen by
+/// [`body_deadline`](crate::limits::body_deadline)) clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum HeadWatch {
+    /// Before the first head (actix's own timer covers it), on HTTP/2, after an upgrade.
+    #[default]
+    Off,
+    /// Between requests: the next bytes are a new head.
+    Between,
+    /// A request body is arriving (it has its own deadline).
+    InBody,
 }
 
 impl ConnHandle {
@@ -93,6 +123,31 @@ impl ConnHandle {
         }
     }
 
+    /// An HTTP/1.1 request head is complete; `body` if a body (or an upgraded stream) follows.
+    pub fn head_complete(&self, body: bool) {
+        self.0.heads.set(self.0.heads.get() + 1);
+        if !self.0.upgraded.get() {
+            self.0.watch.set(if body {
+                HeadWatch::InBody
+            } else {
+                HeadWatch::Between
+            });
+        }
+    }
+
+    /// The request body has fully arrived: the next bytes are a new head.
+    pub fn body_complete(&self) {
+        if self.0.watch.get() == HeadWatch::InBody {
+            self.0.watch.set(HeadWatch::Between);
+        }
+    }
+
+    /// The connection became a stream of its own (a WebSocket): no more request heads.
+    pub fn upgraded(&self) {
+        self.0.upgraded.set(true);
+        self.0.watch.set(HeadWatch::Off);
+    }
+
     fn remember(&self, slot: usize, cx: &Context<'_>) {
         let mut wakers = self.0.wakers.borrow_mut();
         match &mut wakers[slot] {
@@ -110,11 +165,14 @@ pub struct Counted {
     send_timeout: Duration,
     /// Started when a write finds the socket full; cleared by any progress.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    head_timeout: Duration,
+    /// Started by the first byte of a later request head, with the head count at that time.
+    head: Option<(u64, Pin<Box<tokio::time::Sleep>>)>,
     _permit: SocketPermit,
 }
 
 impl Counted {
-    fn new(io: TcpStream, peer: SocketAddr, permit: SocketPermit, send_timeout: Duration) -> Self {
+    fn new(io: TcpStream, peer: SocketAddr, permit: SocketPermit, settings: &HttpSettings) -> Self {
         // Small writes (one event, one frame) must leave at once: without TCP_NODELAY, Nagle's
         // algorithm meets the peer's delayed ACK and single events wait ~40 ms on loopback.
         let _ = io.set_nodelay(true);
@@ -122,8 +180,10 @@ impl Counted {
             io,
             peer,
             handle: ConnHandle(Rc::default()),
-            send_timeout,
+            send_timeout: settings.send_timeout,
             stalled: None,
+            head_timeout: settings.request_timeout,
+            head: None,
             _permit: permit,
         }
     }
@@ -162,9 +222,37 @@ impl AsyncRead for Counted {
         if let Some(err) = this.aborted() {
             return Poll::Ready(Err(err));
         }
+        let before = buf.filled().len();
         let poll = Pin::new(&mut this.io).poll_read(cx, buf);
-        if poll.is_pending() {
-            this.handle.remember(0, cx);
+        let shared = &this.handle.0;
+        let heads = shared.heads.get();
+        if shared.watch.get() != HeadWatch::Between
+            || this.head.as_ref().is_some_and(|(n, _)| *n != heads)
+        {
+            // A head completed since (or no head is expected): that deadline is met.
+            this.head = None;
+        }
+        let between = shared.watch.get() == HeadWatch::Between;
+        match &poll {
+            Poll::Ready(Ok(()))
+                if buf.filled().len() > before && between && this.head.is_none() =>
+            {
+                let timer = Box::pin(tokio::time::sleep(this.head_timeout));
+                this.head = Some((heads, timer));
+            }
+            Poll::Pending => {
+                this.handle.remember(0, cx);
+                if let Some((_, timer)) = &mut this.head {
+                    if timer.as_mut().poll(cx).is_ready() {
+                        tracing::debug!(peer = %this.peer, "request head too slow; connection closed");
+                        return Poll::Ready(Err(this.fail(
+                            io::ErrorKind::TimedOut,
+                            "the request head did not arrive in time",
+                        )));
+                    }
+                }
+            }
+            _ => {}
         }
         poll
     }
@@ -278,7 +366,9 @@ where
         .map_err(|err| actix_web::ResponseError::error_response(err.as_response_error()));
     HttpService::build()
         .keep_alive(settings.keep_alive)
-        .client_request_timeout(settings.request_timeout)
+        // actix computes its deadlines from a clock it refreshes every 500 ms, so a deadline can
+        // fall up to 0.5 s early (a 300 ms timeout could fire at once): add the half second.
+        .client_request_timeout(settings.request_timeout + ACTIX_CLOCK_STEP)
         .client_disconnect_timeout(Duration::from_secs(1))
         // A client that closes its side is gone: end its request now (a parked long poll or an
         // SSE stream would otherwise keep its slot until the server next writes). Clients that
@@ -341,45 +431,62 @@ where
         let addr = listener.local_addr()?;
         let (app, settings, sockets) = (self.app.clone(), self.settings, self.sockets.clone());
         let shutdown = self.builder.graceful_shutdown_signal();
-        self.builder = self.builder.listen(format!("http-{addr}"), listener, move || {
-            let config = app_config(false, addr);
-            let http = http_service::<Counted, _, _, _, _>(&settings, &app, config, shutdown.clone());
-            admit(sockets.clone(), settings.send_timeout)
-                .map(|io: Counted| {
-                    let peer = io.peer();
-                    (io, Protocol::Http1, Some(peer))
-                })
-                .and_then(http.map_err(|err| tracing::debug!(%err, "connection ended with an error")))
-        })?;
+        self.builder = self
+            .builder
+            .listen(format!("http-{addr}"), listener, move || {
+                let config = app_config(false, addr);
+                let http =
+                    http_service::<Counted, _, _, _, _>(&settings, &app, config, shutdown.clone());
+                admit(sockets.clone(), settings)
+                    .map(|io: Counted| {
+                        let peer = io.peer();
+                        (io, Protocol::Http1, Some(peer))
+                    })
+                    .and_then(
+                        http.map_err(|err| tracing::debug!(%err, "connection ended with an error")),
+                    )
+            })?;
         Ok(self)
     }
 
     /// Serves HTTPS on `listener`: TLS with `acceptor`, then HTTP/2 or HTTP/1.1 as ALPN agreed.
-    pub fn listen_tls(mut self, listener: TcpListener, acceptor: SslAcceptorBuilder) -> io::Result<Self> {
+    pub fn listen_tls(
+        mut self,
+        listener: TcpListener,
+        acceptor: SslAcceptorBuilder,
+    ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let acceptor = with_alpn(acceptor)?;
         let (app, settings, sockets) = (self.app.clone(), self.settings, self.sockets.clone());
         let shutdown = self.builder.graceful_shutdown_signal();
-        self.builder = self.builder.listen(format!("https-{addr}"), listener, move || {
-            let config = app_config(true, addr);
-            let http = http_service::<TlsStream<Counted>, _, _, _, _>(
-                &settings,
-                &app,
-                config,
-                shutdown.clone(),
-            );
-            admit(sockets.clone(), settings.send_timeout)
-                .and_then(
-                    Acceptor::new(acceptor.clone())
-                        .map_err(|err| tracing::debug!(?err, "TLS handshake failed")),
-                )
-                .map(|io: TlsStream<Counted>| {
-                    let h2 = io.ssl().selected_alpn_protocol() == Some(b"h2");
-                    let peer = io.counted().peer();
-                    (io, if h2 { Protocol::Http2 } else { Protocol::Http1 }, Some(peer))
-                })
-                .and_then(http.map_err(|err| tracing::debug!(%err, "connection ended with an error")))
-        })?;
+        self.builder = self
+            .builder
+            .listen(format!("https-{addr}"), listener, move || {
+                let config = app_config(true, addr);
+                let http = http_service::<TlsStream<Counted>, _, _, _, _>(
+                    &settings,
+                    &app,
+                    config,
+                    shutdown.clone(),
+                );
+                admit(sockets.clone(), settings)
+                    .and_then(
+                        Acceptor::new(acceptor.clone())
+                            .map_err(|err| tracing::debug!(?err, "TLS handshake failed")),
+                    )
+                    .map(|io: TlsStream<Counted>| {
+                        let h2 = io.ssl().selected_alpn_protocol() == Some(b"h2");
+                        let peer = io.counted().peer();
+                        (
+                            io,
+                            if h2 { Protocol::Http2 } else { Protocol::Http1 },
+                            Some(peer),
+                        )
+                    })
+                    .and_then(
+                        http.map_err(|err| tracing::debug!(%err, "connection ended with an error")),
+                    )
+            })?;
         Ok(self)
     }
 
@@ -391,17 +498,15 @@ where
 /// The first step after `accept`: count the socket, or close it.
 fn admit(
     sockets: SocketLimiter,
-    send_timeout: Duration,
+    settings: HttpSettings,
 ) -> impl ServiceFactory<TcpStream, Config = (), Response = Counted, Error = (), InitError = ()> {
     fn_service(move |io: TcpStream| {
         let peer = io.peer_addr().ok();
         // On refusal `io` is dropped here: the client sees its connection closed at once.
-        ready(
-            sockets
-                .admit(peer)
-                .map_err(drop)
-                .and_then(|permit| peer.map(|p| Counted::new(io, p, permit, send_timeout)).ok_or(())),
-        )
+        ready(sockets.admit(peer).map_err(drop).and_then(|permit| {
+            peer.map(|p| Counted::new(io, p, permit, &settings))
+                .ok_or(())
+        }))
     })
 }
 
@@ -419,7 +524,9 @@ fn with_alpn(mut builder: SslAcceptorBuilder) -> io::Result<SslAcceptor> {
     builder.set_alpn_select_callback(|_, offered| {
         openssl::ssl::select_next_proto(PROTOCOLS, offered).ok_or(AlpnError::NOACK)
     });
-    builder.set_alpn_protos(PROTOCOLS).map_err(io::Error::other)?;
+    builder
+        .set_alpn_protos(PROTOCOLS)
+        .map_err(io::Error::other)?;
     Ok(builder.build())
 }
 
@@ -438,11 +545,21 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
-        let client = socket.connect(listener.local_addr().unwrap()).await.unwrap();
+        let client = socket
+            .connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let (io, peer) = listener.accept().await.unwrap();
         let limiter = SocketLimiter::new(Limits::from_config(&Config::for_tests()));
         let permit = limiter.admit(Some(peer)).unwrap();
-        (client, Counted::new(io, peer, permit, send_timeout), limiter)
+        let settings = HttpSettings {
+            request_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(5),
+            send_timeout,
+            shutdown_timeout: 1,
+            workers: 1,
+        };
+        (client, Counted::new(io, peer, permit, &settings), limiter)
     }
 
     #[actix_web::test]
@@ -453,7 +570,10 @@ mod tests {
         let started = Instant::now();
         let mut written = 0;
         let err = loop {
-            assert!(started.elapsed() < Duration::from_secs(10), "never timed out");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never timed out"
+            );
             match server.write(&chunk).await {
                 Ok(n) => written += n,
                 Err(err) => break err,
@@ -474,7 +594,11 @@ mod tests {
                 Err(err) => break Some(err.kind()),
             }
         };
-        assert_eq!(end, Some(io::ErrorKind::ConnectionReset), "after {received} of {written} bytes");
+        assert_eq!(
+            end,
+            Some(io::ErrorKind::ConnectionReset),
+            "after {received} of {written} bytes"
+        );
         assert!(received < written);
     }
 

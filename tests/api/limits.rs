@@ -17,7 +17,9 @@ use crate::helpers::{parse, TestApp};
 /// A TCP connection to `server` from the loopback address `127.0.0.<last>`.
 async fn connect_from(last: u8, server: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::from(([127, 0, 0, last], 0))).unwrap();
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, last], 0)))
+        .unwrap();
     socket.connect(server).await.unwrap()
 }
 
@@ -82,7 +84,10 @@ async fn get_from(last: u8, server: SocketAddr, path: &str) -> Option<(u16, Valu
 }
 
 fn status_of(head: &str) -> u16 {
-    head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    head.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A connection from `127.0.0.<last>` that the server has admitted: one request answered on
@@ -148,7 +153,9 @@ async fn a_slow_body_gets_408_with_a_json_error_and_its_socket_is_freed() {
         );
         let body: Value = serde_json::from_str(body).expect("a JSON body");
         assert_eq!(body["error"], "request_timeout", "{body}");
-        assert!(body["detail"].as_str().is_some_and(|d| d.contains("300 ms")));
+        assert!(body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("300 ms")));
     }
     // Both sockets are closed and counted out: the address is served again.
     let (status, _) = get_from(1, server, "/api/time").await.expect("served");
@@ -159,8 +166,50 @@ async fn a_slow_body_gets_408_with_a_json_error_and_its_socket_is_freed() {
 }
 
 #[actix_web::test]
-async fn sockets_over_the_per_address_cap_are_closed_at_accept_while_another_address_is_served()
-{
+async fn a_later_request_head_that_never_completes_closes_its_connection() {
+    let app = TestApp::spawn_with(|c| c.body_timeout_ms = 300).await;
+    let server = app.server.http_addr;
+    // actix bounds the first head on a connection; this is the second.
+    let mut s = admitted_from(1, server).await;
+    s.write_all(b"GET /api/time HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let bytes = read_to_close(&mut s, Duration::from_secs(5)).await;
+    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    assert!(
+        sent.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        sent.elapsed()
+    );
+    // The same after a request with a body.
+    let mut s = connect_from(1, server).await;
+    let body = r#"{"name":"Ada"}"#;
+    let join = format!(
+        "POST /api/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(join.as_bytes()).await.unwrap();
+    let (head, _) = read_response(&mut s).await.expect("joined");
+    assert!(head.starts_with("HTTP/1.1 201"), "{head}");
+    s.write_all(b"GET /api/time HTTP/1.1\r\n").await.unwrap();
+    assert!(read_to_close(&mut s, Duration::from_secs(5))
+        .await
+        .is_empty());
+    // A complete request a while after the last one is fine (keep-alive).
+    let mut s = admitted_from(1, server).await;
+    sleep(Duration::from_millis(500)).await;
+    s.write_all(b"GET /api/time HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut s).await.expect("answered");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn sockets_over_the_per_address_cap_are_closed_at_accept_while_another_address_is_served() {
     let app = TestApp::spawn_with(|c| c.max_sockets_per_ip = 3).await;
     let server = app.server.http_addr;
     // Three sockets held open, as a flood of unfinished requests would hold them.
@@ -221,7 +270,10 @@ async fn streams_over_the_overall_cap_get_503_while_a_normal_get_is_answered() {
     refused.write_all(req.as_bytes()).await.unwrap();
     let (head, body) = read_response(&mut refused).await.expect("a response");
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("retry-after: 5"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 5"),
+        "{head}"
+    );
     assert_eq!(body["error"], "server_busy", "{body}");
     // Short requests still find a socket: a newcomer, and a flooding address too.
     for last in [10, 2] {
@@ -349,7 +401,10 @@ async fn four_streams_over_http1(app: &TestApp) -> Vec<TcpStream> {
     }
     parked_long_polls(app, 2).await;
     let (_, head) = open_stream(1, server, "/api/sse").await;
-    assert!(head.starts_with("HTTP/1.1 429"), "all four slots held: {head}");
+    assert!(
+        head.starts_with("HTTP/1.1 429"),
+        "all four slots held: {head}"
+    );
     held
 }
 
@@ -381,14 +436,17 @@ async fn aborted_long_polls_and_sse_streams_free_their_slots_at_once_over_http1(
             sleep(Duration::from_millis(20)).await;
         }
     }
-    eprintln!("HTTP/1.1: four slots back {:?} after the abort", aborted.elapsed());
+    eprintln!(
+        "HTTP/1.1: four slots back {:?} after the abort",
+        aborted.elapsed()
+    );
     app.server.stop().await;
 }
 
 /// An HTTP/2 client (ALPN `h2`) that trusts only the server's certificate.
 fn h2_client(app: &TestApp) -> awc::Client {
-    let cert = X509::from_pem(&std::fs::read(app.data_dir.path().join("cert.pem")).unwrap())
-        .unwrap();
+    let cert =
+        X509::from_pem(&std::fs::read(app.data_dir.path().join("cert.pem")).unwrap()).unwrap();
     let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
     b.cert_store_mut().add_cert(cert).unwrap();
     b.set_alpn_protos(b"\x02h2\x08http/1.1").unwrap();
@@ -406,14 +464,19 @@ async fn aborted_long_polls_and_sse_streams_free_their_slots_within_5_s_over_htt
         c.round_pause_ms = 60_000;
     })
     .await;
-    let base = format!("https://localhost:{}", app.server.https_addr.unwrap().port());
+    let base = format!(
+        "https://localhost:{}",
+        app.server.https_addr.unwrap().port()
+    );
     let client = h2_client(&app);
     let seq = app.get("/api/snapshot").await.1["seq"].as_u64().unwrap();
     let mut polls = Vec::new();
     let mut streams = Vec::new();
     for _ in 0..2 {
         let req = client.get(format!("{base}/api/longpoll?since={seq}"));
-        polls.push(actix_web::rt::spawn(async move { req.send().await.map(|r| r.status()) }));
+        polls.push(actix_web::rt::spawn(async move {
+            req.send().await.map(|r| r.status())
+        }));
         let res = client.get(format!("{base}/api/sse")).send().await.unwrap();
         assert_eq!(res.version(), awc::http::Version::HTTP_2, "over HTTP/2");
         assert_eq!(res.status().as_u16(), 200);
@@ -444,7 +507,10 @@ async fn aborted_long_polls_and_sse_streams_free_their_slots_within_5_s_over_htt
             sleep(Duration::from_millis(100)).await;
         }
     }
-    eprintln!("HTTP/2: four slots back {:?} after the abort", aborted.elapsed());
+    eprintln!(
+        "HTTP/2: four slots back {:?} after the abort",
+        aborted.elapsed()
+    );
     drop(reopened);
     app.server.stop().await;
 }
