@@ -383,6 +383,23 @@ where
         .finish(map_config(factory, move |()| app_config.clone()))
 }
 
+/// Pending connections the kernel queues for `accept` (actix-server's own default). A flood
+/// connects faster than anyone accepts: with std's 128, the queue overflowed and a newcomer's
+/// SYN was dropped (answered only after the client's 1 s retransmission).
+pub const BACKLOG: u32 = 2048;
+
+/// Binds a listening socket with [`BACKLOG`] (std's `TcpListener::bind` uses 128).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)?.into_std()
+}
+
 /// Builds the server listener by listener.
 pub struct Listeners<F, S, B> {
     builder: ServerBuilder,

@@ -7,7 +7,7 @@
 //! gracefully: it stops accepting and lets in-flight requests finish).
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::lecturer::{self, AdminToken};
 use crate::limits::{self, Limits, SocketLimiter};
-use crate::listener::{HttpSettings, Listeners};
+use crate::listener::{self, HttpSettings, Listeners};
 use crate::persist;
 use crate::security::{self, ConnLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
 use crate::tls::{self, CertInfo};
@@ -179,7 +179,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     let descriptors = limits::fit_descriptor_limit(&mut config);
     let seed = config.seed.unwrap_or_else(rand::random);
     let (hub, state_file) = load_hub(&config, seed);
-    let listener = TcpListener::bind(config.http_addr)?;
+    let listener = listener::bind(config.http_addr)?;
     let http_addr = listener.local_addr()?;
     let (tls_listener, cert) = if config.no_tls {
         (None, None)
@@ -190,7 +190,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
             &config.data_dir,
         )?;
         log_certificate(&info);
-        let listener = TcpListener::bind(config.https_addr)?;
+        let listener = listener::bind(config.https_addr)?;
         (Some((listener, tls::acceptor(&cert, &key)?)), Some(info))
     };
     let https_addr = tls_listener
