@@ -125,7 +125,8 @@ pub struct Config {
     pub max_conns: u32,
 
     /// A request head, or a request body, that has not fully arrived after this long gets 408
-    /// and its connection is closed.
+    /// and its connection is closed. Between requests on a keep-alive connection the next head
+    /// must be complete within this too (an idle connection closes after 5 s anyway).
     #[arg(long, env = "CLICKGAME_BODY_TIMEOUT_MS", default_value_t = DEFAULT_BODY_TIMEOUT_MS,
           value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub body_timeout_ms: u64,

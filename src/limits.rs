@@ -39,7 +39,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix_web::{
-    body::{EitherBody, MessageBody},
+    body::{BodySize, EitherBody, MessageBody},
     dev::{Payload, ServiceRequest, ServiceResponse},
     error::PayloadError,
     http::{ConnectionType, StatusCode, Version},
@@ -51,7 +51,7 @@ use futures_util::Stream;
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::listener::ConnHandle;
+use crate::listener::{ConnHandle, RequestGuard};
 
 /// Descriptors kept back from `--max-conns` for everything that is not a client socket: the
 /// listeners, each worker's epoll and wake-up descriptors, static files being sent, the state
@@ -433,8 +433,6 @@ struct TimedPayload {
     inner: Payload,
     deadline: Pin<Box<tokio::time::Sleep>>,
     state: Rc<Cell<Deadline>>,
-    /// Told when the body is complete (HTTP/1.1: the next bytes are a new request head).
-    conn: Option<ConnHandle>,
 }
 
 impl Stream for TimedPayload {
@@ -448,12 +446,6 @@ impl Stream for TimedPayload {
             Deadline::Armed => {}
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(None) => {
-                if let Some(conn) = &this.conn {
-                    conn.body_complete();
-                }
-                Poll::Ready(None)
-            }
             Poll::Pending => {
                 if this.deadline.as_mut().poll(cx).is_ready() {
                     this.state.set(Deadline::Expired);
@@ -483,12 +475,12 @@ pub async fn body_deadline(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let payload = req.take_payload();
-    let has_body = !matches!(payload, Payload::None);
-    let conn = req.conn_data::<ConnHandle>().cloned();
-    if let Some(conn) = conn.as_ref().filter(|_| req.version() < Version::HTTP_2) {
-        conn.head_complete(has_body);
-    }
-    let state = if !has_body {
+    // HTTP/1.1: the connection is busy until the response body is done (see `listener.rs`).
+    let busy = req
+        .conn_data::<ConnHandle>()
+        .filter(|_| req.version() < Version::HTTP_2)
+        .map(ConnHandle::request_started);
+    let state = if matches!(payload, Payload::None) {
         None
     } else {
         let state = Rc::new(Cell::new(Deadline::Armed));
@@ -496,7 +488,6 @@ pub async fn body_deadline(
             inner: payload,
             deadline: Box::pin(tokio::time::sleep(timeout)),
             state: state.clone(),
-            conn,
         };
         req.set_payload(Payload::Stream {
             payload: Box::pin(timed),
@@ -520,7 +511,34 @@ pub async fn body_deadline(
             .set_connection_type(ConnectionType::Close);
         return Ok(res.into_response(timed_out).map_into_right_body());
     }
-    Ok(res.map_into_left_body())
+    Ok(res
+        .map_body(|_, body| Busy { body, _busy: busy })
+        .map_into_left_body())
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its HTTP/1.1 connection marked busy until it is done (for
+    /// an SSE stream: until the stream ends), so the next-head deadline starts only then.
+    pub struct Busy<B> {
+        #[pin]
+        body: B,
+        _busy: Option<RequestGuard>,
+    }
+}
+
+impl<B: MessageBody> MessageBody for Busy<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        self.project().body.poll_next(cx)
+    }
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ const ACTIX_CLOCK_STEP: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Copy)]
 pub struct HttpSettings {
     /// Bounds the arrival of a request head: the first on a connection (actix answers 408),
-    /// and every later one (the connection is closed; see [`HeadWatch`]).
+    /// and every later one (the connection is closed; see [`ConnHandle::request_started`]).
     pub request_timeout: Duration,
     /// Idle time before a keep-alive connection is closed.
     pub keep_alive: Duration,
@@ -80,30 +80,12 @@ struct Shared {
     aborted: Cell<bool>,
     /// The connection task, to wake when aborted while it waits for the socket.
     wakers: RefCell<[Option<Waker>; 2]>,
-    /// What the next bytes from the client are, on HTTP/1.1 (see [`HeadWatch`]).
-    watch: Cell<HeadWatch>,
-    /// Request heads completed so far: a head deadline armed before the latest one is stale.
-    heads: Cell<u64>,
+    /// HTTP/1.1 requests being handled or answered on this connection (0 or 1).
+    in_flight: Cell<u32>,
+    /// Since when the connection has been between requests (HTTP/1.1, after the first).
+    idle_since: Cell<Option<tokio::time::Instant>>,
+    /// A WebSocket took the connection over: no more requests.
     upgraded: Cell<bool>,
-}
-
-/// Whether bytes from the client start a request head that must be complete within the
-/// request timeout.
-///
-/// actix-http bounds only the *first* head on a connection: after one request, a client could
-/// send `GET / HTTP/1.1\r\n` and nothing more, and the connection stayed open for good (its
-/// keep-alive timer stops at the first byte). So, between requests on HTTP/1.1, the first byte
-/// that arrives starts a deadline that the next complete head (seen by
-/// [`body_deadline`](crate::limits::body_deadline)) clears.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum HeadWatch {
-    /// Before the first head (actix's own timer covers it), on HTTP/2, after an upgrade.
-    #[default]
-    Off,
-    /// Between requests: the next bytes are a new head.
-    Between,
-    /// A request body is arriving (it has its own deadline).
-    InBody,
 }
 
 impl ConnHandle {
@@ -123,29 +105,23 @@ impl ConnHandle {
         }
     }
 
-    /// An HTTP/1.1 request head is complete; `body` if a body (or an upgraded stream) follows.
-    pub fn head_complete(&self, body: bool) {
-        self.0.heads.set(self.0.heads.get() + 1);
-        if !self.0.upgraded.get() {
-            self.0.watch.set(if body {
-                HeadWatch::InBody
-            } else {
-                HeadWatch::Between
-            });
-        }
-    }
-
-    /// The request body has fully arrived: the next bytes are a new head.
-    pub fn body_complete(&self) {
-        if self.0.watch.get() == HeadWatch::InBody {
-            self.0.watch.set(HeadWatch::Between);
-        }
+    /// An HTTP/1.1 request has arrived (its head is complete); the connection is busy until
+    /// the returned guard is dropped with the response body.
+    ///
+    /// Between requests, the next head must be complete within the request timeout. actix-http
+    /// bounds only the *first* head on a connection: after one request, a client could send
+    /// `GET / HTTP/1.1\r\n` and nothing more, and the connection stayed open for good (its
+    /// keep-alive timer stops at the first byte).
+    pub fn request_started(&self) -> RequestGuard {
+        self.0.in_flight.set(self.0.in_flight.get() + 1);
+        self.0.idle_since.set(None);
+        RequestGuard(self.clone())
     }
 
     /// The connection became a stream of its own (a WebSocket): no more request heads.
     pub fn upgraded(&self) {
         self.0.upgraded.set(true);
-        self.0.watch.set(HeadWatch::Off);
+        self.0.idle_since.set(None);
     }
 
     fn remember(&self, slot: usize, cx: &Context<'_>) {
@@ -153,6 +129,25 @@ impl ConnHandle {
         match &mut wakers[slot] {
             Some(w) if w.will_wake(cx.waker()) => {}
             other => *other = Some(cx.waker().clone()),
+        }
+    }
+}
+
+/// Held while an HTTP/1.1 request is handled and answered; see [`ConnHandle::request_started`].
+pub struct RequestGuard(ConnHandle);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let shared = &self.0 .0;
+        shared
+            .in_flight
+            .set(shared.in_flight.get().saturating_sub(1));
+        if shared.in_flight.get() == 0 && !shared.upgraded.get() {
+            shared.idle_since.set(Some(tokio::time::Instant::now()));
+            // The connection task waits on the socket: let it start the head deadline.
+            if let Some(w) = &shared.wakers.borrow()[0] {
+                w.wake_by_ref();
+            }
         }
     }
 }
@@ -166,8 +161,8 @@ pub struct Counted {
     /// Started when a write finds the socket full; cleared by any progress.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     head_timeout: Duration,
-    /// Started by the first byte of a later request head, with the head count at that time.
-    head: Option<(u64, Pin<Box<tokio::time::Sleep>>)>,
+    /// The deadline for the next request head, with the `idle_since` it was started from.
+    head: Option<(tokio::time::Instant, Pin<Box<tokio::time::Sleep>>)>,
     _permit: SocketPermit,
 }
 
@@ -222,37 +217,26 @@ impl AsyncRead for Counted {
         if let Some(err) = this.aborted() {
             return Poll::Ready(Err(err));
         }
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut this.io).poll_read(cx, buf);
-        let shared = &this.handle.0;
-        let heads = shared.heads.get();
-        if shared.watch.get() != HeadWatch::Between
-            || this.head.as_ref().is_some_and(|(n, _)| *n != heads)
-        {
-            // A head completed since (or no head is expected): that deadline is met.
-            this.head = None;
-        }
-        let between = shared.watch.get() == HeadWatch::Between;
-        match &poll {
-            Poll::Ready(Ok(()))
-                if buf.filled().len() > before && between && this.head.is_none() =>
-            {
-                let timer = Box::pin(tokio::time::sleep(this.head_timeout));
-                this.head = Some((heads, timer));
+        match (this.handle.0.idle_since.get(), &this.head) {
+            (None, _) => this.head = None,
+            (Some(since), Some((from, _))) if *from == since => {}
+            (Some(since), _) => {
+                let deadline = since + this.head_timeout;
+                this.head = Some((since, Box::pin(tokio::time::sleep_until(deadline))));
             }
-            Poll::Pending => {
-                this.handle.remember(0, cx);
-                if let Some((_, timer)) = &mut this.head {
-                    if timer.as_mut().poll(cx).is_ready() {
-                        tracing::debug!(peer = %this.peer, "request head too slow; connection closed");
-                        return Poll::Ready(Err(this.fail(
-                            io::ErrorKind::TimedOut,
-                            "the request head did not arrive in time",
-                        )));
-                    }
+        }
+        let poll = Pin::new(&mut this.io).poll_read(cx, buf);
+        if poll.is_pending() {
+            this.handle.remember(0, cx);
+            if let Some((_, timer)) = &mut this.head {
+                if timer.as_mut().poll(cx).is_ready() {
+                    tracing::debug!(peer = %this.peer, "no complete request head in time; connection closed");
+                    return Poll::Ready(Err(this.fail(
+                        io::ErrorKind::TimedOut,
+                        "the request head did not arrive in time",
+                    )));
                 }
             }
-            _ => {}
         }
         poll
     }

@@ -167,7 +167,13 @@ async fn a_slow_body_gets_408_with_a_json_error_and_its_socket_is_freed() {
 
 #[actix_web::test]
 async fn a_later_request_head_that_never_completes_closes_its_connection() {
-    let app = TestApp::spawn_with(|c| c.body_timeout_ms = 300).await;
+    let app = TestApp::spawn_with(|c| {
+        c.body_timeout_ms = 300;
+        c.longpoll_timeout_ms = 800;
+        c.sse_heartbeat_ms = 100;
+        c.round_pause_ms = 60_000;
+    })
+    .await;
     let server = app.server.http_addr;
     // actix bounds the first head on a connection; this is the second.
     let mut s = admitted_from(1, server).await;
@@ -197,14 +203,34 @@ async fn a_later_request_head_that_never_completes_closes_its_connection() {
     assert!(read_to_close(&mut s, Duration::from_secs(5))
         .await
         .is_empty());
-    // A complete request a while after the last one is fine (keep-alive).
+    // A request in progress is not a slow head: a long poll held, then an SSE stream open,
+    // for longer than the deadline, as the second and third requests on a connection.
     let mut s = admitted_from(1, server).await;
-    sleep(Duration::from_millis(500)).await;
-    s.write_all(b"GET /api/time HTTP/1.1\r\nHost: x\r\n\r\n")
+    let seq = app.get("/api/snapshot").await.1["seq"].as_u64().unwrap();
+    let poll = format!("GET /api/longpoll?since={seq} HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.write_all(poll.as_bytes()).await.unwrap();
+    let (head, _) = read_response(&mut s).await.expect("the long poll ends");
+    assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+    s.write_all(b"GET /api/sse HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let (head, _) = read_response(&mut s).await.expect("answered");
+    let (head, _) = read_head(&mut s).await.expect("a stream");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut comments = 0;
+    let until = Instant::now() + Duration::from_millis(1_000);
+    let mut buf = [0u8; 1024];
+    while Instant::now() < until {
+        let n = timeout(Duration::from_millis(500), s.read(&mut buf))
+            .await
+            .expect("the stream goes on")
+            .unwrap();
+        assert!(n > 0, "the stream was closed");
+        comments += buf[..n]
+            .windows(12)
+            .filter(|w| w == b": keep-alive")
+            .count();
+    }
+    assert!(comments >= 3, "{comments} keep-alive comments");
     app.server.stop().await;
 }
 
