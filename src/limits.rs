@@ -260,10 +260,6 @@ impl SocketLimiter {
             .unwrap_or_else(PoisonError::into_inner)
             .total
     }
-
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
 }
 
 /// Refusals at accept are counted and logged at most once a second: a flood must not become a

@@ -294,25 +294,25 @@ impl ActixStream for Counted {
     }
 }
 
-/// The transport under HTTP: a [`Counted`] socket, maybe inside TLS.
-pub trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {
+/// What HTTP runs on: a [`Counted`] socket, maybe inside TLS.
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + 'static {
     fn counted(&self) -> &Counted;
 }
 
-impl Transport for Counted {
+impl ClientIo for Counted {
     fn counted(&self) -> &Counted {
         self
     }
 }
 
-impl Transport for TlsStream<Counted> {
+impl ClientIo for TlsStream<Counted> {
     fn counted(&self) -> &Counted {
         self.get_ref()
     }
 }
 
 /// Per-connection data handlers can read with `req.conn_data::<T>()`.
-fn on_connect<T: Transport>(io: &T, data: &mut Extensions) {
+fn on_connect<T: ClientIo>(io: &T, data: &mut Extensions) {
     data.insert(io.counted().handle());
     // (Issue #13: a TLS connection's negotiated protocol, cipher and SNI go here too.)
 }
@@ -332,7 +332,7 @@ fn http_service<T, F, I, S, B>(
     InitError = (),
 >
 where
-    T: Transport,
+    T: ClientIo,
     F: Fn() -> I,
     I: IntoServiceFactory<S, actix_http::Request>,
     S: ServiceFactory<

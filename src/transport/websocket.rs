@@ -21,7 +21,7 @@
 //! | bad JSON or an unknown `type` | an `{"type":"error"}` reply; the [`WS_MAX_STRIKES`]th: close `1008` |
 //! | clicks over the rate limit | an `error` reply `rate_limited` (a strike, so close `1008` if it goes on) |
 //! | silence (not even a pong) for [`WS_CLIENT_TIMEOUT`] | close `1008`, at that moment (not at the next ping) |
-//! | not reading: any frame we send (event, reply, pong, ping) waits longer than [`WS_SEND_TIMEOUT`] | close `1008`, then the TCP connection is reset |
+//! | not reading: any frame we send (event, reply, pong, ping) waits longer than [`WS_SEND_TIMEOUT`] | close `1008`; one more send timeout later the TCP connection is reset |
 //! | (the server stops) | close `1001` (going away) |
 //! | (a lecturer drops all connections) | close `1012` (service restart): reconnect and resume |
 //!
@@ -454,15 +454,14 @@ async fn run(
         }
     };
     tracing::info!(transport = "websocket", ?player, close = ?reason.as_ref().map(|r| r.code), stalled, "connection closed");
-    if stalled {
-        // The queue is full: the close frame goes only if there is room right now. Then the
-        // connection is reset, so the socket does not wait for a reader that never comes.
-        let _ = send(session.close(reason), Duration::ZERO).await;
-        if let Some(conn) = conn {
+    let _ = send(session.close(reason), send_timeout).await;
+    if let (true, Some(conn)) = (stalled, conn) {
+        // The close frame had its chance (one more send timeout); a client that still reads
+        // nothing gets its connection reset, so the socket does not wait for it either.
+        rt::spawn(async move {
+            tokio::time::sleep(send_timeout).await;
             conn.abort();
-        }
-    } else {
-        let _ = send(session.close(reason), send_timeout).await;
+        });
     }
 }
 
