@@ -17,11 +17,7 @@ fn client_from(source: &str) -> awc::Client {
 }
 
 /// A join as `name` through `client`: status, `Retry-After` and the body.
-async fn join_via(
-    app: &TestApp,
-    client: &awc::Client,
-    name: &str,
-) -> (u16, Option<String>, Value) {
+async fn join_via(app: &TestApp, client: &awc::Client, name: &str) -> (u16, Option<String>, Value) {
     let mut res = client
         .post(app.url("/api/join"))
         .send_json(&json!({ "name": name }))
@@ -137,8 +133,8 @@ async fn look_alike_names_are_refused_or_taken_and_the_normal_form_is_what_every
     app.join("Ada").await;
     app.join("Straße").await;
     let cases: [(&str, u16, &str); 9] = [
-        ("\u{410}da", 400, "invalid_name"),   // Cyrillic А + Latin da
-        ("ＡＤＡ", 409, "name_taken"),           // full-width
+        ("\u{410}da", 400, "invalid_name"), // Cyrillic А + Latin da
+        ("ＡＤＡ", 409, "name_taken"),      // full-width
         ("Ａｄａ", 409, "name_taken"),
         ("\u{3164}\u{3164}\u{3164}", 400, "invalid_name"), // three Hangul fillers
         ("Ada\u{3164}", 400, "invalid_name"),

@@ -113,7 +113,9 @@ async fn a_state_file_that_breaks_a_rule_of_the_game_is_set_aside_and_the_game_s
     type Edit = fn(&mut Value);
     let cases: [(&str, Edit); 9] = [
         ("unchanged (the control)", |_| {}),
-        ("poll interval 0", |s| s["state"]["poll_interval_ms"] = json!(0)),
+        ("poll interval 0", |s| {
+            s["state"]["poll_interval_ms"] = json!(0)
+        }),
         ("markup in a name", |s| {
             s["state"]["players"][1]["name"] = json!("<img src=x onerror=alert(1)>")
         }),
