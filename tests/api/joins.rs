@@ -165,3 +165,42 @@ async fn look_alike_names_are_refused_or_taken_and_the_normal_form_is_what_every
     assert_error(got, &body, 409, "name_taken");
     app.server.stop().await;
 }
+
+#[actix_web::test]
+async fn an_idle_player_finding_the_game_full_keeps_her_token_and_comes_back_when_there_is_room() {
+    let app = TestApp::spawn_with(|c| {
+        c.max_players = 1;
+        c.player_timeout_ms = 200;
+    })
+    .await;
+    let ada = app.join("Ada").await;
+    let mut gone = false;
+    for _ in 0..100 {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+        if player_count(&app).await == 0 {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "Ada left after the idle timeout");
+    let bob = app.join("Bob").await;
+    // A click needs a session (a poll would just watch as a spectator): 401 or not.
+    let click_as_ada = || async {
+        let click = json!({"round": 1, "x": 0, "y": 0});
+        app.post("/api/click", Some(&ada.token), &click)
+            .await
+            .0
+            .as_u16()
+    };
+    assert_eq!(click_as_ada().await, 401, "no room while Bob plays");
+    let (status, _) = app.post("/api/leave", Some(&bob.token), &json!({})).await;
+    assert_eq!(status.as_u16(), 200);
+    assert_ne!(
+        click_as_ada().await,
+        401,
+        "her token still works once there is room"
+    );
+    let (_, snap) = app.get("/api/snapshot").await;
+    assert_eq!(snap["players"][0]["id"], ada.id, "{snap}");
+    app.server.stop().await;
+}
