@@ -37,6 +37,9 @@ const ADMIN_TOKEN = /^admin token: (\S+)\s*$/m;
  * HTTPS port 8443. `--data-dir` a fresh temporary directory: every run starts with an empty game
  * (nothing restored from an earlier run's saved state) and leaves no files behind.
  *
+ * `--join-rate 0 --join-rate-total 0`: every test joins its players from 127.0.0.1, and none is
+ * about the join limits (tests/api/joins.rs is), so they are off here, as in `Config::for_tests`.
+ *
  * Options, for the restart test: `addr` (default `127.0.0.1:0`, a free port), `dataDir` (reuse
  * one: the saved game is restored), `keepDataDir` (do not delete it on stop), `args` (extra flags).
  */
@@ -52,6 +55,8 @@ export async function startServer({ addr = '127.0.0.1:0', dataDir = null, keepDa
     '--seed', '7',
     '--round-pause-ms', '200',
     '--round-pause-jitter-ms', '0',
+    '--join-rate', '0',
+    '--join-rate-total', '0',
     '--web-dir', WEB_DIR,
     ...extra,
   ];

@@ -19,6 +19,15 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_CLICK_RATE: u32 = 20;
 /// Long-lived connections (WebSocket, SSE, parked long polls) one IP address may hold.
 pub const DEFAULT_MAX_CONNS_PER_IP: u32 = 64;
+/// Joins one client address may start per minute (a bucket of this size, refilled over a
+/// minute): a lecture hall of ~100 phones behind one NAT address joins within a minute, with
+/// room for retries. See `docs/security.md`.
+pub const DEFAULT_JOIN_RATE: u32 = 120;
+/// Joins per minute from all addresses together: bounds the join work a distributed flood
+/// causes, and still lets a full game (`DEFAULT_MAX_PLAYERS`) fill within a minute.
+pub const DEFAULT_JOIN_RATE_TOTAL: u32 = 1200;
+/// Players at once; bounds the snapshot every join carries (~70 bytes per player).
+pub const DEFAULT_MAX_PLAYERS: usize = 1000;
 /// Events kept for resuming clients; older gaps are answered with a snapshot.
 pub const DEFAULT_HISTORY: usize = 1024;
 /// How often AJAX polling clients ask (sent to them in the snapshot).
@@ -102,6 +111,20 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_MAX_CONNS_PER_IP", default_value_t = DEFAULT_MAX_CONNS_PER_IP)]
     pub max_conns_per_ip: u32,
 
+    /// Joins per minute per client address (bursts up to this many at once; 0 = no limit).
+    /// Over it: 429 with Retry-After. IPv6 addresses count per /64.
+    #[arg(long, env = "CLICKGAME_JOIN_RATE", default_value_t = DEFAULT_JOIN_RATE)]
+    pub join_rate: u32,
+
+    /// Joins per minute from all addresses together (bursts up to this many; 0 = no limit).
+    #[arg(long, env = "CLICKGAME_JOIN_RATE_TOTAL", default_value_t = DEFAULT_JOIN_RATE_TOTAL)]
+    pub join_rate_total: u32,
+
+    /// Players in the game at once; a join beyond it gets 409 game_full.
+    #[arg(long, env = "CLICKGAME_MAX_PLAYERS", default_value_t = DEFAULT_MAX_PLAYERS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_players: usize,
+
     /// Milliseconds between server pings on a WebSocket.
     #[arg(long, env = "CLICKGAME_WS_PING_INTERVAL_MS", default_value_t = 20_000,
           value_parser = clap::value_parser!(u64).range(10..))]
@@ -181,7 +204,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults with a free port: what tests start from.
+    /// The defaults with a free port: what tests start from. Tests join many players from
+    /// 127.0.0.1, so the join limits are off and the player cap is high; a test about a limit
+    /// sets it back explicitly.
     pub fn for_tests() -> Config {
         let mut config = Config::parse_from(["clickgame"]);
         config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -189,6 +214,9 @@ impl Config {
         config.no_tls = true;
         config.no_persist = true;
         config.workers = 2;
+        config.join_rate = 0;
+        config.join_rate_total = 0;
+        config.max_players = 100_000;
         config
     }
 
@@ -199,6 +227,7 @@ impl Config {
             round_pause_jitter_ms: self.round_pause_jitter_ms,
             idle_timeout_ms: self.player_timeout_ms,
             poll_interval_ms: self.poll_interval_ms,
+            max_players: self.max_players,
         }
     }
 

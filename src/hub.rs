@@ -29,8 +29,9 @@ use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
 use crate::game::{
-    Click, ClickOutcome, Event, EventKind, Game, GameError, GameState, LeaveReason, Player,
-    PlayerId, Round, Rules, Transport, TransportTally, BOARD_SIZE,
+    validate_event, Click, ClickOutcome, Event, EventKind, Game, GameError, GameState,
+    InvalidState, LeaveReason, Player, PlayerId, Round, Rules, Transport, TransportTally,
+    BOARD_SIZE, MAX_SAFE_INTEGER,
 };
 use crate::metrics::Metrics;
 use crate::persist::{SavedState, STATE_VERSION};
@@ -234,29 +235,99 @@ impl Hub {
 
     /// A hub continuing a saved game: same players, scores, tokens, seq and history, under a
     /// new epoch so that every client resynchronises from a snapshot.
-    pub fn restore(rules: Rules, seed: u64, config: HubConfig, saved: SavedState) -> Hub {
-        let game = Game::restore(rules, seed, now_ms(), saved.state, saved.next_player_id);
-        let secrets = saved
-            .secrets
-            .iter()
-            .filter(|(id, _)| game.is_player(*id))
-            .filter_map(|(id, hex)| Some((*id, unhex::<16>(hex)?)))
-            .collect();
-        let history = saved
-            .history
-            .into_iter()
-            .filter_map(|json| {
-                let event: Event = serde_json::from_str(&json).ok()?;
-                Some(Arc::new(WireEvent::new(
-                    event.seq,
-                    event.ts,
-                    event.kind.type_name(),
-                    json,
-                )))
-            })
-            .filter(|e| e.seq <= saved.last_seq)
-            .collect();
-        Hub::build(game, saved.last_seq, secrets, history, config)
+    ///
+    /// Everything in `saved` is checked before it is used — the game state by
+    /// [`Game::restore`], the rest here: the seq, one well-formed secret per player, and a
+    /// history of consecutive events, each exactly as this server would have written it. A
+    /// file that breaks any rule is refused whole; the caller keeps it aside and starts fresh.
+    pub fn restore(
+        rules: Rules,
+        seed: u64,
+        config: HubConfig,
+        saved: SavedState,
+    ) -> Result<Hub, InvalidState> {
+        let max_players = rules.max_players;
+        let game = Game::restore(rules, seed, now_ms(), saved.state, saved.next_player_id)?;
+        let next_player_id = saved.next_player_id;
+        let last_seq = saved.last_seq;
+        if last_seq > MAX_SAFE_INTEGER {
+            return Err(InvalidState(format!(
+                "last_seq {last_seq} is above 2^53 - 1"
+            )));
+        }
+        // Secrets: players still playing, and idle ones who may come back within the history.
+        let most = max_players.saturating_add(config.history);
+        if saved.secrets.len() > most {
+            return Err(InvalidState(format!(
+                "{} session secrets, more than players plus history ({most})",
+                saved.secrets.len()
+            )));
+        }
+        let mut secrets = HashMap::with_capacity(saved.secrets.len());
+        for (id, text) in &saved.secrets {
+            if *id == 0 || *id >= next_player_id {
+                return Err(InvalidState(format!(
+                    "a session secret for player {id}, who cannot exist"
+                )));
+            }
+            let secret = unhex::<16>(text)
+                .filter(|s| hex(s) == *text && *s != [0; 16])
+                .ok_or_else(|| {
+                    InvalidState(format!(
+                        "player {id}'s session secret is not 32 lower-case hex digits of a \
+                         random value"
+                    ))
+                })?;
+            if secrets.insert(*id, secret).is_some() {
+                return Err(InvalidState(format!("player {id} has two session secrets")));
+            }
+        }
+        if let Some(id) = game
+            .state()
+            .players
+            .keys()
+            .find(|id| !secrets.contains_key(id))
+        {
+            return Err(InvalidState(format!("player {id} has no session secret")));
+        }
+        // History: consecutive seqs ending at last_seq, each event as we would serialise it.
+        let first = (last_seq + 1).saturating_sub(saved.history.len() as u64);
+        if saved.history.len() as u64 > last_seq {
+            return Err(InvalidState(format!(
+                "{} history events but last_seq is only {last_seq}",
+                saved.history.len()
+            )));
+        }
+        let mut history = Vec::with_capacity(saved.history.len());
+        for (i, json) in saved.history.into_iter().enumerate() {
+            let want = first + i as u64;
+            let event: Event = serde_json::from_str(&json)
+                .map_err(|e| InvalidState(format!("history event {want} does not parse: {e}")))?;
+            if event.seq != want {
+                return Err(InvalidState(format!(
+                    "history event {want} has seq {}; the history must be consecutive and end \
+                     at last_seq",
+                    event.seq
+                )));
+            }
+            if event.ts > MAX_SAFE_INTEGER {
+                return Err(InvalidState(format!(
+                    "history event {want}'s ts is too large"
+                )));
+            }
+            validate_event(&event.kind, next_player_id)
+                .map_err(|e| InvalidState(format!("history event {want}: {e}")))?;
+            if serde_json::to_string(&event).ok().as_deref() != Some(json.as_str()) {
+                return Err(InvalidState(format!(
+                    "history event {want} is not in the form this server writes"
+                )));
+            }
+            let type_name = event.kind.type_name();
+            history.push(Arc::new(WireEvent::new(
+                event.seq, event.ts, type_name, json,
+            )));
+        }
+        Ok(Hub::build(game, last_seq, secrets, history, config))
     }
 
     fn build(
@@ -597,16 +668,21 @@ impl Hub {
         let within = core.last_seq.saturating_sub(left_seq) < self.inner.config.history as u64;
         let now = now_ms();
         let rejoined = if within {
-            core.game.rejoin(id, now).ok()
+            core.game.rejoin(id, now)
         } else {
-            None
+            Err(GameError::UnknownPlayer(id))
         };
         match rejoined {
-            Some(events) => {
+            Ok(events) => {
                 self.publish(&mut core, events, now);
                 Some(id)
             }
-            None => {
+            // No room right now: still departed, still welcome to try again.
+            Err(GameError::GameFull { .. }) => {
+                core.departed.insert(id, left_seq);
+                None
+            }
+            Err(_) => {
                 core.game.forget(id);
                 core.secrets.remove(&id);
                 None
@@ -732,6 +808,110 @@ mod tests {
             assert_eq!(stale.events.len(), 1);
             assert_eq!(stale.events[0].kind, "snapshot");
             assert_eq!(stale.events[0].seq, 6);
+        }
+    }
+
+    #[test]
+    fn an_exported_game_restores_and_keeps_its_tokens() {
+        let hub = hub(16);
+        let ada = hub.join("Ada").unwrap();
+        hub.join("Bob").unwrap();
+        let again =
+            Hub::restore(Rules::default(), 1, HubConfig { history: 16 }, hub.export()).unwrap();
+        assert_eq!(again.authenticate(&ada.token), Some(ada.player_id));
+        assert_eq!(again.snapshot().players, hub.snapshot().players);
+        assert_eq!(again.last_seq(), hub.last_seq());
+    }
+
+    #[test]
+    fn a_saved_hub_with_bad_secrets_or_history_is_refused_with_the_reason() {
+        let hub = hub(16);
+        hub.join("Ada").unwrap();
+        hub.join("Bob").unwrap();
+        let good = hub.export();
+        type Edit = Box<dyn Fn(&mut SavedState)>;
+        let cases: Vec<(&str, Edit, &str)> = vec![
+            (
+                "seq beyond 2^53",
+                Box::new(|s| s.last_seq = u64::MAX),
+                "last_seq",
+            ),
+            (
+                "a secret of the wrong length",
+                Box::new(|s| s.secrets[0].1 = "abcd".into()),
+                "hex",
+            ),
+            (
+                "a secret in upper case",
+                Box::new(|s| s.secrets[0].1 = s.secrets[0].1.to_uppercase()),
+                "hex",
+            ),
+            (
+                "an all-zero secret",
+                Box::new(|s| s.secrets[0].1 = "0".repeat(32)),
+                "hex",
+            ),
+            (
+                "two secrets for one player",
+                Box::new(|s| {
+                    let first = s.secrets[0].clone();
+                    s.secrets.push(first);
+                }),
+                "two session secrets",
+            ),
+            (
+                "a player without a secret",
+                Box::new(|s| {
+                    s.secrets.pop();
+                }),
+                "no session secret",
+            ),
+            (
+                "a secret for an id never handed out",
+                Box::new(|s| s.secrets.push((99, "ab".repeat(16)))),
+                "cannot exist",
+            ),
+            (
+                "a gap in the history",
+                Box::new(|s| {
+                    s.history.remove(0);
+                    s.last_seq += 1;
+                }),
+                "consecutive",
+            ),
+            (
+                "a history longer than the seq",
+                Box::new(|s| s.last_seq = 1),
+                "history events",
+            ),
+            (
+                "markup in a history name",
+                Box::new(|s| s.history[0] = s.history[0].replace("Ada", "<b>Ada</b>")),
+                "name",
+            ),
+            (
+                "an extra field in a history event",
+                Box::new(|s| s.history[1] = s.history[1].replace("{", "{\"x\":1,")),
+                "history event",
+            ),
+            (
+                "a history event not as we write it",
+                Box::new(|s| s.history[1] = s.history[1].replace(":", ": ")),
+                "form",
+            ),
+            (
+                "a history event that does not parse",
+                Box::new(|s| s.history[1] = "<script>".into()),
+                "parse",
+            ),
+        ];
+        for (what, edit, reason) in cases {
+            let mut saved = good.clone();
+            edit(&mut saved);
+            match Hub::restore(Rules::default(), 1, HubConfig { history: 16 }, saved) {
+                Err(InvalidState(why)) => assert!(why.contains(reason), "{what}: {why}"),
+                Ok(_) => panic!("{what}: accepted"),
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::lecturer::{self, AdminToken};
 use crate::persist;
-use crate::security::{self, ConnLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
+use crate::security::{self, ConnLimiter, JoinLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
 use crate::tls::{self, CertInfo};
 use crate::transport::{self, long_polling::LongPollTimeout, sse::SseRetry};
 
@@ -73,21 +73,31 @@ impl RunningServer {
 /// How long a graceful stop waits for in-flight requests.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 
-/// The hub for this start: restored from the state file when there is a usable one.
+/// The hub for this start: restored from the state file when there is a usable one. A file
+/// that cannot be read safely, does not parse, or breaks a rule of the game is set aside and
+/// the game starts fresh (`persist.rs`).
 fn load_hub(config: &Config, seed: u64) -> (Hub, Option<PathBuf>) {
     if config.no_persist {
         return (Hub::new(config.rules(), seed, config.hub()), None);
     }
     let path = persist::state_path(&config.data_dir);
-    let hub = match persist::load(&path) {
-        Ok(Some(saved)) => {
+    let limit = persist::max_state_bytes(config.history, config.max_players);
+    let restored = persist::load(&path, limit).and_then(|saved| {
+        let Some(saved) = saved else { return Ok(None) };
+        let (players, last_seq) = (saved.state.players.len(), saved.last_seq);
+        Hub::restore(config.rules(), seed, config.hub(), saved)
+            .map(|hub| Some((hub, players, last_seq)))
+            .map_err(|invalid| persist::set_aside(&path, invalid.0))
+    });
+    let hub = match restored {
+        Ok(Some((hub, players, last_seq))) => {
             tracing::info!(
                 file = %path.display(),
-                players = saved.state.players.len(),
-                last_seq = saved.last_seq,
+                players,
+                last_seq,
                 "game restored; clients will resynchronise (new epoch)"
             );
-            Hub::restore(config.rules(), seed, config.hub(), saved)
+            hub
         }
         Ok(None) => Hub::new(config.rules(), seed, config.hub()),
         Err(err) => {
@@ -112,6 +122,7 @@ fn app_config(
     let redirect = web::Data::new(redirect);
     let rate = web::Data::new(RateLimiter::new(config.click_rate));
     let conns = web::Data::new(ConnLimiter::new(config.max_conns_per_ip));
+    let joins = web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total));
     let heartbeat = web::Data::new(config.heartbeat());
     let admin = web::Data::new(admin_token);
     let echo_path = config.ws_echo_path.clone();
@@ -129,6 +140,7 @@ fn app_config(
             .app_data(redirect.clone())
             .app_data(rate.clone())
             .app_data(conns.clone())
+            .app_data(joins.clone())
             .app_data(heartbeat.clone())
             .app_data(admin.clone())
             .app_data(longpoll.clone())

@@ -7,7 +7,8 @@
 //! By default it spawns `target/release/clickgame` itself — a fresh process per measurement, so
 //! every memory figure starts from the same baseline — with the per-IP connection cap and the
 //! click rate limit off. `--url` (and `--pid` for the /proc figures) measures a running server
-//! instead; that server needs `--max-conns-per-ip 0` and a high `--click-rate`.
+//! instead; that server needs `--max-conns-per-ip 0`, a high `--click-rate`, `--join-rate 0
+//! --join-rate-total 0` and a `--max-players` above the number of players the run joins.
 
 mod load;
 
@@ -365,7 +366,8 @@ fn run(args: &Args) -> Result<(), String> {
             };
             notes.push(format!(
                 "Server: {} spawned fresh for every measurement, --workers {} (0 = one per \
-                 core), --max-conns-per-ip 0, no click rate limit, long polls held 10 min.",
+                 core), --max-conns-per-ip 0, no click rate limit, no join limits, \
+                 --max-players 1000000, long polls held 10 min.",
                 bin.display(),
                 args.workers
             ));

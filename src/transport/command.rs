@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::game::Transport;
 use crate::hub::Hub;
 use crate::protocol::{ClickRequest, JoinRequest};
-use crate::security::RateLimiter;
+use crate::security::{JoinLimiter, RateLimiter};
 use crate::session::{AuthPlayer, SESSION_COOKIE};
 use crate::transport::method_not_allowed;
 
@@ -56,13 +56,24 @@ fn session_cookie(req: &HttpRequest, token: String) -> Cookie<'static> {
         .finish()
 }
 
+/// Joins are limited per client address and overall before the game sees them
+/// ([`JoinLimiter`]). The address is the TCP peer; behind a reverse proxy that is the proxy,
+/// so every client shares one bucket there (trusted-proxy handling is a later issue).
 async fn join(
     req: HttpRequest,
     hub: web::Data<Hub>,
+    joins: web::Data<JoinLimiter>,
     body: web::Json<JoinRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    joins.check(req.peer_addr().map(|a| a.ip()))?;
     let joined = hub.join(&body.name)?;
-    tracing::info!(player = joined.player_id, name = %body.name.trim(), "player joined");
+    let name = joined
+        .snapshot
+        .players
+        .iter()
+        .find(|p| p.id == joined.player_id)
+        .map_or("", |p| p.name.as_str());
+    tracing::info!(player = joined.player_id, name, "player joined");
     Ok(HttpResponse::Created()
         .cookie(session_cookie(&req, joined.token.clone()))
         .json(joined))

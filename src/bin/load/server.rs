@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 #[derive(Debug, Clone)]
 pub enum Spec {
     /// Spawn this binary with settings fit for load: no per-IP connection cap, no click rate
-    /// limit, long polls held 10 min, warnings only in the log.
+    /// limit, no join limits and room for 1,000,000 players (all clients come from 127.0.0.1),
+    /// long polls held 10 min, warnings only in the log.
     Spawn {
         bin: PathBuf,
         tls: bool,
@@ -42,6 +43,12 @@ impl Server {
                     "0",
                     "--click-rate",
                     "1000000000",
+                    "--join-rate",
+                    "0",
+                    "--join-rate-total",
+                    "0",
+                    "--max-players",
+                    "1000000",
                     "--longpoll-timeout-ms",
                     "600000",
                     "--player-timeout-ms",
