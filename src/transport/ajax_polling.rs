@@ -16,7 +16,7 @@ use crate::transport::{method_not_allowed, ResumePoint};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/poll")
+        web::resource("/poll")
             .route(web::get().to(poll))
             .default_service(method_not_allowed("GET")),
     );

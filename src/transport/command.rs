@@ -19,27 +19,27 @@ use crate::transport::method_not_allowed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/join")
+        web::resource("/join")
             .route(web::post().to(join))
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/click")
+        web::resource("/click")
             .route(web::post().to(click))
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/leave")
+        web::resource("/leave")
             .route(web::post().to(leave))
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/ticket")
+        web::resource("/ticket")
             .route(web::post().to(ticket))
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/snapshot")
+        web::resource("/snapshot")
             .route(web::get().to(snapshot))
             .default_service(method_not_allowed("GET")),
     );

@@ -24,7 +24,7 @@ pub struct LongPollTimeout(pub Duration);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/longpoll")
+        web::resource("/longpoll")
             .route(web::get().to(longpoll))
             .default_service(method_not_allowed("GET")),
     );

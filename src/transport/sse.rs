@@ -32,7 +32,7 @@ pub struct SseRetry(pub u64, pub Duration);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/sse")
+        web::resource("/sse")
             .route(web::get().to(sse))
             .default_service(method_not_allowed("GET")),
     );

@@ -7,6 +7,7 @@ mod clients;
 mod heartbeat;
 mod helpers;
 mod lecturer;
+mod path_spellings;
 mod recovery;
 mod security;
 mod slow_clients;
