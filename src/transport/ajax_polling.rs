@@ -28,6 +28,8 @@ async fn poll(
     player: MaybePlayer,
 ) -> Result<HttpResponse, ApiError> {
     let resume = ResumePoint::from_query(&req)?;
+    // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
+    let player = player.commit()?;
     if let Some(player) = player.0 {
         hub.contact(player, Transport::Ajax);
     }

@@ -127,6 +127,8 @@ async fn sse(
     if let Some(id) = last_event_id(&req)? {
         resume.since = Some(id);
     }
+    // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
+    let player = player.commit()?;
     let hub: Hub = hub.get_ref().clone();
     hub.metrics().request(Transport::Sse);
     let open = hub.metrics().open(Transport::Sse);

@@ -156,6 +156,8 @@ async fn upgrade(
     let (response, session, messages) =
         actix_ws::handle_with_protocols(&req, body, &[WS_SUBPROTOCOL])
             .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
+    // Accepted (the 101 is ready): only now is a `?ticket=` spent.
+    let player = player.commit()?;
     let messages = messages
         .max_frame_size(WS_MAX_MESSAGE)
         .aggregate_continuations()

@@ -11,5 +11,6 @@ mod path_spellings;
 mod recovery;
 mod security;
 mod slow_clients;
+mod tickets;
 mod tls;
 mod transports;
