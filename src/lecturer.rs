@@ -21,6 +21,7 @@ use crate::game::Transport;
 use crate::hub::{now_ms, Hub};
 use crate::metrics::TransportStats;
 use crate::security;
+use crate::session;
 use crate::transport::method_not_allowed;
 
 /// Longest simulated delay a lecturer may set, in ms.
@@ -91,11 +92,7 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let expected = req.app_data::<web::Data<AdminToken>>();
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let given = session::bearer(req);
         let ok = match (expected, given) {
             (Some(expected), Some(given)) => {
                 given.len() == expected.0.len()
