@@ -12,8 +12,12 @@ use std::time::Duration;
 
 use actix_files::Files;
 use actix_web::{
+    body::{EitherBody, MessageBody},
     dev::{fn_service, ServerHandle, ServiceRequest, ServiceResponse},
-    web, App, HttpServer,
+    guard,
+    http::header,
+    middleware::{from_fn, Next},
+    web, App, HttpRequest, HttpServer,
 };
 
 use crate::config::Config;
@@ -154,20 +158,54 @@ fn app_config(
                 web::QueryConfig::default()
                     .error_handler(|err, _| ApiError::from_query(&err).into()),
             )
-            .configure(transport::configure)
-            .configure(lecturer::configure)
+            // Registered before the `/api` scope so that an echo path under `/api` still
+            // matches; it carries the Origin check of its own.
             .configure(|cfg| {
                 if let Some(path) = &echo_path {
                     transport::websocket::configure_echo(cfg, path);
                 }
             })
-            .service(web::scope("/api").default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::not_found(
-                    "no such API endpoint; see docs/protocol.md",
-                ))
-            })))
+            // Every API route lives in this one scope, and the Origin check is the scope's
+            // middleware: the router decides (on the decoded path) that a request is for the
+            // API, and the check runs for exactly those requests. No spelling of a path
+            // (`/%61pi/click`, `/api/%63lick`) can reach a handler around it.
             .service(
-                Files::new("/", &web_dir)
+                web::scope("/api")
+                    .wrap(from_fn(security::origin_check))
+                    .configure(transport::configure)
+                    .configure(lecturer::configure)
+                    .default_service(web::to(|| async {
+                        Err::<actix_web::HttpResponse, _>(ApiError::not_found(
+                            "no such API endpoint; see docs/protocol.md",
+                        ))
+                    })),
+            )
+            .configure(lecturer::configure_metrics)
+            .configure(|cfg| static_files(cfg, &web_dir))
+            // Anything else — another method on a page, `/API/click`, `//api/click`,
+            // `/./api/click` — names no route and no file.
+            .default_service(web::to(|req: HttpRequest| async move {
+                Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!(
+                    "nothing at {} {}; the API is under /api (docs/protocol.md)",
+                    req.method(),
+                    req.path()
+                )))
+            }));
+    }
+}
+
+/// The web client: `GET`/`HEAD` only (other methods fall through to the app's JSON 404), with
+/// every refusal of `actix-files` turned into a JSON 404 too. `actix-files` answers a path it
+/// will not serve (`/./x`, `/a%2Fb`, a hidden file) with `400 text/plain` and a wrong method with
+/// `405 text/plain`; for a static path "this names no file" is the whole truth, and a client
+/// probing spellings gets the same answer for all of them.
+fn static_files(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
+    cfg.service(
+        web::scope("")
+            .guard(guard::Any(guard::Get()).or(guard::Head()))
+            .wrap(from_fn(files_refusals_as_json))
+            .service(
+                Files::new("", web_dir)
                     .index_file("index.html")
                     .default_handler(fn_service(|req: ServiceRequest| async move {
                         let (req, _) = req.into_parts();
@@ -176,8 +214,30 @@ fn app_config(
                         ));
                         Ok(ServiceResponse::new(req, res))
                     })),
-            );
+            ),
+    );
+}
+
+async fn files_refusals_as_json(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    // 400 is its "this path cannot name a file" (`UriSegmentError`); 412/416 and the like are
+    // real answers about a file that exists and stay as they are.
+    if res.status() != actix_web::http::StatusCode::BAD_REQUEST || json {
+        return Ok(res.map_into_left_body());
     }
+    let detail = format!("no file at {}", res.request().path());
+    Ok(res
+        .into_response(actix_web::ResponseError::error_response(
+            &ApiError::not_found(detail),
+        ))
+        .map_into_right_body())
 }
 
 /// Binds and starts the server inside the current actix system.
@@ -208,11 +268,12 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         own.extend(security::own_origins("https", addr));
     }
     let origins = OriginPolicy::new(own, &config.allowed_origins);
-    let redirect = RedirectToHttps(
-        https_addr
-            .filter(|_| config.redirect_http)
-            .map(|a| a.port()),
-    );
+    let redirect = match (https_addr, &cert) {
+        (Some(addr), Some(cert)) if config.redirect_http => {
+            RedirectToHttps::new(addr, &cert.names, &config.allowed_origins)
+        }
+        _ => RedirectToHttps::off(),
+    };
     let admin_token = AdminToken(match config.admin_token.clone() {
         Some(token) => token,
         None => {

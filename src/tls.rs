@@ -52,6 +52,9 @@ pub struct CertInfo {
     pub sha256: String,
     pub generated: bool,
     pub not_after: String,
+    /// The names the certificate is valid for (SAN DNS names and IP addresses, or the subject's
+    /// common name when it has no SAN): the only hosts `--redirect-http` sends browsers to.
+    pub names: Vec<String>,
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -111,6 +114,39 @@ pub fn generate_self_signed() -> io::Result<(X509, PKey<Private>)> {
     b.append_extension(san).map_err(other)?;
     b.sign(&key, MessageDigest::sha256()).map_err(other)?;
     Ok((b.build(), key))
+}
+
+/// The host names `cert` is valid for: its SAN DNS names and IP addresses in order, or its
+/// subject's common name when it has no SAN.
+pub fn cert_names(cert: &X509) -> Vec<String> {
+    let san: Vec<String> = cert
+        .subject_alt_names()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| match (n.dnsname(), n.ipaddress()) {
+                    (Some(dns), _) => Some(dns.to_string()),
+                    (_, Some(ip)) => match ip.len() {
+                        4 => <[u8; 4]>::try_from(ip)
+                            .ok()
+                            .map(|b| Ipv4Addr::from(b).to_string()),
+                        16 => <[u8; 16]>::try_from(ip)
+                            .ok()
+                            .map(|b| Ipv6Addr::from(b).to_string()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !san.is_empty() {
+        return san;
+    }
+    cert.subject_name()
+        .entries_by_nid(Nid::COMMONNAME)
+        .filter_map(|e| e.data().to_string().ok())
+        .collect()
 }
 
 /// SHA-256 fingerprint as colon-separated hex, as browsers show it.
@@ -191,6 +227,7 @@ pub fn load_or_create(
     let info = CertInfo {
         sha256: fingerprint(&cert)?,
         not_after: cert.not_after().to_string(),
+        names: cert_names(&cert),
         cert_path,
         key_path,
         generated,
