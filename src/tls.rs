@@ -21,14 +21,16 @@ use std::fs;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
+use openssl::ex_data::Index;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslVersion};
+use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslContext, SslMethod, SslVersion};
 use openssl::x509::extension::{
     BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
 };
@@ -286,6 +288,9 @@ pub fn acceptor(
     for c in chain {
         b.add_extra_chain_cert(c.clone()).map_err(other)?;
     }
+    // Also kept where `tls_info` can read it per connection: the openssl crate's getter for
+    // the extra chain panics when there is none, so we do not ask OpenSSL for it.
+    b.set_ex_data(chain_index()?, chain.to_vec());
     b.set_private_key(key).map_err(other)?;
     b.check_private_key().map_err(other)?;
     if let Some(path) = &options.keylog {
@@ -303,6 +308,14 @@ pub fn acceptor(
         });
     }
     Ok(b)
+}
+
+/// Where an acceptor's context keeps the chain it sends after the leaf (see [`acceptor`]).
+pub fn chain_index() -> io::Result<Index<SslContext, Vec<X509>>> {
+    static INDEX: OnceLock<Option<Index<SslContext, Vec<X509>>>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| SslContext::new_ex_index().ok())
+        .ok_or_else(|| io::Error::other("OpenSSL could not allocate an ex_data index"))
 }
 
 /// Opens (creating, mode 0600) the key-log file for appending. An existing file that others

@@ -86,12 +86,11 @@ impl ConnTls {
             resumed: ssl.session_reused(),
             sni: ssl.servername(NameType::HOST_NAME).map(str::to_string),
             certificate: ssl.certificate().map(X509Ref::to_owned),
-            chain: ssl
-                .ssl_context()
-                .extra_chain_certs()
-                .iter()
-                .map(X509Ref::to_owned)
-                .collect(),
+            chain: crate::tls::chain_index()
+                .ok()
+                .and_then(|i| ssl.ssl_context().ex_data(i))
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 

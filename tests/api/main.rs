@@ -11,4 +11,5 @@ mod recovery;
 mod security;
 mod slow_clients;
 mod tls;
+mod tls_visible;
 mod transports;
