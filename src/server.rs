@@ -222,7 +222,7 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     if let Some(addr) = https_addr {
         own.extend(security::own_origins("https", addr));
     }
-    let relays = bind_relays(&config, https_addr)?;
+    let relays = bind_relays(&config, http_addr, https_addr)?;
     if let Some(r) = &relays {
         own.extend(r.origins.iter().cloned());
     }
@@ -359,7 +359,11 @@ struct Relays {
 }
 
 /// With `--eavesdrop`: binds both relays and says loudly what that turns on.
-fn bind_relays(config: &Config, https_addr: Option<SocketAddr>) -> io::Result<Option<Relays>> {
+fn bind_relays(
+    config: &Config,
+    http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
+) -> io::Result<Option<Relays>> {
     if !config.eavesdrop {
         return Ok(None);
     }
@@ -384,7 +388,7 @@ fn bind_relays(config: &Config, https_addr: Option<SocketAddr>) -> io::Result<Op
         }
     }
     tracing::warn!(
-        plain = %format!("http://{plain_addr} -> {}", config.http_addr),
+        plain = %format!("http://{plain_addr} -> {http_addr}"),
         tls = ?tls_addr.map(|a| format!("https://{a} -> {}", https_addr.map_or(String::new(), |h| h.to_string()))),
         "EAVESDROPPER ON (--eavesdrop): two relays record every byte that passes through them \
          (names, clicks, session tokens in clear on the plain one) for the lecturer's \
