@@ -57,7 +57,7 @@ impl Feed {
             dir,
             bytes: seen.bytes,
             kind: seen.kind,
-            text: seen.text,
+            text: seen.text.map(super::cap_text),
             hex: seen.hex,
             tls: seen.tls,
             tampered: seen.tampered,

@@ -33,6 +33,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::lecturer::Admin;
 
+#[doc(hidden)]
+pub mod check;
 pub mod feed;
 pub mod http;
 pub mod relay;
@@ -54,6 +56,9 @@ pub const HEAD_TEXT: usize = 2048;
 pub const BODY_TEXT: usize = 1024;
 /// Bytes of a unit shown as hex (its first bytes as they were on the wire).
 pub const HEX_BYTES: usize = 48;
+/// Longest text one feed record keeps (a head and a body excerpt, or a TLS description whose
+/// SNI and ALPN names came from the client): longer text is cut at a character boundary.
+pub const MAX_TEXT: usize = HEAD_TEXT + BODY_TEXT + 256;
 
 /// Which way the bytes went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -159,6 +164,19 @@ pub(crate) fn keep(into: &mut Vec<u8>, cap: usize, data: &[u8]) {
 }
 
 /// Text of an excerpt, with a note of what was cut.
+/// Cuts `text` to at most [`MAX_TEXT`] bytes (plus a marker), at a character boundary.
+pub(crate) fn cap_text(mut text: String) -> String {
+    if text.len() > MAX_TEXT {
+        let mut cut = MAX_TEXT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" …");
+    }
+    text
+}
+
 pub(crate) fn excerpt_text(bytes: &[u8], total: u64) -> String {
     let mut s = String::from_utf8_lossy(bytes).into_owned();
     if total > bytes.len() as u64 {

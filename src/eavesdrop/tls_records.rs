@@ -663,11 +663,11 @@ fn alert_name(d: u8) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A ClientHello record as a TLS 1.3 client sends it, built field by field.
-    pub(crate) fn client_hello(sni: &str) -> Vec<u8> {
+    pub fn client_hello(sni: &str) -> Vec<u8> {
         let mut exts = Vec::new();
         let name = sni.as_bytes();
         let mut sni_ext = Vec::new();
