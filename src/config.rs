@@ -10,9 +10,13 @@ use clap::Parser;
 
 use crate::game::Rules;
 use crate::hub::HubConfig;
+use crate::tls::TlsVersion;
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_HTTPS_ADDR: &str = "127.0.0.1:8443";
+/// The eavesdropping relays (`--eavesdrop`): loopback, next to the listeners they relay to.
+pub const DEFAULT_EAVESDROP_ADDR: &str = "127.0.0.1:8081";
+pub const DEFAULT_EAVESDROP_TLS_ADDR: &str = "127.0.0.1:8444";
 /// Where the generated certificate (and, later, saved game state) lives.
 pub const DEFAULT_DATA_DIR: &str = "data";
 /// Clicks per second a player may send before `429 Too Many Requests`.
@@ -92,6 +96,33 @@ pub struct Config {
     /// Make the plain HTTP port answer every request with a redirect to HTTPS.
     #[arg(long, env = "CLICKGAME_REDIRECT_HTTP")]
     pub redirect_http: bool,
+
+    /// Lowest TLS version the HTTPS listener accepts (1.2 or 1.3).
+    #[arg(long, env = "CLICKGAME_TLS_MIN", value_enum, default_value = "1.2")]
+    pub tls_min: TlsVersion,
+
+    /// Highest TLS version the HTTPS listener accepts (1.2 or 1.3). `--tls-max 1.2` shows a
+    /// TLS 1.2 handshake, certificate in clear, next to a 1.3 one.
+    #[arg(long, env = "CLICKGAME_TLS_MAX", value_enum, default_value = "1.3")]
+    pub tls_max: TlsVersion,
+
+    /// Teaching only, weakens secrecy: append every TLS connection's secrets to FILE in the NSS
+    /// key-log format (created mode 0600), so Wireshark can decrypt a capture.
+    #[arg(long, env = "CLICKGAME_TLS_KEYLOG", value_name = "FILE")]
+    pub tls_keylog: Option<PathBuf>,
+
+    /// Teaching only: start two relays that show a lecturer (/eavesdrop.html) every byte a
+    /// passive attacker between browser and server would see, and can tamper with them.
+    #[arg(long, env = "CLICKGAME_EAVESDROP")]
+    pub eavesdrop: bool,
+
+    /// With --eavesdrop: the plain relay's address (relays to --http-addr).
+    #[arg(long, env = "CLICKGAME_EAVESDROP_ADDR", default_value = DEFAULT_EAVESDROP_ADDR)]
+    pub eavesdrop_addr: SocketAddr,
+
+    /// With --eavesdrop: the TLS relay's address (relays to --https-addr, TLS not terminated).
+    #[arg(long, env = "CLICKGAME_EAVESDROP_TLS_ADDR", default_value = DEFAULT_EAVESDROP_TLS_ADDR)]
+    pub eavesdrop_tls_addr: SocketAddr,
 
     /// Another origin (scheme://host[:port]) allowed to use the API, besides the server's own.
     /// Repeat the flag, or separate with commas in the environment variable.
@@ -211,6 +242,8 @@ impl Config {
         let mut config = Config::parse_from(["clickgame"]);
         config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.https_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.eavesdrop_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.eavesdrop_tls_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.no_tls = true;
         config.no_persist = true;
         config.workers = 2;

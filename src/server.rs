@@ -21,12 +21,14 @@ use actix_web::{
 };
 
 use crate::config::Config;
+use crate::eavesdrop::{self, Eavesdrop, RelayKind};
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::lecturer::{self, AdminToken};
 use crate::persist;
 use crate::security::{self, ConnLimiter, JoinLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
 use crate::tls::{self, CertInfo};
+use crate::tls_info;
 use crate::transport::{self, long_polling::LongPollTimeout, sse::SseRetry};
 
 /// Request bodies are tiny JSON objects; anything larger is refused with 413.
@@ -38,6 +40,9 @@ pub struct RunningServer {
     /// The HTTPS/WSS listener, unless `--no-tls`.
     pub https_addr: Option<SocketAddr>,
     pub cert: Option<CertInfo>,
+    /// With `--eavesdrop`: the plain relay (to `http_addr`) and the TLS relay (to `https_addr`).
+    pub eavesdrop_addr: Option<SocketAddr>,
+    pub eavesdrop_tls_addr: Option<SocketAddr>,
     pub hub: Hub,
     /// The lecturer's token for `/api/admin/*`.
     pub admin_token: String,
@@ -46,6 +51,7 @@ pub struct RunningServer {
     handle: ServerHandle,
     server: actix_web::rt::task::JoinHandle<io::Result<()>>,
     timer: actix_web::rt::task::JoinHandle<()>,
+    relays: Vec<actix_web::rt::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -54,6 +60,9 @@ impl RunningServer {
     /// let in-flight requests finish (bounded by [`SHUTDOWN_TIMEOUT_SECS`]), then save the game.
     pub async fn stop(self) {
         self.hub.begin_shutdown();
+        for relay in &self.relays {
+            relay.abort();
+        }
         self.handle.stop(true).await;
         self.timer.abort();
         let _ = self.server.await;
@@ -120,6 +129,7 @@ fn app_config(
     origins: OriginPolicy,
     redirect: RedirectToHttps,
     admin_token: AdminToken,
+    eavesdrop: Option<Eavesdrop>,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let hub = web::Data::new(hub);
     let origins = web::Data::new(origins);
@@ -138,7 +148,12 @@ fn app_config(
         Duration::from_millis(config.sse_heartbeat_ms),
     ));
     let web_dir = config.web_dir.clone();
+    let eavesdrop = eavesdrop.map(web::Data::new);
     move |cfg: &mut web::ServiceConfig| {
+        // Without --eavesdrop there is no Data<Eavesdrop>, and its endpoints answer 404.
+        if let Some(e) = &eavesdrop {
+            cfg.app_data(e.clone());
+        }
         cfg.app_data(hub.clone())
             .app_data(origins.clone())
             .app_data(redirect.clone())
@@ -174,6 +189,8 @@ fn app_config(
                     .wrap(from_fn(security::origin_check))
                     .configure(transport::configure)
                     .configure(lecturer::configure)
+                    .configure(tls_info::configure)
+                    .configure(eavesdrop::configure)
                     .default_service(web::to(|| async {
                         Err::<actix_web::HttpResponse, _>(ApiError::not_found(
                             "no such API endpoint; see docs/protocol.md",
@@ -256,16 +273,30 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         )?;
         log_certificate(&info);
         let listener = TcpListener::bind(config.https_addr)?;
-        (Some((listener, tls::acceptor(&cert, &key)?)), Some(info))
+        let options = tls::TlsOptions {
+            min: config.tls_min,
+            max: config.tls_max,
+            keylog: config.tls_keylog.clone(),
+        };
+        let acceptor = tls::acceptor(&cert, &info.chain, &key, &options)?;
+        (Some((listener, acceptor)), Some(info))
     };
     let https_addr = tls_listener
         .as_ref()
         .map(|(l, _)| l.local_addr())
         .transpose()?;
 
+    if let (Some(path), Some(addr)) = (&config.tls_keylog, https_addr) {
+        tls::warn_keylog(path, &format!("https://{addr}"));
+    }
+
     let mut own = security::own_origins("http", http_addr);
     if let Some(addr) = https_addr {
         own.extend(security::own_origins("https", addr));
+    }
+    let relays = bind_relays(&config, http_addr, https_addr)?;
+    if let Some(r) = &relays {
+        own.extend(r.origins.iter().cloned());
     }
     let origins = OriginPolicy::new(own, &config.allowed_origins);
     let redirect = match (https_addr, &cert) {
@@ -282,7 +313,14 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         }
     });
-    let configure = app_config(hub.clone(), &config, origins, redirect, admin_token.clone());
+    let configure = app_config(
+        hub.clone(),
+        &config,
+        origins,
+        redirect,
+        admin_token.clone(),
+        relays.as_ref().map(|r| r.eavesdrop.clone()),
+    );
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(security::guard))
@@ -295,7 +333,9 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     .tcp_nodelay(true)
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     // Signals are ours (see `run`): the hub must end streams and save before the server stops.
-    .disable_signals();
+    .disable_signals()
+    // Each TLS connection's handshake, for GET /api/tls (must come before `listen*`).
+    .on_connect(tls_info::capture);
     if config.workers > 0 {
         server = server.workers(config.workers);
     }
@@ -307,17 +347,42 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     let handle = server.handle();
     let timer = actix_web::rt::spawn(hub.clone().run_timer());
     let server = actix_web::rt::spawn(server);
+    let (mut eavesdrop_addr, mut eavesdrop_tls_addr, mut relay_tasks) = (None, None, Vec::new());
+    if let Some(r) = relays {
+        let limiter = ConnLimiter::new(config.max_conns_per_ip);
+        eavesdrop_addr = Some(r.plain.local_addr()?);
+        relay_tasks.push(eavesdrop::relay::spawn(
+            r.plain,
+            RelayKind::Plain,
+            dialable(http_addr),
+            r.eavesdrop.clone(),
+            limiter.clone(),
+        )?);
+        if let (Some(tls), Some(upstream)) = (r.tls, https_addr) {
+            eavesdrop_tls_addr = Some(tls.local_addr()?);
+            relay_tasks.push(eavesdrop::relay::spawn(
+                tls,
+                RelayKind::Tls,
+                dialable(upstream),
+                r.eavesdrop,
+                limiter,
+            )?);
+        }
+    }
     tracing::info!(%http_addr, ?https_addr, seed, web_dir = %config.web_dir.display(), "clickgame started");
     Ok(RunningServer {
         http_addr,
         https_addr,
         cert,
+        eavesdrop_addr,
+        eavesdrop_tls_addr,
         hub,
         admin_token: admin_token.0,
         state_file,
         handle,
         server,
         timer,
+        relays: relay_tasks,
     })
 }
 
@@ -328,6 +393,12 @@ pub async fn run(config: Config) -> io::Result<()> {
     println!("listening on http://{}", running.http_addr);
     if let Some(addr) = running.https_addr {
         println!("listening on https://{addr}");
+    }
+    if let Some(addr) = running.eavesdrop_addr {
+        println!("eavesdrop relay on http://{addr}");
+    }
+    if let Some(addr) = running.eavesdrop_tls_addr {
+        println!("eavesdrop relay on https://{addr}");
     }
     println!("admin token: {}", running.admin_token);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -349,4 +420,72 @@ pub fn log_certificate(info: &CertInfo) {
         "TLS certificate; to trust it, import {} into the browser's certificate store (or accept it once after comparing this fingerprint)",
         info.cert_path.display()
     );
+}
+
+/// The relays' listeners, bound before the app is built so their origins can join the
+/// allow-list.
+struct Relays {
+    eavesdrop: Eavesdrop,
+    plain: TcpListener,
+    tls: Option<TcpListener>,
+    origins: Vec<String>,
+}
+
+/// With `--eavesdrop`: binds both relays and says loudly what that turns on.
+fn bind_relays(
+    config: &Config,
+    http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
+) -> io::Result<Option<Relays>> {
+    if !config.eavesdrop {
+        return Ok(None);
+    }
+    let plain = TcpListener::bind(config.eavesdrop_addr)?;
+    let plain_addr = plain.local_addr()?;
+    let mut origins = security::own_origins("http", plain_addr);
+    let tls = match https_addr {
+        Some(_) => {
+            let l = TcpListener::bind(config.eavesdrop_tls_addr)?;
+            origins.extend(security::own_origins("https", l.local_addr()?));
+            Some(l)
+        }
+        None => {
+            tracing::warn!("--eavesdrop with --no-tls: only the plain relay runs");
+            None
+        }
+    };
+    let tls_addr = tls.as_ref().map(TcpListener::local_addr).transpose()?;
+    for addr in std::iter::once(plain_addr).chain(tls_addr) {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "EAVESDROP RELAY NOT ON LOOPBACK: anyone who can reach {addr} can use it");
+        }
+    }
+    tracing::warn!(
+        plain = %format!("http://{plain_addr} -> {http_addr}"),
+        tls = ?tls_addr.map(|a| format!("https://{a} -> {}", https_addr.map_or(String::new(), |h| h.to_string()))),
+        "EAVESDROPPER ON (--eavesdrop): two relays record every byte that passes through them \
+         (names, clicks, session tokens in clear on the plain one) for the lecturer's \
+         /eavesdrop.html, and can tamper with them on request; their origins are added to the \
+         Origin allow-list: {}",
+        origins.join(", ")
+    );
+    Ok(Some(Relays {
+        eavesdrop: Eavesdrop::default(),
+        plain,
+        tls,
+        origins,
+    }))
+}
+
+/// An address a relay can connect to: a listener on 0.0.0.0 / [::] is reached on loopback.
+fn dialable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
 }

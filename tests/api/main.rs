@@ -15,4 +15,5 @@ mod slow_clients;
 mod state_file;
 mod tickets;
 mod tls;
+mod tls_visible;
 mod transports;
