@@ -2,14 +2,25 @@
 CARGO ?= cargo
 E2E_DIR := e2e
 
-.PHONY: run test unit fmt lint e2e e2e-deps build clean
+.PHONY: run test unit fmt lint e2e e2e-deps deps deps-run build clean
 
 ## Start the server on the embedded defaults: http://127.0.0.1:8080
-run:
+run: deps-run
 	$(CARGO) run --release --bin clickgame
 
-## Everything CI checks: formatting, lints, unit + integration tests, browser tests.
-test: fmt lint unit e2e
+## Everything CI checks: formatting, lints, unit + integration tests, browser tests. `deps`
+## comes first, so a missing package stops the run before any build.
+test: deps
+	$(MAKE) --no-print-directory fmt lint unit e2e
+
+## Install what the tests need (Debian packages, rustup components, npm modules), or stop at
+## once with the command to run when we cannot (not root, no apt-get). See scripts/deps.sh.
+deps:
+	scripts/deps.sh test
+
+## What `make run` needs beyond cargo (OpenSSL headers for the openssl crate).
+deps-run:
+	scripts/deps.sh run
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -26,8 +37,7 @@ unit:
 build:
 	$(CARGO) test --no-run --test api
 
-e2e-deps:
-	cd $(E2E_DIR) && npm ci --no-audit --no-fund
+e2e-deps: deps
 
 ## Real-browser tests: headless Chromium (Debian's /usr/bin/chromium) via playwright-core.
 e2e: build e2e-deps

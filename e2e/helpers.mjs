@@ -37,21 +37,29 @@ const ADMIN_TOKEN = /^admin token: (\S+)\s*$/m;
  * HTTPS port 8443. `--data-dir` a fresh temporary directory: every run starts with an empty game
  * (nothing restored from an earlier run's saved state) and leaves no files behind.
  *
+ * `--join-rate 0 --join-rate-total 0`: every test joins its players from 127.0.0.1, and none is
+ * about the join limits (tests/api/joins.rs is), so they are off here, as in `Config::for_tests`.
+ *
  * Options, for the restart test: `addr` (default `127.0.0.1:0`, a free port), `dataDir` (reuse
  * one: the saved game is restored), `keepDataDir` (do not delete it on stop), `args` (extra flags).
+ * `tls: true` serves HTTPS too, on a free port (`httpsUrl`; the certificate is self-signed, so
+ * open pages in a context with `ignoreHTTPSErrors`); with `--eavesdrop` among `args` (and
+ * `--eavesdrop-addr`/`--eavesdrop-tls-addr 127.0.0.1:0`) the relays' URLs are in `relays`.
  */
-export async function startServer({ addr = '127.0.0.1:0', dataDir = null, keepDataDir = false, args: extra = [] } = {}) {
+export async function startServer({ addr = '127.0.0.1:0', dataDir = null, keepDataDir = false, tls = false, args: extra = [] } = {}) {
   if (!existsSync(SERVER_BIN)) {
     throw new Error(`server binary ${SERVER_BIN} not found: run \`cargo build\` in the repository root or set CLICKGAME_BIN`);
   }
   const dir = dataDir ?? (await mkdtemp(path.join(tmpdir(), 'clickgame-e2e-')));
   const args = [
     '--http-addr', addr,
-    '--no-tls',
+    ...(tls ? ['--https-addr', '127.0.0.1:0'] : ['--no-tls']),
     '--data-dir', dir,
     '--seed', '7',
     '--round-pause-ms', '200',
     '--round-pause-jitter-ms', '0',
+    '--join-rate', '0',
+    '--join-rate-total', '0',
     '--web-dir', WEB_DIR,
     ...extra,
   ];
@@ -85,8 +93,15 @@ export async function startServer({ addr = '127.0.0.1:0', dataDir = null, keepDa
     child.once('exit', (code, signal) => fail(new Error(`server exited early (code ${code}, signal ${signal})`)));
   });
   child.stdout.resume(); // keep draining so the server never blocks on a full pipe
+  const httpsUrl = /^listening on (https:\/\/\S+)\s*$/m.exec(stdout)?.[1] ?? null;
+  const relays = {
+    plain: /^eavesdrop relay on (http:\/\/\S+)\s*$/m.exec(stdout)?.[1] ?? null,
+    tls: /^eavesdrop relay on (https:\/\/\S+)\s*$/m.exec(stdout)?.[1] ?? null,
+  };
   return {
     url,
+    httpsUrl,
+    relays,
     adminToken,
     dataDir: dir,
     stderrTail: () => stderrTail.join('\n'),

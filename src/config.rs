@@ -10,9 +10,13 @@ use clap::Parser;
 
 use crate::game::Rules;
 use crate::hub::HubConfig;
+use crate::tls::TlsVersion;
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_HTTPS_ADDR: &str = "127.0.0.1:8443";
+/// The eavesdropping relays (`--eavesdrop`): loopback, next to the listeners they relay to.
+pub const DEFAULT_EAVESDROP_ADDR: &str = "127.0.0.1:8081";
+pub const DEFAULT_EAVESDROP_TLS_ADDR: &str = "127.0.0.1:8444";
 /// Where the generated certificate (and, later, saved game state) lives.
 pub const DEFAULT_DATA_DIR: &str = "data";
 /// Clicks per second a player may send before `429 Too Many Requests`.
@@ -30,6 +34,15 @@ pub const DEFAULT_MAX_CONNS: u32 = 10_000;
 /// A request head or body that takes longer than this to arrive gets `408` and the connection
 /// closes.
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+/// Joins one client address may start per minute (a bucket of this size, refilled over a
+/// minute): a lecture hall of ~100 phones behind one NAT address joins within a minute, with
+/// room for retries. See `docs/security.md`.
+pub const DEFAULT_JOIN_RATE: u32 = 120;
+/// Joins per minute from all addresses together: bounds the join work a distributed flood
+/// causes, and still lets a full game (`DEFAULT_MAX_PLAYERS`) fill within a minute.
+pub const DEFAULT_JOIN_RATE_TOTAL: u32 = 1200;
+/// Players at once; bounds the snapshot every join carries (~70 bytes per player).
+pub const DEFAULT_MAX_PLAYERS: usize = 1000;
 /// Events kept for resuming clients; older gaps are answered with a snapshot.
 pub const DEFAULT_HISTORY: usize = 1024;
 /// How often AJAX polling clients ask (sent to them in the snapshot).
@@ -95,6 +108,33 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_REDIRECT_HTTP")]
     pub redirect_http: bool,
 
+    /// Lowest TLS version the HTTPS listener accepts (1.2 or 1.3).
+    #[arg(long, env = "CLICKGAME_TLS_MIN", value_enum, default_value = "1.2")]
+    pub tls_min: TlsVersion,
+
+    /// Highest TLS version the HTTPS listener accepts (1.2 or 1.3). `--tls-max 1.2` shows a
+    /// TLS 1.2 handshake, certificate in clear, next to a 1.3 one.
+    #[arg(long, env = "CLICKGAME_TLS_MAX", value_enum, default_value = "1.3")]
+    pub tls_max: TlsVersion,
+
+    /// Teaching only, weakens secrecy: append every TLS connection's secrets to FILE in the NSS
+    /// key-log format (created mode 0600), so Wireshark can decrypt a capture.
+    #[arg(long, env = "CLICKGAME_TLS_KEYLOG", value_name = "FILE")]
+    pub tls_keylog: Option<PathBuf>,
+
+    /// Teaching only: start two relays that show a lecturer (/eavesdrop.html) every byte a
+    /// passive attacker between browser and server would see, and can tamper with them.
+    #[arg(long, env = "CLICKGAME_EAVESDROP")]
+    pub eavesdrop: bool,
+
+    /// With --eavesdrop: the plain relay's address (relays to --http-addr).
+    #[arg(long, env = "CLICKGAME_EAVESDROP_ADDR", default_value = DEFAULT_EAVESDROP_ADDR)]
+    pub eavesdrop_addr: SocketAddr,
+
+    /// With --eavesdrop: the TLS relay's address (relays to --https-addr, TLS not terminated).
+    #[arg(long, env = "CLICKGAME_EAVESDROP_TLS_ADDR", default_value = DEFAULT_EAVESDROP_TLS_ADDR)]
+    pub eavesdrop_tls_addr: SocketAddr,
+
     /// Another origin (scheme://host[:port]) allowed to use the API, besides the server's own.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
@@ -130,6 +170,20 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_BODY_TIMEOUT_MS", default_value_t = DEFAULT_BODY_TIMEOUT_MS,
           value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub body_timeout_ms: u64,
+
+    /// Joins per minute per client address (bursts up to this many at once; 0 = no limit).
+    /// Over it: 429 with Retry-After. IPv6 addresses count per /64.
+    #[arg(long, env = "CLICKGAME_JOIN_RATE", default_value_t = DEFAULT_JOIN_RATE)]
+    pub join_rate: u32,
+
+    /// Joins per minute from all addresses together (bursts up to this many; 0 = no limit).
+    #[arg(long, env = "CLICKGAME_JOIN_RATE_TOTAL", default_value_t = DEFAULT_JOIN_RATE_TOTAL)]
+    pub join_rate_total: u32,
+
+    /// Players in the game at once; a join beyond it gets 409 game_full.
+    #[arg(long, env = "CLICKGAME_MAX_PLAYERS", default_value_t = DEFAULT_MAX_PLAYERS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_players: usize,
 
     /// Milliseconds between server pings on a WebSocket.
     #[arg(long, env = "CLICKGAME_WS_PING_INTERVAL_MS", default_value_t = 20_000,
@@ -212,14 +266,21 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults with a free port: what tests start from.
+    /// The defaults with a free port: what tests start from. Tests join many players from
+    /// 127.0.0.1, so the join limits are off and the player cap is high; a test about a limit
+    /// sets it back explicitly.
     pub fn for_tests() -> Config {
         let mut config = Config::parse_from(["clickgame"]);
         config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.https_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.eavesdrop_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.eavesdrop_tls_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.no_tls = true;
         config.no_persist = true;
         config.workers = 2;
+        config.join_rate = 0;
+        config.join_rate_total = 0;
+        config.max_players = 100_000;
         config
     }
 
@@ -230,6 +291,7 @@ impl Config {
             round_pause_jitter_ms: self.round_pause_jitter_ms,
             idle_timeout_ms: self.player_timeout_ms,
             poll_interval_ms: self.poll_interval_ms,
+            max_players: self.max_players,
         }
     }
 

@@ -136,6 +136,7 @@ impl From<GameError> for ApiError {
         match err {
             GameError::InvalidName(_) => ApiError::bad_request("invalid_name", detail),
             GameError::NameTaken(_) => ApiError::new(StatusCode::CONFLICT, "name_taken", detail),
+            GameError::GameFull { .. } => ApiError::new(StatusCode::CONFLICT, "game_full", detail),
             // The token was valid a moment ago but the player has just left: same as no session.
             GameError::UnknownPlayer(_) => ApiError::unauthorized(),
             GameError::OutOfBoard { .. } => ApiError::bad_request("out_of_board", detail),

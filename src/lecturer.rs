@@ -11,7 +11,8 @@
 use std::future::{ready, Ready};
 
 use actix_web::{
-    dev::Payload, http::header, http::StatusCode, web, FromRequest, HttpRequest, HttpResponse,
+    dev::Payload, http::header, http::StatusCode, middleware::from_fn, web, FromRequest,
+    HttpRequest, HttpResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,8 @@ use crate::error::ApiError;
 use crate::game::Transport;
 use crate::hub::{now_ms, Hub};
 use crate::metrics::TransportStats;
+use crate::security;
+use crate::session;
 use crate::transport::method_not_allowed;
 
 /// Longest simulated delay a lecturer may set, in ms.
@@ -28,27 +31,23 @@ pub const MAX_SIMULATED_DELAY_MS: u64 = 5000;
 #[derive(Debug, Clone)]
 pub struct AdminToken(pub String);
 
+/// The API's figures and controls, mounted inside the `/api` scope (paths are relative to it).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/stats")
+        web::resource("/stats")
             .route(web::get().to(stats))
             .default_service(method_not_allowed("GET")),
     )
     .service(
-        web::resource("/metrics")
-            .route(web::get().to(prometheus))
-            .default_service(method_not_allowed("GET")),
-    )
-    .service(
-        web::resource("/api/time")
+        web::resource("/time")
             .route(web::get().to(time))
             .default_service(method_not_allowed("GET")),
     );
     for (path, handler) in [
-        ("/api/admin/pause", Control::Pause),
-        ("/api/admin/resume", Control::Resume),
-        ("/api/admin/reset", Control::Reset),
-        ("/api/admin/disconnect", Control::Disconnect),
+        ("/admin/pause", Control::Pause),
+        ("/admin/resume", Control::Resume),
+        ("/admin/reset", Control::Reset),
+        ("/admin/disconnect", Control::Disconnect),
     ] {
         cfg.service(
             web::resource(path)
@@ -61,14 +60,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
     }
     cfg.service(
-        web::resource("/api/admin/poll-interval")
+        web::resource("/admin/poll-interval")
             .route(web::post().to(poll_interval))
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/admin/delay")
+        web::resource("/admin/delay")
             .route(web::post().to(delay))
             .default_service(method_not_allowed("POST")),
+    );
+}
+
+/// `GET /metrics`, outside `/api` where Prometheus expects it. Scrapers send no `Origin`; a
+/// browser page of another origin gets the same `403` as on the API (the figures are the ones
+/// `/api/stats` serves, so they are guarded alike).
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/metrics")
+            .wrap(from_fn(security::origin_check))
+            .route(web::get().to(prometheus))
+            .default_service(method_not_allowed("GET")),
     );
 }
 
@@ -81,11 +92,7 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let expected = req.app_data::<web::Data<AdminToken>>();
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let given = session::bearer(req);
         let ok = match (expected, given) {
             (Some(expected), Some(given)) => {
                 given.len() == expected.0.len()

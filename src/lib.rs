@@ -15,6 +15,8 @@
 //! * [`limits`] — how many sockets and streams a client may hold, and the deadlines on them.
 //! * [`listener`] — from `accept` to the app: every connection counted, TLS and HTTP/2 by ALPN.
 //! * [`tls`] — certificates and the openssl acceptor for HTTPS/WSS.
+//! * [`tls_info`] — `GET /api/tls`: this connection's handshake and the certificate's anatomy.
+//! * [`eavesdrop`] — `--eavesdrop`: relays that show what an attacker on the wire sees.
 //! * [`error`] — the one mapping from failures to HTTP statuses and JSON bodies.
 //! * [`persist`] — the game saved on shutdown and restored on start.
 //! * [`config`] — flags and environment variables, with their defaults.
@@ -24,6 +26,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod eavesdrop;
 pub mod error;
 pub mod game;
 pub mod hub;
@@ -37,4 +40,5 @@ pub mod security;
 pub mod server;
 pub mod session;
 pub mod tls;
+pub mod tls_info;
 pub mod transport;

@@ -47,10 +47,11 @@ use actix_web::{
     rt::net::{ActixStream, Ready, TcpStream},
     HttpRequest,
 };
-use openssl::ssl::{AlpnError, SslAcceptor, SslAcceptorBuilder};
+use openssl::ssl::{AlpnError, SslAcceptor, SslAcceptorBuilder, SslRef};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::limits::{SocketLimiter, SocketPermit};
+use crate::tls_info;
 
 /// How often actix-http refreshes the clock its connection timers start from.
 const ACTIX_CLOCK_STEP: Duration = Duration::from_millis(500);
@@ -297,6 +298,11 @@ impl ActixStream for Counted {
 /// What HTTP runs on: a [`Counted`] socket, maybe inside TLS.
 pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + 'static {
     fn counted(&self) -> &Counted;
+
+    /// The TLS session, on an HTTPS connection.
+    fn tls_session(&self) -> Option<&SslRef> {
+        None
+    }
 }
 
 impl ClientIo for Counted {
@@ -309,12 +315,19 @@ impl ClientIo for TlsStream<Counted> {
     fn counted(&self) -> &Counted {
         self.get_ref()
     }
+
+    fn tls_session(&self) -> Option<&SslRef> {
+        Some(std::ops::Deref::deref(self).ssl())
+    }
 }
 
 /// Per-connection data handlers can read with `req.conn_data::<T>()`.
 fn on_connect<T: ClientIo>(io: &T, data: &mut Extensions) {
     data.insert(io.counted().handle());
-    // (Issue #13: a TLS connection's negotiated protocol, cipher and SNI go here too.)
+    // A TLS connection's handshake (protocol, cipher, ALPN, SNI, certificate), for /api/tls.
+    if let Some(ssl) = io.tls_session() {
+        tls_info::capture(ssl, data);
+    }
 }
 
 /// The one place where the `HttpService` is configured, for every listener: HTTP/1.1 on plain

@@ -7,25 +7,31 @@
 //! gracefully: it stops accepting and lets in-flight requests finish).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_files::Files;
 use actix_web::{
+    body::{EitherBody, MessageBody},
     dev::{fn_service, ServerHandle, ServiceRequest, ServiceResponse},
-    web, App,
+    guard,
+    http::header,
+    middleware::{from_fn, Next},
+    web, App, HttpRequest,
 };
 
 use crate::config::Config;
+use crate::eavesdrop::{self, Eavesdrop, RelayKind};
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::lecturer::{self, AdminToken};
 use crate::limits::{self, Limits, SocketLimiter};
 use crate::listener::{self, HttpSettings, Listeners};
 use crate::persist;
-use crate::security::{self, ConnLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
+use crate::security::{self, ConnLimiter, JoinLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
 use crate::tls::{self, CertInfo};
+use crate::tls_info;
 use crate::transport::{self, long_polling::LongPollTimeout, sse::SseRetry};
 
 /// Request bodies are tiny JSON objects; anything larger is refused with 413.
@@ -37,6 +43,9 @@ pub struct RunningServer {
     /// The HTTPS/WSS listener, unless `--no-tls`.
     pub https_addr: Option<SocketAddr>,
     pub cert: Option<CertInfo>,
+    /// With `--eavesdrop`: the plain relay (to `http_addr`) and the TLS relay (to `https_addr`).
+    pub eavesdrop_addr: Option<SocketAddr>,
+    pub eavesdrop_tls_addr: Option<SocketAddr>,
     pub hub: Hub,
     /// The lecturer's token for `/api/admin/*`.
     pub admin_token: String,
@@ -45,6 +54,7 @@ pub struct RunningServer {
     handle: ServerHandle,
     server: actix_web::rt::task::JoinHandle<io::Result<()>>,
     timer: actix_web::rt::task::JoinHandle<()>,
+    relays: Vec<actix_web::rt::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -53,6 +63,9 @@ impl RunningServer {
     /// let in-flight requests finish (bounded by [`SHUTDOWN_TIMEOUT_SECS`]), then save the game.
     pub async fn stop(self) {
         self.hub.begin_shutdown();
+        for relay in &self.relays {
+            relay.abort();
+        }
         self.handle.stop(true).await;
         self.timer.abort();
         let _ = self.server.await;
@@ -79,21 +92,31 @@ pub const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 /// An idle keep-alive connection is closed after this long (actix-web's default).
 pub const KEEP_ALIVE_SECS: u64 = 5;
 
-/// The hub for this start: restored from the state file when there is a usable one.
+/// The hub for this start: restored from the state file when there is a usable one. A file
+/// that cannot be read safely, does not parse, or breaks a rule of the game is set aside and
+/// the game starts fresh (`persist.rs`).
 fn load_hub(config: &Config, seed: u64) -> (Hub, Option<PathBuf>) {
     if config.no_persist {
         return (Hub::new(config.rules(), seed, config.hub()), None);
     }
     let path = persist::state_path(&config.data_dir);
-    let hub = match persist::load(&path) {
-        Ok(Some(saved)) => {
+    let limit = persist::max_state_bytes(config.history, config.max_players);
+    let restored = persist::load(&path, limit).and_then(|saved| {
+        let Some(saved) = saved else { return Ok(None) };
+        let (players, last_seq) = (saved.state.players.len(), saved.last_seq);
+        Hub::restore(config.rules(), seed, config.hub(), saved)
+            .map(|hub| Some((hub, players, last_seq)))
+            .map_err(|invalid| persist::set_aside(&path, invalid.0))
+    });
+    let hub = match restored {
+        Ok(Some((hub, players, last_seq))) => {
             tracing::info!(
                 file = %path.display(),
-                players = saved.state.players.len(),
-                last_seq = saved.last_seq,
+                players,
+                last_seq,
                 "game restored; clients will resynchronise (new epoch)"
             );
-            Hub::restore(config.rules(), seed, config.hub(), saved)
+            hub
         }
         Ok(None) => Hub::new(config.rules(), seed, config.hub()),
         Err(err) => {
@@ -112,12 +135,14 @@ fn app_config(
     origins: OriginPolicy,
     redirect: RedirectToHttps,
     admin_token: AdminToken,
+    eavesdrop: Option<Eavesdrop>,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let hub = web::Data::new(hub);
     let origins = web::Data::new(origins);
     let redirect = web::Data::new(redirect);
     let rate = web::Data::new(RateLimiter::new(config.click_rate));
     let conns = web::Data::new(ConnLimiter::for_config(config));
+    let joins = web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total));
     let heartbeat = web::Data::new(config.heartbeat());
     let admin = web::Data::new(admin_token);
     let echo_path = config.ws_echo_path.clone();
@@ -129,12 +154,18 @@ fn app_config(
         Duration::from_millis(config.sse_heartbeat_ms),
     ));
     let web_dir = config.web_dir.clone();
+    let eavesdrop = eavesdrop.map(web::Data::new);
     move |cfg: &mut web::ServiceConfig| {
+        // Without --eavesdrop there is no Data<Eavesdrop>, and its endpoints answer 404.
+        if let Some(e) = &eavesdrop {
+            cfg.app_data(e.clone());
+        }
         cfg.app_data(hub.clone())
             .app_data(origins.clone())
             .app_data(redirect.clone())
             .app_data(rate.clone())
             .app_data(conns.clone())
+            .app_data(joins.clone())
             .app_data(heartbeat.clone())
             .app_data(admin.clone())
             .app_data(longpoll.clone())
@@ -148,20 +179,56 @@ fn app_config(
                 web::QueryConfig::default()
                     .error_handler(|err, _| ApiError::from_query(&err).into()),
             )
-            .configure(transport::configure)
-            .configure(lecturer::configure)
+            // Registered before the `/api` scope so that an echo path under `/api` still
+            // matches; it carries the Origin check of its own.
             .configure(|cfg| {
                 if let Some(path) = &echo_path {
                     transport::websocket::configure_echo(cfg, path);
                 }
             })
-            .service(web::scope("/api").default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::not_found(
-                    "no such API endpoint; see docs/protocol.md",
-                ))
-            })))
+            // Every API route lives in this one scope, and the Origin check is the scope's
+            // middleware: the router decides (on the decoded path) that a request is for the
+            // API, and the check runs for exactly those requests. No spelling of a path
+            // (`/%61pi/click`, `/api/%63lick`) can reach a handler around it.
             .service(
-                Files::new("/", &web_dir)
+                web::scope("/api")
+                    .wrap(from_fn(security::origin_check))
+                    .configure(transport::configure)
+                    .configure(lecturer::configure)
+                    .configure(tls_info::configure)
+                    .configure(eavesdrop::configure)
+                    .default_service(web::to(|| async {
+                        Err::<actix_web::HttpResponse, _>(ApiError::not_found(
+                            "no such API endpoint; see docs/protocol.md",
+                        ))
+                    })),
+            )
+            .configure(lecturer::configure_metrics)
+            .configure(|cfg| static_files(cfg, &web_dir))
+            // Anything else — another method on a page, `/API/click`, `//api/click`,
+            // `/./api/click` — names no route and no file.
+            .default_service(web::to(|req: HttpRequest| async move {
+                Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!(
+                    "nothing at {} {}; the API is under /api (docs/protocol.md)",
+                    req.method(),
+                    req.path()
+                )))
+            }));
+    }
+}
+
+/// The web client: `GET`/`HEAD` only (other methods fall through to the app's JSON 404), with
+/// every refusal of `actix-files` turned into a JSON 404 too. `actix-files` answers a path it
+/// will not serve (`/./x`, `/a%2Fb`, a hidden file) with `400 text/plain` and a wrong method with
+/// `405 text/plain`; for a static path "this names no file" is the whole truth, and a client
+/// probing spellings gets the same answer for all of them.
+fn static_files(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
+    cfg.service(
+        web::scope("")
+            .guard(guard::Any(guard::Get()).or(guard::Head()))
+            .wrap(from_fn(files_refusals_as_json))
+            .service(
+                Files::new("", web_dir)
                     .index_file("index.html")
                     .default_handler(fn_service(|req: ServiceRequest| async move {
                         let (req, _) = req.into_parts();
@@ -170,8 +237,30 @@ fn app_config(
                         ));
                         Ok(ServiceResponse::new(req, res))
                     })),
-            );
+            ),
+    );
+}
+
+async fn files_refusals_as_json(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    // 400 is its "this path cannot name a file" (`UriSegmentError`); 412/416 and the like are
+    // real answers about a file that exists and stay as they are.
+    if res.status() != actix_web::http::StatusCode::BAD_REQUEST || json {
+        return Ok(res.map_into_left_body());
     }
+    let detail = format!("no file at {}", res.request().path());
+    Ok(res
+        .into_response(actix_web::ResponseError::error_response(
+            &ApiError::not_found(detail),
+        ))
+        .map_into_right_body())
 }
 
 /// Binds and starts the server inside the current actix system.
@@ -191,23 +280,38 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         )?;
         log_certificate(&info);
         let listener = listener::bind(config.https_addr)?;
-        (Some((listener, tls::acceptor(&cert, &key)?)), Some(info))
+        let options = tls::TlsOptions {
+            min: config.tls_min,
+            max: config.tls_max,
+            keylog: config.tls_keylog.clone(),
+        };
+        let acceptor = tls::acceptor(&cert, &info.chain, &key, &options)?;
+        (Some((listener, acceptor)), Some(info))
     };
     let https_addr = tls_listener
         .as_ref()
         .map(|(l, _)| l.local_addr())
         .transpose()?;
 
+    if let (Some(path), Some(addr)) = (&config.tls_keylog, https_addr) {
+        tls::warn_keylog(path, &format!("https://{addr}"));
+    }
+
     let mut own = security::own_origins("http", http_addr);
     if let Some(addr) = https_addr {
         own.extend(security::own_origins("https", addr));
     }
+    let relays = bind_relays(&config, http_addr, https_addr)?;
+    if let Some(r) = &relays {
+        own.extend(r.origins.iter().cloned());
+    }
     let origins = OriginPolicy::new(own, &config.allowed_origins);
-    let redirect = RedirectToHttps(
-        https_addr
-            .filter(|_| config.redirect_http)
-            .map(|a| a.port()),
-    );
+    let redirect = match (https_addr, &cert) {
+        (Some(addr), Some(cert)) if config.redirect_http => {
+            RedirectToHttps::new(addr, &cert.names, &config.allowed_origins)
+        }
+        _ => RedirectToHttps::off(),
+    };
     let admin_token = AdminToken(match config.admin_token.clone() {
         Some(token) => token,
         None => {
@@ -216,7 +320,14 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         }
     });
-    let configure = app_config(hub.clone(), &config, origins, redirect, admin_token.clone());
+    let configure = app_config(
+        hub.clone(),
+        &config,
+        origins,
+        redirect,
+        admin_token.clone(),
+        relays.as_ref().map(|r| r.eavesdrop.clone()),
+    );
     let body_timeout = Duration::from_millis(config.body_timeout_ms);
     let app = move || {
         App::new()
@@ -245,6 +356,28 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     let handle = server.handle();
     let timer = actix_web::rt::spawn(hub.clone().run_timer());
     let server = actix_web::rt::spawn(server);
+    let (mut eavesdrop_addr, mut eavesdrop_tls_addr, mut relay_tasks) = (None, None, Vec::new());
+    if let Some(r) = relays {
+        let limiter = ConnLimiter::new(config.max_conns_per_ip);
+        eavesdrop_addr = Some(r.plain.local_addr()?);
+        relay_tasks.push(eavesdrop::relay::spawn(
+            r.plain,
+            RelayKind::Plain,
+            dialable(http_addr),
+            r.eavesdrop.clone(),
+            limiter.clone(),
+        )?);
+        if let (Some(tls), Some(upstream)) = (r.tls, https_addr) {
+            eavesdrop_tls_addr = Some(tls.local_addr()?);
+            relay_tasks.push(eavesdrop::relay::spawn(
+                tls,
+                RelayKind::Tls,
+                dialable(upstream),
+                r.eavesdrop,
+                limiter,
+            )?);
+        }
+    }
     tracing::info!(%http_addr, ?https_addr, seed, web_dir = %config.web_dir.display(), "clickgame started");
     tracing::info!(
         sockets = limits.sockets,
@@ -259,12 +392,15 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         http_addr,
         https_addr,
         cert,
+        eavesdrop_addr,
+        eavesdrop_tls_addr,
         hub,
         admin_token: admin_token.0,
         state_file,
         handle,
         server,
         timer,
+        relays: relay_tasks,
     })
 }
 
@@ -275,6 +411,12 @@ pub async fn run(config: Config) -> io::Result<()> {
     println!("listening on http://{}", running.http_addr);
     if let Some(addr) = running.https_addr {
         println!("listening on https://{addr}");
+    }
+    if let Some(addr) = running.eavesdrop_addr {
+        println!("eavesdrop relay on http://{addr}");
+    }
+    if let Some(addr) = running.eavesdrop_tls_addr {
+        println!("eavesdrop relay on https://{addr}");
     }
     println!("admin token: {}", running.admin_token);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -296,4 +438,72 @@ pub fn log_certificate(info: &CertInfo) {
         "TLS certificate; to trust it, import {} into the browser's certificate store (or accept it once after comparing this fingerprint)",
         info.cert_path.display()
     );
+}
+
+/// The relays' listeners, bound before the app is built so their origins can join the
+/// allow-list.
+struct Relays {
+    eavesdrop: Eavesdrop,
+    plain: TcpListener,
+    tls: Option<TcpListener>,
+    origins: Vec<String>,
+}
+
+/// With `--eavesdrop`: binds both relays and says loudly what that turns on.
+fn bind_relays(
+    config: &Config,
+    http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
+) -> io::Result<Option<Relays>> {
+    if !config.eavesdrop {
+        return Ok(None);
+    }
+    let plain = TcpListener::bind(config.eavesdrop_addr)?;
+    let plain_addr = plain.local_addr()?;
+    let mut origins = security::own_origins("http", plain_addr);
+    let tls = match https_addr {
+        Some(_) => {
+            let l = TcpListener::bind(config.eavesdrop_tls_addr)?;
+            origins.extend(security::own_origins("https", l.local_addr()?));
+            Some(l)
+        }
+        None => {
+            tracing::warn!("--eavesdrop with --no-tls: only the plain relay runs");
+            None
+        }
+    };
+    let tls_addr = tls.as_ref().map(TcpListener::local_addr).transpose()?;
+    for addr in std::iter::once(plain_addr).chain(tls_addr) {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "EAVESDROP RELAY NOT ON LOOPBACK: anyone who can reach {addr} can use it");
+        }
+    }
+    tracing::warn!(
+        plain = %format!("http://{plain_addr} -> {http_addr}"),
+        tls = ?tls_addr.map(|a| format!("https://{a} -> {}", https_addr.map_or(String::new(), |h| h.to_string()))),
+        "EAVESDROPPER ON (--eavesdrop): two relays record every byte that passes through them \
+         (names, clicks, session tokens in clear on the plain one) for the lecturer's \
+         /eavesdrop.html, and can tamper with them on request; their origins are added to the \
+         Origin allow-list: {}",
+        origins.join(", ")
+    );
+    Ok(Some(Relays {
+        eavesdrop: Eavesdrop::default(),
+        plain,
+        tls,
+        origins,
+    }))
+}
+
+/// An address a relay can connect to: a listener on 0.0.0.0 / [::] is reached on loopback.
+fn dialable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
 }

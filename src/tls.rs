@@ -12,19 +12,25 @@
 //!
 //! The acceptor follows Mozilla's "intermediate" profile: TLS 1.2 and 1.3 only, the six ECDHE
 //! AEAD suites for TLS 1.2, groups X25519/P-256/P-384. actix adds ALPN (`h2`, `http/1.1`).
+//! Two teaching knobs narrow or open it up ([`TlsOptions`]): `--tls-min`/`--tls-max` pin the
+//! version (to show a TLS 1.2 handshake, certificate in clear, next to a 1.3 one), and
+//! `--tls-keylog FILE` hands every session's secrets to Wireshark — which is exactly what an
+//! attacker would want, so it is off unless asked for and announced loudly when on.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
+use openssl::ex_data::Index;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslVersion};
+use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslContext, SslMethod, SslVersion};
 use openssl::x509::extension::{
     BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
 };
@@ -52,6 +58,59 @@ pub struct CertInfo {
     pub sha256: String,
     pub generated: bool,
     pub not_after: String,
+    /// The names the certificate is valid for (SAN DNS names and IP addresses, or the subject's
+    /// common name when it has no SAN): the only hosts `--redirect-http` sends browsers to.
+    pub names: Vec<String>,
+    /// Intermediate CA certificates that followed the leaf in `--cert` (empty when generated):
+    /// sent after the leaf so browsers can build the path to a root they trust.
+    pub chain: Vec<X509>,
+}
+
+/// A TLS protocol version a flag can name. Only the two the Mozilla profile allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum TlsVersion {
+    #[value(name = "1.2")]
+    Tls12,
+    #[value(name = "1.3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    fn openssl(self) -> SslVersion {
+        match self {
+            TlsVersion::Tls12 => SslVersion::TLS1_2,
+            TlsVersion::Tls13 => SslVersion::TLS1_3,
+        }
+    }
+}
+
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "TLS 1.2",
+            TlsVersion::Tls13 => "TLS 1.3",
+        })
+    }
+}
+
+/// The acceptor's teaching knobs (`--tls-min`, `--tls-max`, `--tls-keylog`).
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    pub min: TlsVersion,
+    pub max: TlsVersion,
+    /// Append NSS key-log lines here (file mode 0600). Anyone holding this file can decrypt
+    /// every recorded connection: for a lecture demonstration with Wireshark, never otherwise.
+    pub keylog: Option<PathBuf>,
+}
+
+impl Default for TlsOptions {
+    fn default() -> TlsOptions {
+        TlsOptions {
+            min: TlsVersion::Tls12,
+            max: TlsVersion::Tls13,
+            keylog: None,
+        }
+    }
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -113,6 +172,39 @@ pub fn generate_self_signed() -> io::Result<(X509, PKey<Private>)> {
     Ok((b.build(), key))
 }
 
+/// The host names `cert` is valid for: its SAN DNS names and IP addresses in order, or its
+/// subject's common name when it has no SAN.
+pub fn cert_names(cert: &X509) -> Vec<String> {
+    let san: Vec<String> = cert
+        .subject_alt_names()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| match (n.dnsname(), n.ipaddress()) {
+                    (Some(dns), _) => Some(dns.to_string()),
+                    (_, Some(ip)) => match ip.len() {
+                        4 => <[u8; 4]>::try_from(ip)
+                            .ok()
+                            .map(|b| Ipv4Addr::from(b).to_string()),
+                        16 => <[u8; 16]>::try_from(ip)
+                            .ok()
+                            .map(|b| Ipv6Addr::from(b).to_string()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !san.is_empty() {
+        return san;
+    }
+    cert.subject_name()
+        .entries_by_nid(Nid::COMMONNAME)
+        .filter_map(|e| e.data().to_string().ok())
+        .collect()
+}
+
 /// SHA-256 fingerprint as colon-separated hex, as browsers show it.
 pub fn fingerprint(cert: &X509) -> io::Result<String> {
     let digest = cert.digest(MessageDigest::sha256()).map_err(other)?;
@@ -163,13 +255,18 @@ pub fn load_or_create(
             ))
         }
     };
-    let stored = (|| -> io::Result<(X509, PKey<Private>)> {
-        let c = X509::from_pem(&fs::read(&cert_path)?).map_err(other)?;
+    let stored = (|| -> io::Result<(X509, Vec<X509>, PKey<Private>)> {
+        // The leaf first, then any intermediates (a `fullchain.pem` as ACME clients write it).
+        let mut certs = X509::stack_from_pem(&fs::read(&cert_path)?).map_err(other)?;
+        if certs.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "no certificate"));
+        }
+        let c = certs.remove(0);
         let k = PKey::private_key_from_pem(&fs::read(&key_path)?).map_err(other)?;
-        Ok((c, k))
+        Ok((c, certs, k))
     })();
-    let (cert, key, generated) = match stored {
-        Ok((c, k)) if explicit || !expires_soon(&c) => (c, k, false),
+    let (cert, chain, key, generated) = match stored {
+        Ok((c, chain, k)) if explicit || !expires_soon(&c) => (c, chain, k, false),
         Err(e) if explicit => {
             return Err(io::Error::new(
                 e.kind(),
@@ -185,28 +282,106 @@ pub fn load_or_create(
             let (c, k) = generate_self_signed()?;
             write_private(&key_path, &k.private_key_to_pem_pkcs8().map_err(other)?)?;
             write_private(&cert_path, &c.to_pem().map_err(other)?)?;
-            (c, k, true)
+            (c, Vec::new(), k, true)
         }
     };
     let info = CertInfo {
         sha256: fingerprint(&cert)?,
         not_after: cert.not_after().to_string(),
+        names: cert_names(&cert),
         cert_path,
         key_path,
         generated,
+        chain,
     };
     Ok((cert, key, info))
 }
 
-/// The acceptor builder (actix adds ALPN when it binds).
-pub fn acceptor(cert: &X509, key: &PKey<Private>) -> io::Result<SslAcceptorBuilder> {
+/// The acceptor builder (actix adds ALPN when it binds): Mozilla intermediate, narrowed to
+/// `options.min..=options.max`, with the chain after the leaf and, if asked, the key log.
+pub fn acceptor(
+    cert: &X509,
+    chain: &[X509],
+    key: &PKey<Private>,
+    options: &TlsOptions,
+) -> io::Result<SslAcceptorBuilder> {
+    if options.min > options.max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "--tls-min {} is above --tls-max {}: no version is left",
+                options.min, options.max
+            ),
+        ));
+    }
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(other)?;
-    b.set_min_proto_version(Some(SslVersion::TLS1_2))
+    b.set_min_proto_version(Some(options.min.openssl()))
+        .map_err(other)?;
+    b.set_max_proto_version(Some(options.max.openssl()))
         .map_err(other)?;
     b.set_cipher_list(TLS12_CIPHERS).map_err(other)?;
     b.set_groups_list(TLS_GROUPS).map_err(other)?;
     b.set_certificate(cert).map_err(other)?;
+    for c in chain {
+        b.add_extra_chain_cert(c.clone()).map_err(other)?;
+    }
+    // Also kept where `tls_info` can read it per connection: the openssl crate's getter for
+    // the extra chain panics when there is none, so we do not ask OpenSSL for it.
+    b.set_ex_data(chain_index()?, chain.to_vec());
     b.set_private_key(key).map_err(other)?;
     b.check_private_key().map_err(other)?;
+    if let Some(path) = &options.keylog {
+        let file = open_keylog(path)?;
+        // OpenSSL hands us one finished NSS line per secret (CLIENT_RANDOM for TLS 1.2;
+        // CLIENT_HANDSHAKE_TRAFFIC_SECRET, SERVER_TRAFFIC_SECRET_0, … for TLS 1.3). One
+        // `write` per line on an O_APPEND file keeps lines from different workers whole.
+        b.set_keylog_callback(move |_, line| {
+            let mut record = Vec::with_capacity(line.len() + 1);
+            record.extend_from_slice(line.as_bytes());
+            record.push(b'\n');
+            if let Err(err) = (&file).write_all(&record) {
+                tracing::error!(%err, "could not append to the TLS key log");
+            }
+        });
+    }
     Ok(b)
+}
+
+/// Where an acceptor's context keeps the chain it sends after the leaf (see [`acceptor`]).
+pub fn chain_index() -> io::Result<Index<SslContext, Vec<X509>>> {
+    static INDEX: OnceLock<Option<Index<SslContext, Vec<X509>>>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| SslContext::new_ex_index().ok())
+        .ok_or_else(|| io::Error::other("OpenSSL could not allocate an ex_data index"))
+}
+
+/// Opens (creating, mode 0600) the key-log file for appending. An existing file that others
+/// may read is narrowed to 0600 first: the secrets must not leak further than the flag says.
+fn open_keylog(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("--tls-keylog {}: {e}", path.display())))?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        tracing::warn!(file = %path.display(), was = format!("{:o}", mode & 0o777), "TLS key log narrowed to mode 0600");
+    }
+    Ok(file)
+}
+
+/// The start-up warning for `--tls-keylog`, once per TLS listener it affects.
+pub fn warn_keylog(path: &Path, listener: &str) {
+    tracing::warn!(
+        file = %path.display(),
+        listener,
+        "TLS KEY LOG ON (--tls-keylog): every session secret of {listener} is appended to {}. \
+         Anyone who can read that file can decrypt every recorded connection, past and future, \
+         cookies and session tokens included. Use it for a Wireshark demonstration only, then \
+         delete the file",
+        path.display()
+    );
 }

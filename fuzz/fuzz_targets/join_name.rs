@@ -1,10 +1,11 @@
 //! `POST /api/join` bodies: the strict `JoinRequest` decode, then the game's name rules
-//! (1-20 characters after trimming; letters, digits, space, `-_.`; unique ignoring case).
-//! Nothing may panic; an accepted name obeys the rules; refusals have JSON bodies.
+//! (`src/game/name.rs`: no marks or invisible characters, NFKC, one script, 1-20 characters,
+//! unique by confusable skeleton). Nothing may panic; a stored name obeys the rules and
+//! validates to itself; refusals have JSON bodies.
 #![no_main]
 
 use clickgame::error::ApiError;
-use clickgame::game::{Game, Rules, MAX_NAME_CHARS};
+use clickgame::game::{validate_name, EventKind, Game, NameKeys, Rules, MAX_NAME_CHARS};
 use clickgame::protocol::JoinRequest;
 use libfuzzer_sys::fuzz_target;
 
@@ -17,8 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let mut game = Game::new(Rules::default(), 7, 0);
     game.join("Ada", 0).expect("Ada joins");
     match game.join(&request.name, 1) {
-        Ok(_) => {
-            let name = request.name.trim();
+        Ok((_, events)) => {
+            let Some(EventKind::PlayerJoined { name, .. }) = events.first() else {
+                panic!("a join without player_joined: {events:?}");
+            };
             let chars = name.chars().count();
             assert!((1..=MAX_NAME_CHARS).contains(&chars), "{name:?}");
             assert!(
@@ -26,7 +29,14 @@ fuzz_target!(|data: &[u8]| {
                     .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.')),
                 "{name:?}"
             );
-            assert_ne!(name.to_lowercase(), "ada");
+            assert!(!name.contains("  ") && name.trim() == name, "{name:?}");
+            assert_eq!(validate_name(name).as_ref(), Ok(name), "not stable");
+            let ada = NameKeys::of("Ada");
+            let keys = NameKeys::of(name);
+            assert!(
+                ada.0.iter().zip(&keys.0).all(|(a, k)| a != k),
+                "{name:?} looks like Ada"
+            );
         }
         Err(e) => {
             let err = ApiError::from(e);

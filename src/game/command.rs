@@ -6,9 +6,6 @@ use serde::Serialize;
 
 use super::PlayerId;
 
-/// Longest player name, in characters, after trimming.
-pub const MAX_NAME_CHARS: usize = 20;
-
 /// A click on the board for a given round, in board units.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Click {
@@ -39,6 +36,10 @@ pub enum ClickOutcome {
 pub enum GameError {
     InvalidName(String),
     NameTaken(String),
+    /// The game holds its maximum number of players (`--max-players`), or ran out of ids.
+    GameFull {
+        max: usize,
+    },
     UnknownPlayer(PlayerId),
     OutOfBoard {
         x: f64,
@@ -55,7 +56,14 @@ impl fmt::Display for GameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GameError::InvalidName(why) => write!(f, "invalid name: {why}"),
-            GameError::NameTaken(name) => write!(f, "the name {name:?} is already playing"),
+            GameError::NameTaken(name) => write!(
+                f,
+                "the name {name:?} is already playing, or one that looks the same"
+            ),
+            GameError::GameFull { max } => write!(
+                f,
+                "the game is full ({max} players); try again when somebody leaves"
+            ),
             GameError::UnknownPlayer(id) => write!(f, "player {id} is not in the game"),
             GameError::OutOfBoard { x, y, size } => {
                 write!(f, "click ({x}, {y}) is outside the {size}x{size} board")
@@ -72,26 +80,3 @@ impl fmt::Display for GameError {
 }
 
 impl std::error::Error for GameError {}
-
-/// Trims and checks a player name: 1–20 characters of letters, digits, space and `-_.`.
-pub fn validate_name(raw: &str) -> Result<String, GameError> {
-    let name = raw.trim();
-    let len = name.chars().count();
-    if len == 0 {
-        return Err(GameError::InvalidName("the name is empty".into()));
-    }
-    if len > MAX_NAME_CHARS {
-        return Err(GameError::InvalidName(format!(
-            "the name has {len} characters; at most {MAX_NAME_CHARS} are allowed"
-        )));
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.')))
-    {
-        return Err(GameError::InvalidName(format!(
-            "{bad:?} is not allowed; use letters, digits, space and - _ ."
-        )));
-    }
-    Ok(name.to_string())
-}

@@ -9,10 +9,13 @@
 //! Rules: each round one circular target appears at a random spot on a 1000 × 1000 board. The
 //! first click that names the current round and lands inside wins it (+1 point). Later clicks for
 //! that round are `late`; clicks outside are `miss`es. After a pause (plus jitter) the next round
-//! starts. A player with no transport contact for the idle timeout leaves.
+//! starts. A player with no transport contact for the idle timeout leaves. At most
+//! `max_players` play at once, and no two of them have names that look alike (`name.rs`).
 
 mod command;
 mod event;
+mod name;
+mod restore;
 mod state;
 
 use std::collections::{HashMap, VecDeque};
@@ -20,12 +23,18 @@ use std::collections::{HashMap, VecDeque};
 use rand::{rngs::StdRng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-pub use command::{validate_name, Click, ClickOutcome, GameError, MAX_NAME_CHARS};
+pub use command::{Click, ClickOutcome, GameError};
 pub use event::{Event, EventKind, LeaveReason};
+pub use name::{validate_name, NameKeys, MAX_NAME_CHARS};
+pub use restore::{validate_event, InvalidState, MAX_SAFE_INTEGER, POLL_INTERVAL_MS};
 pub use state::{GameState, Player, Round, Tally, TransportTally};
 
 /// Players are numbered from 1 in join order; ids are never reused within one server state.
 pub type PlayerId = u64;
+
+/// The largest player id: the largest integer a browser's `Number` holds exactly, like every
+/// other counter the game sends.
+pub const MAX_PLAYER_ID: PlayerId = MAX_SAFE_INTEGER;
 
 /// Side length of the square board, in logical units (clients scale it).
 pub const BOARD_SIZE: u32 = 1000;
@@ -87,6 +96,9 @@ pub struct Rules {
     pub idle_timeout_ms: u64,
     /// Told to AJAX polling clients through the state; the lecturer can change it.
     pub poll_interval_ms: u64,
+    /// Players at once; a join beyond it is refused (`game_full`). It also bounds the snapshot
+    /// every join answers with.
+    pub max_players: usize,
 }
 
 impl Default for Rules {
@@ -97,6 +109,7 @@ impl Default for Rules {
             round_pause_jitter_ms: 500,
             idle_timeout_ms: 60_000,
             poll_interval_ms: 1000,
+            max_players: 1000,
         }
     }
 }
@@ -120,6 +133,9 @@ pub struct Game {
     recent_winners: VecDeque<(u64, PlayerId, String)>,
     /// Players who left for being idle, kept so they can come back with their score.
     departed: HashMap<PlayerId, Player>,
+    /// The two [`NameKeys`] forms of every current player's name, for uniqueness. Kept in step
+    /// with `state.players` by [`Game::emit`], the one place players come and go.
+    names: [HashMap<String, PlayerId>; 2],
 }
 
 impl Game {
@@ -138,20 +154,24 @@ impl Game {
             contacts: HashMap::new(),
             recent_winners: VecDeque::with_capacity(REMEMBERED_WINNERS),
             departed: HashMap::new(),
+            names: Default::default(),
         }
     }
 
-    /// A game continuing from a saved state (after a restart). Every player gets a fresh idle
-    /// clock from `now`; an open round stays open, a won one is followed by the usual pause.
+    /// A game continuing from a saved state (after a restart). The state is checked first
+    /// against the rules live input obeys (`restore.rs`); a state no live game could have
+    /// reached is refused. Every player gets a fresh idle clock from `now`; an open round stays
+    /// open, a won one is followed by the usual pause.
     pub fn restore(
         rules: Rules,
         seed: u64,
         now: u64,
         state: GameState,
         next_player_id: PlayerId,
-    ) -> Game {
+    ) -> Result<Game, InvalidState> {
+        let names = restore::check_state(&state, next_player_id, &rules)?;
         let round_open = state.round.as_ref().is_some_and(|r| r.winner.is_none());
-        let next_round_at = (!round_open).then_some(now + rules.round_pause_ms);
+        let next_round_at = (!round_open).then_some(now.saturating_add(rules.round_pause_ms));
         let contacts = state
             .players
             .keys()
@@ -165,8 +185,7 @@ impl Game {
                 )
             })
             .collect();
-        let next_player_id = next_player_id.max(state.players.keys().max().map_or(1, |m| m + 1));
-        Game {
+        Ok(Game {
             rules,
             rng: StdRng::seed_from_u64(seed),
             state,
@@ -175,7 +194,8 @@ impl Game {
             contacts,
             recent_winners: VecDeque::with_capacity(REMEMBERED_WINNERS),
             departed: HashMap::new(),
-        }
+            names,
+        })
     }
 
     pub fn state(&self) -> &GameState {
@@ -255,23 +275,21 @@ impl Game {
         out
     }
 
-    /// Adds a player. The name is trimmed and checked, and must not be in use (ignoring case).
+    /// Adds a player. The name is checked and normalised (`name.rs`) and must not look like
+    /// the name of anybody playing; the game must have room.
     pub fn join(
         &mut self,
         raw_name: &str,
         now: u64,
     ) -> Result<(PlayerId, Vec<EventKind>), GameError> {
         let name = validate_name(raw_name)?;
-        let lower = name.to_lowercase();
-        if self
-            .state
-            .players
-            .values()
-            .any(|p| p.name.to_lowercase() == lower)
-        {
-            return Err(GameError::NameTaken(name));
-        }
         let player = self.next_player_id;
+        if self.state.players.len() >= self.rules.max_players || player > MAX_PLAYER_ID {
+            return Err(GameError::GameFull {
+                max: self.rules.max_players,
+            });
+        }
+        self.check_name_free(&name)?;
         self.next_player_id += 1;
         self.contacts.insert(
             player,
@@ -283,6 +301,20 @@ impl Game {
         let mut out = Vec::new();
         self.emit(&mut out, now, EventKind::PlayerJoined { player, name });
         Ok((player, out))
+    }
+
+    /// `NameTaken` if a current player's name looks like `name`.
+    fn check_name_free(&self, name: &str) -> Result<(), GameError> {
+        let keys = NameKeys::of(name);
+        let taken = keys
+            .0
+            .iter()
+            .zip(&self.names)
+            .any(|(key, index)| index.contains_key(key));
+        if taken {
+            return Err(GameError::NameTaken(name.to_string()));
+        }
+        Ok(())
     }
 
     pub fn leave(&mut self, player: PlayerId, now: u64) -> Result<Vec<EventKind>, GameError> {
@@ -301,21 +333,19 @@ impl Game {
     }
 
     /// Brings back a player who left for being idle, with the score they had. Refused if
-    /// they were never idle-departed (or were forgotten), or their name is now taken.
+    /// they were never idle-departed (or were forgotten), their name is now taken, or the game
+    /// is full (then they stay departed and may try again).
     pub fn rejoin(&mut self, player: PlayerId, now: u64) -> Result<Vec<EventKind>, GameError> {
         let gone = self
             .departed
             .get(&player)
             .ok_or(GameError::UnknownPlayer(player))?;
-        let lower = gone.name.to_lowercase();
-        if self
-            .state
-            .players
-            .values()
-            .any(|p| p.name.to_lowercase() == lower)
-        {
-            return Err(GameError::NameTaken(gone.name.clone()));
+        if self.state.players.len() >= self.rules.max_players {
+            return Err(GameError::GameFull {
+                max: self.rules.max_players,
+            });
         }
+        self.check_name_free(&gone.name)?;
         let gone = self
             .departed
             .remove(&player)
@@ -536,8 +566,27 @@ impl Game {
             .ok_or(GameError::UnknownPlayer(player))
     }
 
-    /// Applies an event to our own state and records it for the caller: the same fold clients use.
+    /// Applies an event to our own state and records it for the caller: the same fold clients
+    /// use. Also keeps the name index in step with the players.
     fn emit(&mut self, out: &mut Vec<EventKind>, now: u64, kind: EventKind) {
+        match &kind {
+            EventKind::PlayerJoined { player, name }
+            | EventKind::PlayerRejoined { player, name, .. } => {
+                let keys = NameKeys::of(name);
+                for (key, index) in keys.0.into_iter().zip(&mut self.names) {
+                    index.insert(key, *player);
+                }
+            }
+            EventKind::PlayerLeft { player, .. } => {
+                if let Some(p) = self.state.players.get(player) {
+                    let keys = NameKeys::of(&p.name);
+                    for (key, index) in keys.0.iter().zip(&mut self.names) {
+                        index.remove(key);
+                    }
+                }
+            }
+            _ => {}
+        }
         self.state.apply(&kind, now);
         out.push(kind);
     }

@@ -181,9 +181,20 @@ fn players_as_list<S: Serializer>(
     s.collect_seq(players.values())
 }
 
+/// Two rows with one id are an error, not "the last one wins": a restored state must say
+/// exactly one thing about each player.
 fn players_from_list<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<PlayerId, Player>, D::Error> {
     let list = Vec::<Player>::deserialize(d)?;
-    Ok(list.into_iter().map(|p| (p.id, p)).collect())
+    let mut players = BTreeMap::new();
+    for p in list {
+        if let Some(dup) = players.insert(p.id, p) {
+            return Err(serde::de::Error::custom(format!(
+                "player id {} appears twice",
+                dup.id
+            )));
+        }
+    }
+    Ok(players)
 }

@@ -13,6 +13,7 @@ fn rules() -> Rules {
         round_pause_jitter_ms: 0,
         idle_timeout_ms: 60_000,
         poll_interval_ms: 1000,
+        max_players: 1000,
     }
 }
 
@@ -504,6 +505,222 @@ proptest! {
         }
         prop_assert_eq!(&replayed, game.state());
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// The restore checks are the rules live play keeps: whatever play reaches is accepted,
+    /// restored unchanged, and every event it made passes the history check.
+    #[test]
+    fn every_state_live_play_reaches_restores_unchanged_and_every_event_validates(
+        seed in any::<u64>(), ops in prop::collection::vec(op(), 0..120)
+    ) {
+        let (log, game, _, _) = play(seed, &ops);
+        let wire = serde_json::to_string(game.state()).unwrap();
+        let state: GameState = serde_json::from_str(&wire).unwrap();
+        let restored = Game::restore(rules(), seed, T0, state, game.next_player_id());
+        prop_assert_eq!(restored.map(|g| g.state().clone()), Ok(game.state().clone()));
+        for e in &log {
+            prop_assert_eq!(validate_event(&e.kind, game.next_player_id()), Ok(()), "{:?}", e);
+        }
+    }
+}
+
+/// A state as a game that played a little would save it: Ada (id 1) won round 1, Bob (id 2)
+/// missed twice, round 2 runs.
+fn saved_state() -> (GameState, PlayerId) {
+    let mut game = started(4);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (bob, _) = game.join("Bob", T0).unwrap();
+    let (x, y) = target(&game);
+    game.click(ada, Click { round: 1, x, y }, T0 + 5).unwrap();
+    game.tick(T0 + 1000);
+    game.click(
+        bob,
+        Click {
+            round: 2,
+            x: 0.0,
+            y: 0.0,
+        },
+        T0 + 1001,
+    )
+    .unwrap();
+    game.click(
+        bob,
+        Click {
+            round: 2,
+            x: 0.0,
+            y: 0.0,
+        },
+        T0 + 1002,
+    )
+    .unwrap();
+    (game.state().clone(), game.next_player_id())
+}
+
+#[test]
+fn a_saved_state_that_breaks_a_rule_of_live_play_is_refused_with_the_reason() {
+    let (good, next) = saved_state();
+    assert!(Game::restore(rules(), 1, T0, good.clone(), next).is_ok());
+    type Edit = Box<dyn Fn(&mut GameState, &mut PlayerId)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "poll interval 0",
+            Box::new(|s, _| s.poll_interval_ms = 0),
+            "poll interval",
+        ),
+        (
+            "poll interval 1 h",
+            Box::new(|s, _| s.poll_interval_ms = 3_600_000),
+            "poll interval",
+        ),
+        (
+            "markup in a name",
+            Box::new(|s, _| {
+                s.players.get_mut(&1).unwrap().name = "<img src=x onerror=alert(1)>".into()
+            }),
+            "name",
+        ),
+        (
+            "a name that looks like another",
+            Box::new(|s, _| s.players.get_mut(&2).unwrap().name = "ADA".into()),
+            "look the same",
+        ),
+        (
+            "a name not in normal form",
+            Box::new(|s, _| s.players.get_mut(&2).unwrap().name = "Ｂｏｂ".into()),
+            "normal form",
+        ),
+        (
+            "a round off the board with radius 0",
+            Box::new(|s, _| {
+                let r = s.round.as_mut().unwrap();
+                (r.x, r.r) = (5000, 0);
+            }),
+            "board",
+        ),
+        (
+            "a round partly off the board",
+            Box::new(|s, _| {
+                let r = s.round.as_mut().unwrap();
+                (r.x, r.r) = (990, 40);
+            }),
+            "board",
+        ),
+        (
+            "round 0",
+            Box::new(|s, _| s.round.as_mut().unwrap().number = 0),
+            "round number",
+        ),
+        (
+            "next_player_id 2^64 - 1 (ids would wrap)",
+            Box::new(|_, n| *n = u64::MAX),
+            "next_player_id",
+        ),
+        (
+            "next_player_id 0",
+            Box::new(|_, n| *n = 0),
+            "next_player_id",
+        ),
+        (
+            "a player id at next_player_id",
+            Box::new(|s, n| {
+                let mut p = s.players.remove(&2).unwrap();
+                p.id = *n;
+                s.players.insert(p.id, p);
+            }),
+            "ids run from 1",
+        ),
+        (
+            "a player filed under another id",
+            Box::new(|s, _| s.players.get_mut(&2).unwrap().id = 1),
+            "filed under",
+        ),
+        (
+            "more points than rounds won",
+            Box::new(|s, _| s.players.get_mut(&2).unwrap().score = 5),
+            "points",
+        ),
+        (
+            "points for nobody's wins",
+            Box::new(|s, _| s.players.get_mut(&2).unwrap().score = 1),
+            "points",
+        ),
+        (
+            "misses beyond 2^53",
+            Box::new(|s, _| s.players.get_mut(&2).unwrap().misses = u64::MAX),
+            "misses",
+        ),
+        (
+            "more wins than rounds",
+            Box::new(|s, _| s.transports.sse.wins = 3),
+            "rounds won",
+        ),
+        (
+            "a winner who cannot exist",
+            Box::new(|s, _| s.round.as_mut().unwrap().winner = Some(99)),
+            "winner",
+        ),
+    ];
+    for (what, edit, reason) in cases {
+        let (mut state, mut next) = (good.clone(), next);
+        edit(&mut state, &mut next);
+        match Game::restore(rules(), 1, T0, state, next) {
+            Err(InvalidState(why)) => assert!(why.contains(reason), "{what}: {why}"),
+            Ok(_) => panic!("{what}: accepted"),
+        }
+    }
+    let crowded = Rules {
+        max_players: 1,
+        ..rules()
+    };
+    assert!(
+        Game::restore(crowded, 1, T0, good, next).is_err(),
+        "more players than the cap"
+    );
+}
+
+#[test]
+fn a_full_game_refuses_joins_and_rejoins_until_somebody_leaves() {
+    let mut game = Game::new(
+        Rules {
+            max_players: 2,
+            idle_timeout_ms: 100,
+            ..rules()
+        },
+        1,
+        T0,
+    );
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (bob, _) = game.join("Bob", T0 + 50).unwrap();
+    assert_eq!(
+        game.join("Cy", T0 + 50),
+        Err(GameError::GameFull { max: 2 })
+    );
+    // Ada goes idle; Cy takes her place; Ada cannot come back while the game is full.
+    game.tick(T0 + 100);
+    assert!(!game.is_player(ada));
+    let (cy, _) = game.join("Cy", T0 + 100).unwrap();
+    assert_eq!(
+        game.rejoin(ada, T0 + 110),
+        Err(GameError::GameFull { max: 2 })
+    );
+    game.leave(cy, T0 + 120).unwrap();
+    assert!(game.rejoin(ada, T0 + 130).is_ok());
+    assert!(game.is_player(bob));
+}
+
+#[test]
+fn ids_stop_at_2_pow_53_instead_of_wrapping() {
+    let (state, _) = saved_state();
+    let mut game = Game::restore(rules(), 1, T0, state, MAX_PLAYER_ID).unwrap();
+    let (last, _) = game.join("Last", T0).unwrap();
+    assert_eq!(last, MAX_PLAYER_ID);
+    assert!(matches!(
+        game.join("Next", T0),
+        Err(GameError::GameFull { .. })
+    ));
 }
 
 #[test]

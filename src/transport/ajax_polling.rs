@@ -16,7 +16,7 @@ use crate::transport::{method_not_allowed, ResumePoint};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/poll")
+        web::resource("/poll")
             .route(web::get().to(poll))
             .default_service(method_not_allowed("GET")),
     );
@@ -28,6 +28,8 @@ async fn poll(
     player: MaybePlayer,
 ) -> Result<HttpResponse, ApiError> {
     let resume = ResumePoint::from_query(&req)?;
+    // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
+    let player = player.commit()?;
     if let Some(player) = player.0 {
         hub.contact(player, Transport::Ajax);
     }

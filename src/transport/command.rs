@@ -6,40 +6,41 @@
 
 use actix_web::{
     cookie::{time::Duration as CookieDuration, Cookie, SameSite},
+    http::StatusCode,
     web, HttpRequest, HttpResponse,
 };
 
 use crate::error::ApiError;
 use crate::game::Transport;
-use crate::hub::Hub;
+use crate::hub::{Hub, TicketRefusal, MAX_OUTSTANDING_TICKETS, TICKET_BURST, TICKET_RATE_PER_SEC};
 use crate::protocol::{ClickRequest, JoinRequest};
-use crate::security::RateLimiter;
+use crate::security::{JoinLimiter, RateLimiter};
 use crate::session::{AuthPlayer, SESSION_COOKIE};
 use crate::transport::method_not_allowed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/join")
+        web::resource("/join")
             .route(web::post().to(join))
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/click")
+        web::resource("/click")
             .route(web::post().to(click))
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/leave")
+        web::resource("/leave")
             .route(web::post().to(leave))
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/ticket")
+        web::resource("/ticket")
             .route(web::post().to(ticket))
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/snapshot")
+        web::resource("/snapshot")
             .route(web::get().to(snapshot))
             .default_service(method_not_allowed("GET")),
     );
@@ -56,13 +57,24 @@ fn session_cookie(req: &HttpRequest, token: String) -> Cookie<'static> {
         .finish()
 }
 
+/// Joins are limited per client address and overall before the game sees them
+/// ([`JoinLimiter`]). The address is the TCP peer; behind a reverse proxy that is the proxy,
+/// so every client shares one bucket there (trusted-proxy handling is a later issue).
 async fn join(
     req: HttpRequest,
     hub: web::Data<Hub>,
+    joins: web::Data<JoinLimiter>,
     body: web::Json<JoinRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    joins.check(req.peer_addr().map(|a| a.ip()))?;
     let joined = hub.join(&body.name)?;
-    tracing::info!(player = joined.player_id, name = %body.name.trim(), "player joined");
+    let name = joined
+        .snapshot
+        .players
+        .iter()
+        .find(|p| p.id == joined.player_id)
+        .map_or("", |p| p.name.as_str());
+    tracing::info!(player = joined.player_id, name, "player joined");
     Ok(HttpResponse::Created()
         .cookie(session_cookie(&req, joined.token.clone()))
         .json(joined))
@@ -100,12 +112,30 @@ async fn leave(
 
 /// A one-time ticket for `?ticket=` on one downstream connection: how a page holding several
 /// players (the compare page's race bots) authenticates EventSource and WebSocket, which
-/// cannot send headers, without putting the long-lived token in a URL.
-async fn ticket(hub: web::Data<Hub>, player: AuthPlayer) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "ticket": hub.issue_ticket(player.0),
+/// cannot send headers, without putting the long-lived token in a URL. Bounded per player (a
+/// few unspent at a time, a token bucket for the rate): `429` with `Retry-After` beyond.
+async fn ticket(hub: web::Data<Hub>, player: AuthPlayer) -> Result<HttpResponse, ApiError> {
+    let ticket = hub.issue_ticket(player.0).map_err(|refusal| match refusal {
+        TicketRefusal::TooManyOutstanding { retry_after_s } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_tickets",
+            format!(
+                "at most {MAX_OUTSTANDING_TICKETS} unspent tickets per player; \
+                 spend one or wait for one to expire"
+            ),
+        )
+        .retry_after(retry_after_s),
+        TicketRefusal::TooFast { retry_after_s } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("at most {TICKET_RATE_PER_SEC} tickets per second after a burst of {TICKET_BURST}"),
+        )
+        .retry_after(retry_after_s),
+    })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "ticket": ticket,
         "expires_in_ms": crate::hub::TICKET_TTL.as_millis() as u64,
-    }))
+    })))
 }
 
 async fn snapshot(hub: web::Data<Hub>) -> HttpResponse {

@@ -27,7 +27,7 @@ pub struct LongPollTimeout(pub Duration);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/longpoll")
+        web::resource("/longpoll")
             .route(web::get().to(longpoll))
             .default_service(method_not_allowed("GET")),
     );
@@ -42,6 +42,8 @@ async fn longpoll(
 ) -> Result<HttpResponse, ApiError> {
     let resume = ResumePoint::from_query(&req)?;
     let _slot = conns.acquire(req.peer_addr())?;
+    // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
+    let player = player.commit()?;
     // While parked, the request counts as an open connection: the player is not idle. If the
     // client goes away, actix drops this future (on HTTP/1.1 as soon as the socket closes, see
     // `listener.rs`) and the guards record the close and free the slot.

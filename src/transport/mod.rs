@@ -28,7 +28,8 @@ use crate::protocol::ResumeQuery;
 /// A streaming client further behind than this gets a snapshot instead of the events.
 pub const MAX_BACKLOG: usize = 256;
 
-/// Mounts every transport's routes under `/api`.
+/// Registers every transport's routes, relative to the `/api` scope `server.rs` mounts them in
+/// (so `/ws` here is `/api/ws`, behind the scope's Origin check).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     command::configure(cfg);
     ajax_polling::configure(cfg);

@@ -35,7 +35,7 @@ pub struct SseRetry(pub u64, pub Duration);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/sse")
+        web::resource("/sse")
             .route(web::get().to(sse))
             .default_service(method_not_allowed("GET")),
     );
@@ -130,6 +130,8 @@ async fn sse(
     if let Some(id) = last_event_id(&req)? {
         resume.since = Some(id);
     }
+    // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
+    let player = player.commit()?;
     let hub: Hub = hub.get_ref().clone();
     hub.metrics().request(Transport::Sse);
     let open = hub.metrics().open(Transport::Sse);

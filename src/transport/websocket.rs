@@ -86,15 +86,22 @@ impl Default for Heartbeat {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/ws")
+        web::resource("/ws")
             .route(web::get().to(upgrade))
             .default_service(method_not_allowed("GET")),
     );
 }
 
-/// Mounts the Autobahn echo endpoint at `path` (only with `--ws-echo-path`).
+/// Mounts the Autobahn echo endpoint at `path` (only with `--ws-echo-path`). Test-only, but a
+/// socket all the same: a page of another origin may not open it either.
 pub fn configure_echo(cfg: &mut web::ServiceConfig, path: &str) {
-    cfg.route(path, web::get().to(upgrade_echo));
+    cfg.service(
+        web::resource(path)
+            .wrap(actix_web::middleware::from_fn(
+                crate::security::origin_check,
+            ))
+            .route(web::get().to(upgrade_echo)),
+    );
 }
 
 /// True when the client offered our sub-protocol among those in `Sec-WebSocket-Protocol`.
@@ -157,6 +164,8 @@ async fn upgrade(
     let (response, session, messages) =
         actix_ws::handle_with_protocols(&req, body, &[WS_SUBPROTOCOL])
             .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
+    // Accepted (the 101 is ready): only now is a `?ticket=` spent.
+    let player = player.commit()?;
     let messages = messages
         .max_frame_size(WS_MAX_MESSAGE)
         .aggregate_continuations()

@@ -407,3 +407,49 @@ async fn websocket_clicks_over_the_rate_limit_get_an_error_then_1008_if_it_goes_
     );
     app.server.stop().await;
 }
+
+#[actix_web::test]
+async fn the_bearer_scheme_is_matched_in_any_case_for_players_and_the_lecturer() {
+    let app = TestApp::spawn().await;
+    let ada = app.join("Ada").await;
+    let (round, _, _) = app.open_round().await;
+    for scheme in ["Bearer ", "bearer ", "BEARER ", "bEaReR   "] {
+        let mut res = app
+            .client
+            .post(app.url("/api/click"))
+            .insert_header(("Authorization", format!("{scheme}{}", ada.token)))
+            .send_json(&json!({"round": round, "x": 0, "y": 0}))
+            .await
+            .unwrap();
+        let body = parse(&res.body().await.unwrap());
+        assert_eq!(res.status().as_u16(), 200, "{scheme:?}: {body}");
+        let res = app
+            .client
+            .post(app.url("/api/admin/pause"))
+            .insert_header((
+                "Authorization",
+                format!("{scheme}{}", app.server.admin_token),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "admin with {scheme:?}");
+    }
+    // Other schemes, or a token with no scheme, are no Bearer credential.
+    for value in [
+        format!("Basic {}", ada.token),
+        ada.token.clone(),
+        format!("Bearer{}", ada.token),
+    ] {
+        let mut res = app
+            .client
+            .post(app.url("/api/click"))
+            .insert_header(("Authorization", value.as_str()))
+            .send_json(&json!({"round": round, "x": 0, "y": 0}))
+            .await
+            .unwrap();
+        let body = parse(&res.body().await.unwrap());
+        assert_error(res.status(), &body, 401, "unauthorized");
+    }
+    app.server.stop().await;
+}

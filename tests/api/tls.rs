@@ -285,3 +285,67 @@ async fn redirect_http_sends_plain_requests_to_https() {
     );
     app.server.stop().await;
 }
+
+/// The `Location` of a plain-HTTP request carrying `headers` (`Host` among them).
+async fn redirect_location(app: &TestApp, headers: &str) -> String {
+    let reply = crate::path_spellings::raw(
+        app.server.http_addr,
+        format!("GET /api/snapshot?x=1 HTTP/1.1\r\n{headers}Connection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(reply.status, 308, "{headers}");
+    reply
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("a Location in {}", reply.head))
+        .to_string()
+}
+
+#[actix_web::test]
+async fn redirect_http_names_only_configured_hosts_never_the_requests_headers() {
+    let app = TestApp::spawn_with(|c| {
+        c.no_tls = false;
+        c.redirect_http = true;
+        c.allowed_origins = vec!["https://Lecture.example:9443".into()];
+    })
+    .await;
+    let port = https_port(&app);
+    let http = app.server.http_addr.port();
+    let to = |host: &str| format!("https://{host}:{port}/api/snapshot?x=1");
+    // The request's host chooses among the certificate's names and the allowed origins' hosts.
+    for (host, want) in [
+        (format!("127.0.0.1:{http}"), "127.0.0.1"),
+        (format!("localhost:{http}"), "localhost"),
+        (format!("[::1]:{http}"), "[::1]"),
+        ("LECTURE.example".to_string(), "lecture.example"),
+    ] {
+        assert_eq!(
+            redirect_location(&app, &format!("Host: {host}\r\n")).await,
+            to(want),
+            "Host: {host}"
+        );
+    }
+    // Anything else gets the first configured name; forwarding headers are not read at all.
+    for headers in [
+        "Host: evil.example\r\n".to_string(),
+        "Host: evil.example:443\r\n".to_string(),
+        "Host: localhost.evil.example\r\n".to_string(),
+        format!("Host: 127.0.0.1:{http}\r\nX-Forwarded-Host: evil.example\r\n"),
+        format!("Host: 127.0.0.1:{http}\r\nForwarded: host=evil.example;proto=https\r\n"),
+        "Host: evil.example\r\nX-Forwarded-Host: localhost\r\n".to_string(),
+    ] {
+        let location = redirect_location(&app, &headers).await;
+        assert!(!location.contains("evil"), "{headers:?} → {location}");
+        assert!(
+            location == to("localhost") || location == to("127.0.0.1"),
+            "{headers:?} → {location}"
+        );
+    }
+    assert_eq!(
+        redirect_location(&app, "Host: evil.example\r\n").await,
+        to("localhost"),
+        "the certificate's first name"
+    );
+    app.server.stop().await;
+}

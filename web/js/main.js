@@ -309,9 +309,11 @@ function restoreMe() {
   else forgetMe();
 }
 
+// Short words for the common refusals; the server's own detail for the rest (for a refused
+// name it says which character or rule, for too_many_joins how long to wait).
 const JOIN_ERRORS = {
-  invalid_name: 'Use 1–20 letters, digits, spaces or - _ .',
-  name_taken: 'Somebody already plays with that name.',
+  name_taken: 'Somebody already plays with that name, or one that looks the same.',
+  game_full: 'The game is full; try again when somebody leaves.',
 };
 
 async function join(name) {

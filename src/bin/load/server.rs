@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 /// How to get a server.
 #[derive(Debug, Clone)]
 pub enum Spec {
-    /// Spawn this binary with settings fit for load: every client comes from 127.0.0.1, so no
-    /// per-address socket or stream cap and as many sockets overall as the descriptor limit
-    /// allows; no click rate limit, long polls held 10 min, warnings only in the log.
+    /// Spawn this binary with settings fit for load: no per-address socket or stream cap and as
+    /// many sockets overall as the descriptor limit allows, no click rate limit, no join limits
+    /// and room for 1,000,000 players (all clients come from loopback), long polls held 10 min,
+    /// warnings only in the log.
     Spawn {
         bin: PathBuf,
         tls: bool,
@@ -47,6 +48,12 @@ impl Server {
                     "0",
                     "--click-rate",
                     "1000000000",
+                    "--join-rate",
+                    "0",
+                    "--join-rate-total",
+                    "0",
+                    "--max-players",
+                    "1000000",
                     "--longpoll-timeout-ms",
                     "600000",
                     "--player-timeout-ms",
