@@ -52,6 +52,9 @@ use futures_util::Stream;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::listener::{ConnHandle, RequestGuard};
+// The key joins are counted under too: IPv4 as is, IPv6 per /64 (the block one subscriber
+// usually holds, so rotating addresses within it does not multiply the caps).
+use crate::security::join_key as address_key;
 
 /// Descriptors kept back from `--max-conns` for everything that is not a client socket: the
 /// listeners, each worker's epoll and wake-up descriptors, static files being sent, the state
@@ -228,7 +231,7 @@ impl SocketLimiter {
     }
 
     fn decide(&self, peer: Option<SocketAddr>) -> Result<SocketPermit, Refusal> {
-        let ip = peer.ok_or(Refusal::NoPeer)?.ip();
+        let ip = address_key(peer.ok_or(Refusal::NoPeer)?.ip());
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let held = counts.per_ip.get(&ip).copied().unwrap_or(0);
         let Limits {
@@ -345,7 +348,7 @@ impl ConnLimiter {
     }
 
     pub fn acquire(&self, peer: Option<SocketAddr>) -> Result<ConnSlot, ApiError> {
-        let Some(ip) = peer.map(|p| p.ip()) else {
+        let Some(ip) = peer.map(|p| address_key(p.ip())) else {
             return Ok(ConnSlot { counts: None });
         };
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
@@ -575,6 +578,26 @@ mod tests {
         drop(a);
         let _d = limiter.admit(addr(2)).expect("a place given back");
         assert_eq!(limiter.open(), 3, "the dropped permit counted out");
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64_and_mapped_ipv4_as_ipv4() {
+        let sockets = SocketLimiter::new(limits(100, 2));
+        let v6 = |s: &str| Some(SocketAddr::new(s.parse().unwrap(), 1000));
+        let _a = sockets.admit(v6("2001:db8:1:2::1")).unwrap();
+        let _b = sockets.admit(v6("2001:db8:1:2:ffff::9")).unwrap();
+        assert_eq!(
+            sockets.admit(v6("2001:db8:1:2::77")).unwrap_err(),
+            Refusal::PerAddress,
+            "the same /64"
+        );
+        assert!(sockets.admit(v6("2001:db8:1:3::1")).is_ok(), "another /64");
+        let streams = ConnLimiter::new(1);
+        let _c = streams.acquire(addr(9)).unwrap();
+        assert!(
+            streams.acquire(v6("::ffff:127.0.0.9")).is_err(),
+            "mapped IPv4"
+        );
     }
 
     #[test]

@@ -533,7 +533,7 @@ struct JoinBuckets {
 const JOIN_SWEEP_MIN: usize = 1024;
 
 /// The key an address is counted under: IPv4 as is (also when mapped into IPv6), IPv6 by /64.
-fn join_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn join_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
