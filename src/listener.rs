@@ -13,14 +13,14 @@
 //! ```
 //!
 //! The socket is wrapped in a [`Counted`] for its whole life: it carries the
-//! [`SocketPermit`](crate::limits::SocketPermit), so the per-address and overall counts drop the
+//! [`SocketPermit`], so the per-address and overall counts drop the
 //! moment the connection is closed, however that happens; it closes a connection whose writes
 //! have made no progress for the send timeout (a client that stopped reading holds no
 //! descriptor for long), and an HTTP/1.1 connection whose next request head does not arrive in
 //! time (actix bounds only the first); and it can be aborted by a handler through its
 //! [`ConnHandle`].
 //!
-//! [`http_service`] is the one place where the `HttpService` is configured, for the plain and
+//! `http_service` is the one place where the `HttpService` is configured, for the plain and
 //! the TLS listener alike; its `on_connect_ext` gives handlers each connection's [`ConnHandle`]
 //! and, on TLS, its handshake (`tls_info`).
 //! [`Listeners`] adds listeners one by one, so more addresses are one more call.
