@@ -90,6 +90,7 @@ fn config(scheme: Scheme) -> Config {
     config.round_pause_jitter_ms = 0;
     config.click_rate = u32::MAX;
     config.max_conns_per_ip = 0;
+    config.max_sockets_per_ip = 0;
     config.log = "error".into();
     if scheme == Scheme::Https {
         config.no_tls = false;

@@ -21,8 +21,19 @@ pub const DEFAULT_EAVESDROP_TLS_ADDR: &str = "127.0.0.1:8444";
 pub const DEFAULT_DATA_DIR: &str = "data";
 /// Clicks per second a player may send before `429 Too Many Requests`.
 pub const DEFAULT_CLICK_RATE: u32 = 20;
-/// Long-lived connections (WebSocket, SSE, parked long polls) one IP address may hold.
-pub const DEFAULT_MAX_CONNS_PER_IP: u32 = 64;
+/// Long-lived streams (WebSocket, SSE, parked long polls) one IP address may hold. A lecture
+/// hall behind one NAT address is a hundred phones with one stream each: 256 leaves room for
+/// the lecturer's compare page and for reconnects that overlap the old stream (see
+/// `docs/security.md`, "Connection limits").
+pub const DEFAULT_MAX_CONNS_PER_IP: u32 = 256;
+/// TCP/TLS connections one IP address may hold, counted from accept: the hall's hundred phones
+/// hold a stream and a keep-alive connection each (200), plus page loads in flight.
+pub const DEFAULT_MAX_SOCKETS_PER_IP: u32 = 512;
+/// TCP/TLS connections overall; lowered at start to what the descriptor limit allows.
+pub const DEFAULT_MAX_CONNS: u32 = 10_000;
+/// A request head or body that takes longer than this to arrive gets `408` and the connection
+/// closes.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 /// Joins one client address may start per minute (a bucket of this size, refilled over a
 /// minute): a lecture hall of ~100 phones behind one NAT address joins within a minute, with
 /// room for retries. See `docs/security.md`.
@@ -138,9 +149,27 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub click_rate: u32,
 
-    /// Long-lived connections per client IP (0 = no limit).
+    /// Long-lived streams (WebSocket, SSE, parked long polls) per client IP; over it, 429
+    /// (0 = no per-address limit; the overall stream cap still applies).
     #[arg(long, env = "CLICKGAME_MAX_CONNS_PER_IP", default_value_t = DEFAULT_MAX_CONNS_PER_IP)]
     pub max_conns_per_ip: u32,
+
+    /// TCP/TLS connections per client IP, counted from accept; over it, a new connection is
+    /// closed at once (0 = no per-address limit).
+    #[arg(long, env = "CLICKGAME_MAX_SOCKETS_PER_IP", default_value_t = DEFAULT_MAX_SOCKETS_PER_IP)]
+    pub max_sockets_per_ip: u32,
+
+    /// TCP/TLS connections overall; the last eighth is a reserve that long-lived streams and
+    /// busy addresses cannot take. Lowered to fit the descriptor limit (0 = as many as it allows).
+    #[arg(long, env = "CLICKGAME_MAX_CONNS", default_value_t = DEFAULT_MAX_CONNS)]
+    pub max_conns: u32,
+
+    /// A request head, or a request body, that has not fully arrived after this long gets 408
+    /// and its connection is closed. Between requests on a keep-alive connection the next head
+    /// must be complete within this too (an idle connection closes after 5 s anyway).
+    #[arg(long, env = "CLICKGAME_BODY_TIMEOUT_MS", default_value_t = DEFAULT_BODY_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub body_timeout_ms: u64,
 
     /// Joins per minute per client address (bursts up to this many at once; 0 = no limit).
     /// Over it: 429 with Retry-After. IPv6 addresses count per /64.
@@ -166,7 +195,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..))]
     pub ws_timeout_ms: u64,
 
-    /// A WebSocket whose client stops reading is closed (1008) once one frame has waited this long.
+    /// A client that stops reading is disconnected once a write has waited this long: on a
+    /// WebSocket any frame (event, reply, pong, ping, close) and the socket is closed after a
+    /// 1008; on any other connection (SSE, HTTP/2, responses) the socket is closed.
     #[arg(long, env = "CLICKGAME_WS_SEND_TIMEOUT_MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(10..))]
     pub ws_send_timeout_ms: u64,

@@ -11,7 +11,9 @@
 //! * [`lecturer`] — `/api/stats`, `/metrics`, `/api/time` and the admin-token controls.
 //! * [`metrics`] — per-transport counters and delivery-lag histograms (`/api/stats`, `/metrics`).
 //! * [`session`] — tokens, cookies and the `Player` extractors.
-//! * [`security`] — Origin checks, security headers, rate and connection limits.
+//! * [`security`] — Origin checks, security headers, click rate limits.
+//! * [`limits`] — how many sockets and streams a client may hold, and the deadlines on them.
+//! * [`listener`] — from `accept` to the app: every connection counted, TLS and HTTP/2 by ALPN.
 //! * [`tls`] — certificates and the openssl acceptor for HTTPS/WSS.
 //! * [`tls_info`] — `GET /api/tls`: this connection's handshake and the certificate's anatomy.
 //! * [`eavesdrop`] — `--eavesdrop`: relays that show what an attacker on the wire sees.
@@ -29,6 +31,8 @@ pub mod error;
 pub mod game;
 pub mod hub;
 pub mod lecturer;
+pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod persist;
 pub mod protocol;

@@ -18,7 +18,8 @@
 //!   With `--redirect-http` the same layer answers every plain-HTTP request with a `308` to the
 //!   HTTPS listener, naming only a host we were configured with ([`RedirectToHttps`]).
 //! * **Rate limits** — [`RateLimiter`]: clicks per player per second (token bucket);
-//!   [`ConnLimiter`]: long-lived connections per IP; [`JoinLimiter`]: joins per address and
+//!   [`ConnLimiter`]: long-lived connections per IP and overall (in `limits.rs`, with the
+//!   other connection limits; re-exported here); [`JoinLimiter`]: joins per address and
 //!   overall.
 //!
 //! Authentication lives in `session.rs`, input validation in `protocol.rs` (strict serde types)
@@ -26,7 +27,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use actix_web::{
@@ -39,6 +40,7 @@ use actix_web::{
 
 use crate::error::ApiError;
 use crate::game::PlayerId;
+pub use crate::limits::{ConnLimiter, ConnSlot};
 
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -360,72 +362,6 @@ impl RateLimiter {
     }
 }
 
-/// Counts long-lived connections per client IP.
-#[derive(Debug, Clone)]
-pub struct ConnLimiter {
-    max: u32,
-    counts: Arc<Mutex<HashMap<IpAddr, u32>>>,
-}
-
-/// One counted connection; dropping it frees the slot.
-#[derive(Debug)]
-pub struct ConnSlot {
-    limiter: ConnLimiter,
-    ip: Option<IpAddr>,
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        if let Some(ip) = self.ip {
-            let mut counts = self
-                .limiter
-                .counts
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(n) = counts.get_mut(&ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    counts.remove(&ip);
-                }
-            }
-        }
-    }
-}
-
-impl ConnLimiter {
-    /// `max == 0` means no limit.
-    pub fn new(max: u32) -> ConnLimiter {
-        ConnLimiter {
-            max,
-            counts: Arc::new(Mutex::new(HashMap::new())),
-        }
-    }
-
-    pub fn acquire(&self, peer: Option<SocketAddr>) -> Result<ConnSlot, ApiError> {
-        let Some(ip) = peer.map(|p| p.ip()).filter(|_| self.max > 0) else {
-            return Ok(ConnSlot {
-                limiter: self.clone(),
-                ip: None,
-            });
-        };
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= self.max {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
-                format!("at most {} open connections per address", self.max),
-            )
-            .retry_after(1));
-        }
-        *n += 1;
-        Ok(ConnSlot {
-            limiter: self.clone(),
-            ip: Some(ip),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,20 +450,6 @@ mod tests {
         assert_eq!(err.retry_after, Some(1));
         limiter.check(2).unwrap();
     }
-
-    #[test]
-    fn connection_slots_are_counted_per_ip_and_freed_on_drop() {
-        let limiter = ConnLimiter::new(2);
-        let a: SocketAddr = "127.0.0.2:1000".parse().unwrap();
-        let s1 = limiter.acquire(Some(a)).unwrap();
-        let _s2 = limiter.acquire(Some(a)).unwrap();
-        assert!(limiter.acquire(Some(a)).is_err());
-        assert!(limiter
-            .acquire(Some("127.0.0.3:1".parse().unwrap()))
-            .is_ok());
-        drop(s1);
-        assert!(limiter.acquire(Some(a)).is_ok());
-    }
 }
 
 /// Joins per client address and overall (`--join-rate`, `--join-rate-total`): two token
@@ -611,7 +533,7 @@ struct JoinBuckets {
 const JOIN_SWEEP_MIN: usize = 1024;
 
 /// The key an address is counted under: IPv4 as is (also when mapped into IPv6), IPv6 by /64.
-fn join_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn join_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -1,7 +1,8 @@
 //! # The server: one `App`, all transports, the web client
 //!
 //! [`start`] binds the listener (port 0 in tests), builds the hub, spawns its round timer and
-//! the actix server, and returns a [`RunningServer`] with the bound address. `main` calls
+//! the actix server (assembled in `listener.rs`, so every connection is counted from accept),
+//! and returns a [`RunningServer`] with the bound address. `main` calls
 //! [`run`], which also waits for Ctrl-C / SIGTERM (actix's own signal handling stops the server
 //! gracefully: it stops accepting and lets in-flight requests finish).
 
@@ -17,7 +18,7 @@ use actix_web::{
     guard,
     http::header,
     middleware::{from_fn, Next},
-    web, App, HttpRequest, HttpServer,
+    web, App, HttpRequest,
 };
 
 use crate::config::Config;
@@ -25,6 +26,8 @@ use crate::eavesdrop::{self, Eavesdrop, RelayKind};
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::lecturer::{self, AdminToken};
+use crate::limits::{self, Limits, SocketLimiter};
+use crate::listener::{self, HttpSettings, Listeners};
 use crate::persist;
 use crate::security::{self, ConnLimiter, JoinLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
 use crate::tls::{self, CertInfo};
@@ -86,6 +89,9 @@ impl RunningServer {
 /// How long a graceful stop waits for in-flight requests.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 
+/// An idle keep-alive connection is closed after this long (actix-web's default).
+pub const KEEP_ALIVE_SECS: u64 = 5;
+
 /// The hub for this start: restored from the state file when there is a usable one. A file
 /// that cannot be read safely, does not parse, or breaks a rule of the game is set aside and
 /// the game starts fresh (`persist.rs`).
@@ -135,7 +141,7 @@ fn app_config(
     let origins = web::Data::new(origins);
     let redirect = web::Data::new(redirect);
     let rate = web::Data::new(RateLimiter::new(config.click_rate));
-    let conns = web::Data::new(ConnLimiter::new(config.max_conns_per_ip));
+    let conns = web::Data::new(ConnLimiter::for_config(config));
     let joins = web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total));
     let heartbeat = web::Data::new(config.heartbeat());
     let admin = web::Data::new(admin_token);
@@ -258,10 +264,11 @@ async fn files_refusals_as_json(
 }
 
 /// Binds and starts the server inside the current actix system.
-pub async fn start(config: Config) -> io::Result<RunningServer> {
+pub async fn start(mut config: Config) -> io::Result<RunningServer> {
+    let descriptors = limits::fit_descriptor_limit(&mut config);
     let seed = config.seed.unwrap_or_else(rand::random);
     let (hub, state_file) = load_hub(&config, seed);
-    let listener = TcpListener::bind(config.http_addr)?;
+    let listener = listener::bind(config.http_addr)?;
     let http_addr = listener.local_addr()?;
     let (tls_listener, cert) = if config.no_tls {
         (None, None)
@@ -272,7 +279,7 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
             &config.data_dir,
         )?;
         log_certificate(&info);
-        let listener = TcpListener::bind(config.https_addr)?;
+        let listener = listener::bind(config.https_addr)?;
         let options = tls::TlsOptions {
             min: config.tls_min,
             max: config.tls_max,
@@ -321,27 +328,29 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         admin_token.clone(),
         relays.as_ref().map(|r| r.eavesdrop.clone()),
     );
-    let mut server = HttpServer::new(move || {
+    let body_timeout = Duration::from_millis(config.body_timeout_ms);
+    let app = move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(security::guard))
+            // Outermost: every request body gets its deadline before anything reads it.
+            .wrap(actix_web::middleware::from_fn(move |req, next| {
+                limits::body_deadline(body_timeout, req, next)
+            }))
             .configure(configure.clone())
-    })
-    // Long polls and SSE streams hold requests open; this only bounds reading the request head.
-    .client_request_timeout(Duration::from_secs(10))
-    // Small writes (one event, one frame) must leave at once: without TCP_NODELAY, Nagle's
-    // algorithm meets the peer's delayed ACK and single events wait ~40 ms on loopback.
-    .tcp_nodelay(true)
-    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-    // Signals are ours (see `run`): the hub must end streams and save before the server stops.
-    .disable_signals()
-    // Each TLS connection's handshake, for GET /api/tls (must come before `listen*`).
-    .on_connect(tls_info::capture);
-    if config.workers > 0 {
-        server = server.workers(config.workers);
-    }
-    server = server.listen(listener)?;
+    };
+    let limits = Limits::from_config(&config);
+    let settings = HttpSettings {
+        // Long polls and SSE streams hold requests open; this only bounds reading the request
+        // head (the body has its own deadline, `limits::body_deadline`).
+        request_timeout: body_timeout,
+        keep_alive: Duration::from_secs(KEEP_ALIVE_SECS),
+        send_timeout: Duration::from_millis(config.ws_send_timeout_ms),
+        shutdown_timeout: SHUTDOWN_TIMEOUT_SECS,
+        workers: config.workers,
+    };
+    let mut server = Listeners::new(app, settings, SocketLimiter::new(limits)).listen(listener)?;
     if let Some((listener, acceptor)) = tls_listener {
-        server = server.listen_openssl(listener, acceptor)?;
+        server = server.listen_tls(listener, acceptor)?;
     }
     let server = server.run();
     let handle = server.handle();
@@ -370,6 +379,15 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         }
     }
     tracing::info!(%http_addr, ?https_addr, seed, web_dir = %config.web_dir.display(), "clickgame started");
+    tracing::info!(
+        sockets = limits.sockets,
+        sockets_per_ip = limits.sockets_per_ip,
+        streams = limits.streams,
+        streams_per_ip = limits.streams_per_ip,
+        body_timeout_ms = config.body_timeout_ms,
+        descriptors,
+        "connection limits (0 = none per address; see docs/security.md)"
+    );
     Ok(RunningServer {
         http_addr,
         https_addr,

@@ -11,20 +11,14 @@
 //!
 //! Why capture at accept time and not look at the socket in the handler: an actix handler never
 //! sees the socket, and by the time a request runs the TLS stream belongs to the HTTP
-//! dispatcher. `on_connect` is the one moment both are in reach (the road not taken: a custom
-//! acceptor service wrapping actix-tls's, which would duplicate its timeouts and limits).
+//! dispatcher. The `HttpService`'s `on_connect_ext` (in `listener.rs`, the one place the HTTP
+//! service is configured) is the one moment both are in reach.
 //!
 //! Nothing secret leaves here: no keys, no master secret, no session ticket — only what either
 //! side could print after the handshake (and most of which a passive observer of a TLS 1.2
 //! handshake sees anyway, see `src/eavesdrop/`).
 
-use std::any::Any;
-
-use actix_tls::accept::openssl::TlsStream;
-use actix_web::{
-    dev::Extensions, http::header, http::StatusCode, rt::net::TcpStream, web, HttpRequest,
-    HttpResponse,
-};
+use actix_web::{dev::Extensions, http::header, http::StatusCode, web, HttpRequest, HttpResponse};
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
@@ -57,13 +51,11 @@ pub struct ConnTls {
     chain: Vec<X509>,
 }
 
-/// For `on_connect` (actix-web's `HttpServer::on_connect`, or `HttpService::on_connect_ext`):
-/// records the handshake of a TLS connection in its extensions. Plain TCP connections get
-/// nothing, which is how the handler tells them apart.
-pub fn capture(conn: &dyn Any, ext: &mut Extensions) {
-    if let Some(stream) = conn.downcast_ref::<TlsStream<TcpStream>>() {
-        ext.insert(ConnTls::from_ssl(stream.ssl()));
-    }
+/// For the listener's `on_connect_ext` (`src/listener.rs`): records the handshake of a TLS
+/// connection in its extensions. Plain TCP connections get nothing, which is how the handler
+/// tells them apart.
+pub fn capture(ssl: &SslRef, ext: &mut Extensions) {
+    ext.insert(ConnTls::from_ssl(ssl));
 }
 
 impl ConnTls {
@@ -531,7 +523,7 @@ async fn tls(req: HttpRequest) -> Result<HttpResponse, ApiError> {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "tls_not_captured",
                 "this HTTPS listener does not record its connections' TLS (tls_info::capture \
-                 is not installed as on_connect)",
+                 is not called from the listener's on_connect_ext)",
             ))
         }
         None => serde_json::json!({ "tls": false }),

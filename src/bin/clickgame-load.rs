@@ -5,10 +5,11 @@
 //! It is a black-box client of `docs/protocol.md`, so it lives beside the server rather than in
 //! the library: it depends on nothing inside the server, and the server does not carry it.
 //! By default it spawns `target/release/clickgame` itself — a fresh process per measurement, so
-//! every memory figure starts from the same baseline — with the per-IP connection cap and the
+//! every memory figure starts from the same baseline — with the per-IP connection caps and the
 //! click rate limit off. `--url` (and `--pid` for the /proc figures) measures a running server
-//! instead; that server needs `--max-conns-per-ip 0`, a high `--click-rate`, `--join-rate 0
-//! --join-rate-total 0` and a `--max-players` above the number of players the run joins.
+//! instead; that server needs `--max-conns-per-ip 0 --max-sockets-per-ip 0 --max-conns 0`, a
+//! high `--click-rate`, `--join-rate 0 --join-rate-total 0` and a `--max-players` above the
+//! number of players the run joins.
 
 mod load;
 
@@ -366,8 +367,8 @@ fn run(args: &Args) -> Result<(), String> {
             };
             notes.push(format!(
                 "Server: {} spawned fresh for every measurement, --workers {} (0 = one per \
-                 core), --max-conns-per-ip 0, no click rate limit, no join limits, \
-                 --max-players 1000000, long polls held 10 min.",
+                 core), --max-conns-per-ip 0 --max-sockets-per-ip 0 --max-conns 0, no click \
+                 rate limit, no join limits, --max-players 1000000, long polls held 10 min.",
                 bin.display(),
                 args.workers
             ));

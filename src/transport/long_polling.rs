@@ -4,7 +4,9 @@
 //! exists, then answers; the browser asks again immediately. An event therefore leaves as soon
 //! as it happens, at the cost of one full request/response (headers and all) per delivery and a
 //! parked request per client. With nothing to say for `--longpoll-timeout-ms`, the server answers
-//! `204 No Content` so proxies and browsers never see a request hang forever.
+//! `204 No Content` so proxies and browsers never see a request hang forever. Over HTTP/2 the
+//! hold is at most [`H2_PARKED_CHECK`](crate::limits::H2_PARKED_CHECK): actix does not tell a
+//! handler that the client reset its stream, so answering is how we find out.
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::error::ApiError;
 use crate::game::Transport;
 use crate::hub::Hub;
+use crate::limits::parked_wait;
 use crate::protocol::poll_body;
 use crate::security::ConnLimiter;
 use crate::session::MaybePlayer;
@@ -42,7 +45,8 @@ async fn longpoll(
     // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
     let player = player.commit()?;
     // While parked, the request counts as an open connection: the player is not idle. If the
-    // client goes away, actix drops this future and the guard records the close.
+    // client goes away, actix drops this future (on HTTP/1.1 as soon as the socket closes, see
+    // `listener.rs`) and the guards record the close and free the slot.
     let _guard = player
         .0
         .and_then(|p| hub.open_stream(p, Transport::Longpoll));
@@ -50,7 +54,8 @@ async fn longpoll(
     let _open = hub.metrics().open(Transport::Longpoll);
     let mut changes = hub.subscribe();
     let mut control = hub.control();
-    let deadline = tokio::time::sleep(timeout.0);
+    // On HTTP/2 the hold is short: a reset stream is only noticed when we answer.
+    let deadline = tokio::time::sleep(parked_wait(&req, timeout.0));
     tokio::pin!(deadline);
     loop {
         // Mark the current seq seen *before* reading the log, so an event that lands between

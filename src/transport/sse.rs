@@ -5,7 +5,9 @@
 //! the connection drops it **reconnects by itself** after `retry:` ms, sending the last `id:` it
 //! saw as `Last-Event-ID` — so resuming is built into the protocol. Downstream only: clicks go
 //! through `POST /api/click`. Over HTTP/1.1 each stream occupies one of the browser's ~6
-//! connections per origin; over HTTP/2 they share one.
+//! connections per origin; over HTTP/2 they share one, and the keep-alive comment comes every
+//! [`H2_PARKED_CHECK`](crate::limits::H2_PARKED_CHECK) at most, because a stream the browser
+//! reset is only noticed when we write to it.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::game::{PlayerId, Transport};
 use crate::hub::{Control, Hub, StreamGuard};
+use crate::limits::parked_wait;
 use crate::metrics::OpenConnection;
 use crate::security::{ConnLimiter, ConnSlot};
 use crate::session::MaybePlayer;
@@ -134,7 +137,8 @@ async fn sse(
     let open = hub.metrics().open(Transport::Sse);
     let guard = player.0.and_then(|p| hub.open_stream(p, Transport::Sse));
     tracing::info!(transport = "sse", player = ?player.0, since = ?resume.since, "connection opened");
-    let mut heartbeat = tokio::time::interval(retry.1);
+    // On HTTP/2 the heartbeat is frequent: a reset stream is only noticed when we write.
+    let mut heartbeat = tokio::time::interval(parked_wait(&req, retry.1));
     heartbeat.reset(); // the first tick would fire at once; the retry line already opens the stream
     let state = Stream {
         changes: hub.subscribe(),

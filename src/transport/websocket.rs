@@ -20,16 +20,18 @@
 //! | text that is not valid UTF-8 | close `1007` (invalid payload) |
 //! | bad JSON or an unknown `type` | an `{"type":"error"}` reply; the [`WS_MAX_STRIKES`]th: close `1008` |
 //! | clicks over the rate limit | an `error` reply `rate_limited` (a strike, so close `1008` if it goes on) |
-//! | silence (not even a pong) for [`WS_CLIENT_TIMEOUT`] | close `1008` |
+//! | silence (not even a pong) for [`WS_CLIENT_TIMEOUT`] | close `1008`, at that moment (not at the next ping) |
+//! | not reading: any frame we send (event, reply, pong, ping) waits longer than [`WS_SEND_TIMEOUT`] | close `1008`; one more send timeout later the TCP connection is reset |
 //! | (the server stops) | close `1001` (going away) |
 //! | (a lecturer drops all connections) | close `1012` (service restart): reconnect and resume |
 //!
 //! With `--ws-echo-path`, the same loop serves an echo endpoint for the Autobahn conformance
 //! suite: same framing, UTF-8 checks and close codes, but it echoes instead of playing.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::error::PayloadError;
 use actix_web::{dev, http::header, rt, web, web::Bytes, FromRequest, HttpRequest, HttpResponse};
@@ -40,6 +42,8 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::game::{Click, PlayerId, Transport};
 use crate::hub::Hub;
+use crate::limits::disarm_body_deadline;
+use crate::listener::ConnHandle;
 use crate::protocol::{
     decode_client_message, ClickReply, ClientMessage, ErrorReply, WS_SUBPROTOCOL,
 };
@@ -57,7 +61,8 @@ pub const WS_MAX_MESSAGE: usize = 4096;
 pub const WS_MAX_STRIKES: u32 = 10;
 /// Largest message on the echo endpoint (Autobahn sends up to 16 MiB in the cases we run).
 pub const WS_ECHO_MAX_MESSAGE: usize = 16 * 1024 * 1024;
-/// A frame that cannot be handed to a non-reading client within this time closes the socket.
+/// A frame that cannot be handed to a non-reading client within this time closes the socket
+/// (`--ws-send-timeout-ms`; every frame: events, replies, pongs, pings, the close).
 pub const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Heartbeat timing; tests shorten it.
@@ -152,6 +157,9 @@ async fn upgrade(
     }
     let slot = conns.acquire(req.peer_addr())?;
     hub.metrics().request(Transport::Websocket);
+    // From here the request "body" is the socket's frames, which never end.
+    disarm_body_deadline(&req);
+    let conn = ConnHandle::of(&req);
     let body = guard_frames(&req, body, WS_MAX_MESSAGE).await?;
     let (response, session, messages) =
         actix_ws::handle_with_protocols(&req, body, &[WS_SUBPROTOCOL])
@@ -175,7 +183,7 @@ async fn upgrade(
         resume,
         strikes: 0,
     };
-    rt::spawn(run(mode, session, messages, heartbeat, slot));
+    rt::spawn(run(mode, session, messages, heartbeat, slot, conn));
     Ok(response)
 }
 
@@ -185,6 +193,8 @@ async fn upgrade_echo(
     conns: web::Data<ConnLimiter>,
 ) -> Result<HttpResponse, ApiError> {
     let slot = conns.acquire(req.peer_addr())?;
+    disarm_body_deadline(&req);
+    let conn = ConnHandle::of(&req);
     let body = guard_frames(&req, body, WS_ECHO_MAX_MESSAGE).await?;
     let (response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
@@ -198,6 +208,7 @@ async fn upgrade_echo(
         messages,
         Heartbeat::default(),
         slot,
+        conn,
     ));
     Ok(response)
 }
@@ -214,6 +225,7 @@ enum Step {
     Continue,
     Send(String),
     SendBinary(Bytes),
+    Pong(Bytes),
     Close(Option<CloseReason>),
 }
 
@@ -284,48 +296,70 @@ impl Mode {
     }
 }
 
+/// Why a frame could not be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendError {
+    /// The connection is gone.
+    Closed,
+    /// The frame waited longer than the send timeout: the client stopped reading.
+    Stalled,
+}
+
+/// Every frame the server sends goes through here, bounded by the send timeout.
+///
+/// A client that stops reading fills the socket, then the session's queue of 32 frames; from
+/// then on a send waits for room that never comes. Before every send had this bound, a client
+/// that flooded pings and read nothing kept its socket for good: the loop sat waiting to queue
+/// a pong and never reached its timeouts.
+async fn send(
+    frame: impl Future<Output = Result<(), actix_ws::Closed>>,
+    timeout: Duration,
+) -> Result<(), SendError> {
+    match tokio::time::timeout(timeout, frame).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(SendError::Closed),
+        Err(_) => Err(SendError::Stalled),
+    }
+}
+
 /// Sends the events after the client's resume point, if it has one.
 async fn send_pending(
     mode: &mut Mode,
     session: &mut Session,
     changes: &mut watch::Receiver<u64>,
     send_timeout: Duration,
-) -> bool {
+) -> Result<(), SendError> {
     let Mode::Game {
         hub,
         resume: Some(point),
         ..
     } = mode
     else {
-        return true;
+        return Ok(());
     };
     changes.borrow_and_update();
     let batch = point.catch_up_bounded(hub);
     if batch.events.is_empty() {
-        return true;
+        return Ok(());
     }
     hub.simulate_delay(Transport::Websocket).await;
     point.advance(hub, batch.last_seq);
     let mut bytes = 0;
     for event in &batch.events {
         bytes += event.json.len();
-        // A client that stops reading fills the socket and then the session's queue; waiting
-        // for it forever would pin this task. Give up after `send_timeout`: the caller closes.
-        match tokio::time::timeout(send_timeout, session.text(event.json.clone())).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return false,
-            Err(_) => {
-                tracing::info!(
-                    transport = "websocket",
-                    "client stopped reading; disconnecting"
-                );
-                return false;
-            }
-        }
+        send(session.text(event.json.clone()), send_timeout).await?;
     }
     hub.metrics()
         .delivered(Transport::Websocket, &batch.events, bytes);
-    true
+    Ok(())
+}
+
+/// How the loop ends after a failed send.
+fn after_send_error(err: SendError) -> Option<CloseReason> {
+    match err {
+        SendError::Closed => None,
+        SendError::Stalled => close(CloseCode::Policy, "client stopped reading"),
+    }
 }
 
 async fn run(
@@ -334,6 +368,7 @@ async fn run(
     mut messages: AggregatedMessageStream,
     heartbeat: Heartbeat,
     _slot: ConnSlot,
+    conn: Option<ConnHandle>,
 ) {
     let player = mode.player();
     let _open = match &mode {
@@ -360,28 +395,29 @@ async fn run(
     tracing::info!(transport = "websocket", ?player, "connection opened");
     let mut ticks = tokio::time::interval(heartbeat.interval);
     ticks.reset();
-    let mut last_heard = Instant::now();
+    // The silence deadline is a timer of its own, pushed back by every frame we receive: a
+    // check on the ping tick alone would close a silent socket only at the first tick after
+    // the timeout (60 s instead of 45 s with the defaults).
+    let silence = tokio::time::sleep(heartbeat.timeout);
+    tokio::pin!(silence);
+    let send_timeout = heartbeat.send_timeout;
+    let mut stalled = false;
 
     let reason = loop {
         if let Some(changes) = changes.as_mut() {
-            if !send_pending(&mut mode, &mut session, changes, heartbeat.send_timeout).await {
-                // Best effort: the queue may be full, so the close frame may never leave.
-                break close(CloseCode::Policy, "client stopped reading");
+            if let Err(err) = send_pending(&mut mode, &mut session, changes, send_timeout).await {
+                stalled = err == SendError::Stalled;
+                break after_send_error(err);
             }
         }
         let is_streaming = streaming(&mode);
         tokio::select! {
             msg = messages.recv() => {
-                last_heard = Instant::now();
+                silence.as_mut().reset(tokio::time::Instant::now() + heartbeat.timeout);
                 let step = match msg {
                     Some(Ok(AggregatedMessage::Text(text))) => mode.on_text(&text),
                     Some(Ok(AggregatedMessage::Binary(bytes))) => mode.on_binary(bytes),
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
-                            break None;
-                        }
-                        Step::Continue
-                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => Step::Pong(bytes),
                     Some(Ok(AggregatedMessage::Pong(_))) => Step::Continue,
                     // Echo the client's close code, as RFC 6455 §5.5.1 suggests.
                     Some(Ok(AggregatedMessage::Close(reason))) => {
@@ -390,19 +426,16 @@ async fn run(
                     Some(Err(e)) => Step::Close(protocol_error_close(&e)),
                     None => break None,
                 };
-                match step {
-                    Step::Continue => {}
-                    Step::Send(text) => {
-                        if session.text(text).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Step::SendBinary(bytes) => {
-                        if session.binary(bytes).await.is_err() {
-                            break None;
-                        }
-                    }
+                let sent = match step {
+                    Step::Continue => Ok(()),
+                    Step::Send(text) => send(session.text(text), send_timeout).await,
+                    Step::SendBinary(bytes) => send(session.binary(bytes), send_timeout).await,
+                    Step::Pong(bytes) => send(session.pong(&bytes), send_timeout).await,
                     Step::Close(reason) => break reason,
+                };
+                if let Err(err) = sent {
+                    stalled = err == SendError::Stalled;
+                    break after_send_error(err);
                 }
             }
             changed = async { changes.as_mut()?.changed().await.ok() }, if is_streaming => {
@@ -418,19 +451,27 @@ async fn run(
                     close(CloseCode::Restart, "dropped by the server; reconnect and resume")
                 };
             }
+            () = &mut silence => {
+                break close(CloseCode::Policy, "no pong within the client timeout");
+            }
             _ = ticks.tick() => {
-                if last_heard.elapsed() > heartbeat.timeout {
-                    break close(CloseCode::Policy, "no pong within the client timeout");
-                }
-                if session.ping(b"").await.is_err() {
-                    break None;
+                if let Err(err) = send(session.ping(b""), send_timeout).await {
+                    stalled = err == SendError::Stalled;
+                    break after_send_error(err);
                 }
             }
         }
     };
-    tracing::info!(transport = "websocket", ?player, close = ?reason.as_ref().map(|r| r.code), "connection closed");
-    // Bounded: a client that stopped reading has a full queue, and the close would wait forever.
-    let _ = tokio::time::timeout(heartbeat.send_timeout, session.close(reason)).await;
+    tracing::info!(transport = "websocket", ?player, close = ?reason.as_ref().map(|r| r.code), stalled, "connection closed");
+    let _ = send(session.close(reason), send_timeout).await;
+    if let (true, Some(conn)) = (stalled, conn) {
+        // The close frame had its chance (one more send timeout); a client that still reads
+        // nothing gets its connection reset, so the socket does not wait for it either.
+        rt::spawn(async move {
+            tokio::time::sleep(send_timeout).await;
+            conn.abort();
+        });
+    }
 }
 
 /// The close frame for a frame the codec refused.

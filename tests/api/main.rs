@@ -8,6 +8,7 @@ mod heartbeat;
 mod helpers;
 mod joins;
 mod lecturer;
+mod limits;
 mod path_spellings;
 mod recovery;
 mod security;

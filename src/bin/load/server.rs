@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 /// How to get a server.
 #[derive(Debug, Clone)]
 pub enum Spec {
-    /// Spawn this binary with settings fit for load: no per-IP connection cap, no click rate
-    /// limit, no join limits and room for 1,000,000 players (all clients come from 127.0.0.1),
-    /// long polls held 10 min, warnings only in the log.
+    /// Spawn this binary with settings fit for load: no per-address socket or stream cap and as
+    /// many sockets overall as the descriptor limit allows, no click rate limit, no join limits
+    /// and room for 1,000,000 players (all clients come from loopback), long polls held 10 min,
+    /// warnings only in the log.
     Spawn {
         bin: PathBuf,
         tls: bool,
@@ -40,6 +41,10 @@ impl Server {
                     "--http-addr",
                     "127.0.0.1:0",
                     "--max-conns-per-ip",
+                    "0",
+                    "--max-sockets-per-ip",
+                    "0",
+                    "--max-conns",
                     "0",
                     "--click-rate",
                     "1000000000",
