@@ -10,6 +10,9 @@
 //! instead; that server needs `--max-conns-per-ip 0` and a high `--click-rate`.
 
 mod load;
+#[cfg(test)]
+#[path = "load/peer_tests.rs"]
+mod peer_tests;
 
 use std::io::Write as _;
 use std::path::PathBuf;
