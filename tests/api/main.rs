@@ -12,3 +12,4 @@ mod security;
 mod slow_clients;
 mod tls;
 mod transports;
+mod ws_close;
