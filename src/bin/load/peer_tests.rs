@@ -144,3 +144,23 @@ fn the_node_peer_sends_events_in_clickgames_exact_bytes() {
         assert_eq!(serde_json::to_string(&event).expect("serialises"), data);
     });
 }
+
+#[test]
+fn the_spawner_passes_only_the_limit_flags_a_server_lists() {
+    use crate::load::server::limit_flags_listed_in;
+    let today = "      --max-conns-per-ip <MAX_CONNS_PER_IP>\n          Long-lived connections";
+    assert!(limit_flags_listed_in(today).is_empty());
+    let later = "      --max-conns <MAX_CONNS>\n      --max-conns-per-ip <N>\n      \
+                 --round-timeout-ms <MS>\n      --join-rate=<N>";
+    assert_eq!(
+        limit_flags_listed_in(later),
+        [
+            "--max-conns",
+            "1000000",
+            "--join-rate",
+            "1000000",
+            "--round-timeout-ms",
+            "0"
+        ]
+    );
+}

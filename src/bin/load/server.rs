@@ -57,6 +57,12 @@ fn optional_limit_flags(bin: &Path) -> Vec<&'static str> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
+    limit_flags_listed_in(&help)
+}
+
+/// The flags among [`GENEROUS_LIMITS`] that a `--help` text lists (as whole words: a listed
+/// `--max-conns-per-ip` does not count as `--max-conns`), each followed by its value.
+pub fn limit_flags_listed_in(help: &str) -> Vec<&'static str> {
     let listed: Vec<&str> = help
         .split(|c: char| c.is_whitespace() || c == ',' || c == '=')
         .collect();
