@@ -105,3 +105,22 @@ FUZZ_SECONDS ?= 60
 ## every target in fuzz/fuzz_targets for FUZZ_SECONDS each, then executions and crashes.
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
+# ---- the Node.js peer (issue 15; see benches/peers/node-ws/server.js) -----------------------
+.PHONY: peer-deps compare-peers
+PEER_DIR := benches/peers/node-ws
+COMPARE_DIR ?= $(RESULTS_DIR)/compare-peers
+COMPARE_ARGS ?=
+
+## The peer's one dependency (ws, pinned in its package-lock.json); the load tool's smoke
+## test (`cargo test --bin clickgame-load`) needs it installed.
+peer-deps: deps
+
+## clickgame against the Node ws peer in one run: fan-out to 9,000 spectators and 9,000 idle
+## connections over WebSocket and SSE, each server spawned fresh per measurement; one table
+## (time to last recipient, CPU per delivered event, RSS per idle connection, ratio peer ÷
+## clickgame) in $(COMPARE_DIR)/compare.{md,json}. COMPARE_ARGS="--repeat 3" for medians.
+compare-peers: peer-deps
+	$(CARGO) build --release --bin clickgame --bin clickgame-load
+	target/release/clickgame-load --peer node --peer-clients 9000 --out-dir $(COMPARE_DIR) $(COMPARE_ARGS)
+	python3 scripts/plot_compare.py $(COMPARE_DIR)/compare.json

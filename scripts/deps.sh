@@ -79,14 +79,18 @@ if [ "$what" = test ]; then
       fi
     fi
   done
-  # The e2e suite's one npm module (playwright-core, which drives Debian's Chromium: it never
-  # downloads a browser). `npm ci` only when the lock file changed since the last install.
-  if [ ! -f e2e/node_modules/.package-lock.json ] ||
-    ! cmp -s e2e/package-lock.json e2e/node_modules/.deps-lock-copy 2>/dev/null; then
-    echo "deps: npm ci in e2e/"
-    (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
-    cp e2e/package-lock.json e2e/node_modules/.deps-lock-copy
-  fi
+  # npm modules, each installed with `npm ci` only when its lock file changed since the last
+  # install: the e2e suite's playwright-core (it drives Debian's Chromium and never downloads a
+  # browser), and the `ws` library of the Node peer the load tool's tests spawn
+  # (benches/peers/node-ws, issue 15).
+  for dir in e2e benches/peers/node-ws; do
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+      ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.deps-lock-copy" 2>/dev/null; then
+      echo "deps: npm ci in $dir/"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+      cp "$dir/package-lock.json" "$dir/node_modules/.deps-lock-copy"
+    fi
+  done
 fi
 
 if [ ${#notes[@]} -gt 0 ]; then

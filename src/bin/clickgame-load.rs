@@ -12,6 +12,9 @@
 //! number of players the run joins.
 
 mod load;
+#[cfg(test)]
+#[path = "load/peer_tests.rs"]
+mod peer_tests;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -22,6 +25,7 @@ use serde::Serialize;
 
 use load::client::Kind;
 use load::floor::PingPong;
+use load::peer;
 use load::scenario::{self, Env, FanoutStep, IdleResult, LatencyResult, Percentiles};
 use load::server::Spec;
 use load::sys;
@@ -112,9 +116,45 @@ struct Args {
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
 
-    /// Where load.json and load.md go.
+    /// Where load.json and load.md go (with --peer: compare.json and compare.md).
     #[arg(long, default_value = "target/load")]
     out_dir: PathBuf,
+
+    /// Compare with a peer server (issue 15), measured in the same run: `node` is
+    /// benches/peers/node-ws (Node.js and the ws library; `make peer-deps` installs it). Runs
+    /// the fan-out and idle measurements over --fanout-transports against clickgame and the
+    /// peer, one after the other, and prints one table with the ratio peer ÷ clickgame.
+    #[arg(long, value_enum)]
+    peer: Option<PeerKind>,
+
+    /// With --peer: spectators in the fan-out (and connections held idle, unless --peer-idle).
+    #[arg(long, default_value_t = 9_000)]
+    peer_clients: usize,
+
+    /// With --peer: idle connections per server and transport (default: --peer-clients).
+    #[arg(long)]
+    peer_idle: Option<usize>,
+
+    /// With --peer: how many times to run each pair (the order of the servers alternating);
+    /// the table gives medians.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+
+    /// With --peer node: the Node.js binary.
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+
+    /// With --peer node: the peer's script (default: benches/peers/node-ws/server.js of this
+    /// checkout).
+    #[arg(long)]
+    peer_script: Option<PathBuf>,
+}
+
+/// The peer servers `--peer` can compare with.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PeerKind {
+    /// benches/peers/node-ws: Node.js, one process, the `ws` library.
+    Node,
 }
 
 fn kinds(list: &str) -> Result<Vec<Kind>, String> {
@@ -419,6 +459,9 @@ fn run(args: &Args) -> Result<(), String> {
     let system = actix_web::rt::System::new();
     // Descriptors kept free for the clicker, the pools' spare connections and files.
     let fd_budget = (fd_soft as usize).saturating_sub(200);
+    if let Some(PeerKind::Node) = args.peer {
+        return compare_with_peer(args, &env, &system, fd_budget, report);
+    }
     for scenario in &scenarios {
         match *scenario {
             "latency" => {
@@ -513,6 +556,86 @@ fn run(args: &Args) -> Result<(), String> {
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     for (name, body) in [("load.json", json.as_str()), ("load.md", md.as_str())] {
         let path = args.out_dir.join(name);
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(body.as_bytes()))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--peer`: both servers, the same measurements, one table (see `load/peer.rs`).
+fn compare_with_peer(
+    args: &Args,
+    env: &Env,
+    system: &actix_web::rt::SystemRunner,
+    fd_budget: usize,
+    mut report: Report,
+) -> Result<(), String> {
+    if args.url.is_some() || args.tls {
+        return Err("--peer spawns both servers itself, over plain HTTP: drop --url/--tls".into());
+    }
+    let plan = peer::Plan {
+        transports: kinds(&args.fanout_transports)?,
+        fanout_clients: args.peer_clients,
+        idle_clients: args.peer_idle.unwrap_or(args.peer_clients),
+        broadcasts: args.broadcasts,
+        in_flight: args.in_flight,
+        repeat: args.repeat,
+    };
+    peer::check_fd_budget(&plan, fd_budget).map_err(|e| e.to_string())?;
+    let peer_env = Env {
+        spec: Spec::Peer {
+            node: args.node.clone(),
+            script: args
+                .peer_script
+                .clone()
+                .unwrap_or_else(peer::node_ws_script),
+        },
+        ..env.clone()
+    };
+    report.notes.push(format!(
+        "Peer: `{} {}` spawned fresh for every measurement (one Node.js process, the ws \
+         library, permessage-deflate off); clickgame as above.",
+        args.node.display(),
+        args.peer_script
+            .clone()
+            .unwrap_or_else(peer::node_ws_script)
+            .display()
+    ));
+    let comparison = system.block_on(peer::compare(env, &peer_env, &plan));
+    #[derive(Serialize)]
+    struct CompareReport<'a> {
+        machine: &'a Machine,
+        command: &'a str,
+        notes: &'a [String],
+        floor: &'a Option<Floor>,
+        comparison: &'a peer::Comparison,
+        errors: &'a [String],
+    }
+    let mut md = markdown(&report);
+    md += "\n";
+    md += &peer::markdown(&comparison);
+    println!("\n{md}");
+    let json = serde_json::to_string_pretty(&CompareReport {
+        machine: &report.machine,
+        command: &report.command,
+        notes: &report.notes,
+        floor: &report.floor,
+        comparison: &comparison,
+        errors: &report.errors,
+    })
+    .map_err(|e| e.to_string())?;
+    write_outputs(
+        &args.out_dir,
+        &[("compare.json", &json), ("compare.md", &md)],
+    )
+}
+
+fn write_outputs(dir: &std::path::Path, files: &[(&str, &str)]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, body) in files {
+        let path = dir.join(name);
         std::fs::File::create(&path)
             .and_then(|mut f| f.write_all(body.as_bytes()))
             .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -36,7 +36,7 @@ use std::time::Duration;
 use actix_web::error::PayloadError;
 use actix_web::{dev, http::header, rt, web, web::Bytes, FromRequest, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
-use futures_util::Stream;
+use futures_util::{FutureExt as _, Stream};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -423,7 +423,14 @@ async fn run(
                     Some(Ok(AggregatedMessage::Close(reason))) => {
                         Step::Close(reason.map(|r| CloseReason { code: r.code, description: None }))
                     }
-                    Some(Err(e)) => Step::Close(protocol_error_close(&e)),
+                    Some(Err(e)) => {
+                        if refused_by_header(&e)
+                            && !answer_queued(&mut mode, &mut session, &mut messages).await
+                        {
+                            break None;
+                        }
+                        Step::Close(protocol_error_close(&e))
+                    }
                     None => break None,
                 };
                 let sent = match step {
@@ -471,6 +478,59 @@ async fn run(
             tokio::time::sleep(send_timeout).await;
             conn.abort();
         });
+    }
+}
+
+/// Before failing the connection for a bad frame header, answers the messages that arrived
+/// ahead of it. actix-ws decodes a whole read at once and reports the bad frame first, while
+/// the good messages before it are still queued; without this their replies (or echoes) were
+/// lost, and Autobahn|Testsuite flags cases 3.2, 3.3 and 4.1.3–4.2.4 NON-STRICT. Only what is
+/// already decoded is taken (`now_or_never`), so this never waits on the client. Returns false
+/// if the session is gone.
+async fn answer_queued(
+    mode: &mut Mode,
+    session: &mut Session,
+    messages: &mut AggregatedMessageStream,
+) -> bool {
+    while let Some(Some(Ok(msg))) = messages.recv().now_or_never() {
+        let sent = match msg {
+            AggregatedMessage::Text(text) => match mode.on_text(&text) {
+                Step::Send(reply) => session.text(reply).await.is_ok(),
+                // Too many strikes: the protocol error's close is sent next anyway.
+                Step::Close(_) => return true,
+                Step::Continue | Step::SendBinary(_) => true,
+            },
+            AggregatedMessage::Binary(bytes) => match mode.on_binary(bytes) {
+                Step::SendBinary(bytes) => session.binary(bytes).await.is_ok(),
+                Step::Close(_) => return true,
+                Step::Continue | Step::Send(_) => true,
+            },
+            // Pings, pongs and closes ahead of the bad frame need no answer: the close follows.
+            _ => true,
+        };
+        if !sent {
+            return false;
+        }
+    }
+    true
+}
+
+/// Errors actix-http's frame parser raises from a frame's header *without consuming the
+/// frame*: decoding again hits the same error, so [`answer_queued`] gets exactly the messages
+/// that came before it. Other errors (a continuation out of place, invalid UTF-8) come after
+/// the frame was consumed, and what decodes next came *after* the bad frame; those close at
+/// once, and Autobahn's case 5.15 stays NON-STRICT (see docs/security.md).
+fn refused_by_header(e: &actix_ws::ProtocolError) -> bool {
+    use actix_ws::ProtocolError;
+    match e {
+        ProtocolError::UnmaskedFrame | ProtocolError::InvalidOpcode(_) => true,
+        // Non-zero reserved bits (actix reports them as `InvalidData`, like invalid UTF-8).
+        ProtocolError::Io(io) => {
+            io.kind() == std::io::ErrorKind::InvalidData
+                && !is_invalid_utf8(io)
+                && !is_payload_overflow(io)
+        }
+        _ => false,
     }
 }
 

@@ -18,3 +18,4 @@ mod tickets;
 mod tls;
 mod tls_visible;
 mod transports;
+mod ws_close;

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod floor;
 pub mod net;
+pub mod peer;
 pub mod scenario;
 pub mod server;
 pub mod sys;

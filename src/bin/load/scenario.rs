@@ -74,6 +74,8 @@ pub struct ProcFigures {
     pub server_rss_mib: Option<f64>,
     pub server_cpu_percent: Option<f64>,
     pub client_cpu_percent: Option<f64>,
+    /// The server's user + system CPU time over the phase, in seconds (all its threads).
+    pub server_cpu_seconds: Option<f64>,
 }
 
 /// One awc client per source address, all counting into the same [`Counters`].
@@ -301,6 +303,7 @@ fn proc_figures(
         client_cpu_percent: me_before
             .zip(me_after)
             .map(|(b, a)| sys::cpu_percent(&b, &a)),
+        server_cpu_seconds: before.zip(after).map(|(b, a)| a.cpu_s - b.cpu_s),
     }
 }
 
@@ -529,6 +532,11 @@ pub struct FanoutStep {
     pub cost_per_recipient_us: f64,
     pub payload_bytes: f64,
     pub proc: ProcFigures,
+    /// Events received by the N clients over the measured window (warm-up broadcasts
+    /// included, as they are in the CPU window): N × (broadcasts + in flight) if none was lost.
+    pub deliveries: u64,
+    /// Server CPU (user + system, `/proc/<pid>/stat`) over the window ÷ `deliveries`, µs.
+    pub server_cpu_us_per_delivery: Option<f64>,
 }
 
 struct Pending {
@@ -550,12 +558,18 @@ pub async fn fanout_step(
     let (seq, epoch, _) = client::snapshot(pool.target(0)).await?;
     let player = clicks.player;
     let pending: Rc<RefCell<HashMap<u64, Pending>>> = Rc::new(RefCell::new(HashMap::new()));
+    let received = Rc::new(Cell::new(0u64));
     let p = pending.clone();
+    let r = received.clone();
+    let first_click = clicks.base;
     let on_event: OnEvent = Rc::new(move |at, event| {
         if event.kind != EventType::ClickMissed || event.player != Some(player) {
             return;
         }
         let Some(m) = event.misses else { return };
+        if m > first_click {
+            r.set(r.get() + 1);
+        }
         let mut map = p.borrow_mut();
         let finished = match map.get_mut(&m) {
             Some(entry) => {
@@ -644,6 +658,10 @@ pub async fn fanout_step(
     let broadcast = Percentiles::of(&hist.borrow());
     let delivered_payload = observers.payload_bytes();
     let deliveries = (broadcasts + warmup) * n as u64;
+    let received = received.get();
+    let server_cpu_us_per_delivery = proc
+        .server_cpu_seconds
+        .map(|s| s * 1e6 / received.max(1) as f64);
     drop(observers);
     Ok(FanoutStep {
         transport: kind.to_string(),
@@ -655,5 +673,7 @@ pub async fn fanout_step(
         broadcast,
         payload_bytes: delivered_payload as f64 / deliveries.max(1) as f64,
         proc,
+        deliveries: received,
+        server_cpu_us_per_delivery,
     })
 }

@@ -99,3 +99,13 @@ pub fn machine() -> (usize, String, String) {
         .unwrap_or_else(|_| "unknown".into());
     (cores, model, kernel)
 }
+
+/// The 1-minute load average (`/proc/loadavg`): how busy the shared machine was.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
