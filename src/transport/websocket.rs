@@ -425,7 +425,7 @@ async fn run(
                     }
                     Some(Err(e)) => {
                         if refused_by_header(&e)
-                            && !answer_queued(&mut mode, &mut session, &mut messages).await
+                            && !answer_queued(&mut mode, &mut session, &mut messages, send_timeout).await
                         {
                             break None;
                         }
@@ -491,22 +491,23 @@ async fn answer_queued(
     mode: &mut Mode,
     session: &mut Session,
     messages: &mut AggregatedMessageStream,
+    send_timeout: Duration,
 ) -> bool {
     while let Some(Some(Ok(msg))) = messages.recv().now_or_never() {
-        let sent = match msg {
-            AggregatedMessage::Text(text) => match mode.on_text(&text) {
-                Step::Send(reply) => session.text(reply).await.is_ok(),
-                // Too many strikes: the protocol error's close is sent next anyway.
-                Step::Close(_) => return true,
-                Step::Continue | Step::SendBinary(_) => true,
-            },
-            AggregatedMessage::Binary(bytes) => match mode.on_binary(bytes) {
-                Step::SendBinary(bytes) => session.binary(bytes).await.is_ok(),
-                Step::Close(_) => return true,
-                Step::Continue | Step::Send(_) => true,
-            },
+        let step = match msg {
+            AggregatedMessage::Text(text) => mode.on_text(&text),
+            AggregatedMessage::Binary(bytes) => mode.on_binary(bytes),
             // Pings, pongs and closes ahead of the bad frame need no answer: the close follows.
-            _ => true,
+            _ => Step::Continue,
+        };
+        // Every write keeps its send timeout, these too.
+        let sent = match step {
+            Step::Send(reply) => send(session.text(reply), send_timeout).await.is_ok(),
+            Step::SendBinary(bytes) => send(session.binary(bytes), send_timeout).await.is_ok(),
+            Step::Pong(bytes) => send(session.pong(&bytes), send_timeout).await.is_ok(),
+            // Too many strikes: the protocol error's close is sent next anyway.
+            Step::Close(_) => return true,
+            Step::Continue => true,
         };
         if !sent {
             return false;
