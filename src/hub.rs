@@ -6,7 +6,8 @@
 //! * numbers the resulting events (`seq`), stamps them (`ts`) and serialises each **once** into a
 //!   [`WireEvent`] (JSON for polling/WebSocket, a ready SSE frame) so every transport sends the
 //!   same bytes,
-//! * keeps the last `history` events in a ring buffer and answers "everything after seq N"
+//! * keeps the last `history` events in a ring buffer ([`Log`], in `log.rs`) and answers
+//!   "everything after seq N"
 //!   ([`Hub::catch_up`]), falling back to a snapshot when N is too old or from another epoch,
 //! * and wakes waiting connections through a `watch` channel carrying the last seq.
 //!
@@ -18,13 +19,11 @@
 //! Lock order: `core` (mutex) before `log` (rwlock). Readers that only catch up take just the
 //! log's read lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use actix_web::web::Bytes;
-use bytestring::ByteString;
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
@@ -33,6 +32,7 @@ use crate::game::{
     InvalidState, LeaveReason, Player, PlayerId, Round, Rules, Transport, TransportTally,
     BOARD_SIZE, MAX_SAFE_INTEGER,
 };
+use crate::log::{now_ms, Batch, Log, WireEvent};
 use crate::metrics::Metrics;
 use crate::persist::{SavedState, STATE_VERSION};
 
@@ -95,41 +95,6 @@ pub struct HubConfig {
     pub history: usize,
 }
 
-/// One event, serialised once, in the forms the transports send.
-#[derive(Debug)]
-pub struct WireEvent {
-    pub seq: u64,
-    /// When the event happened (server ms); delivery lag is measured from here.
-    pub ts: u64,
-    /// The `type` tag; the SSE `event:` name.
-    pub kind: &'static str,
-    /// The event's JSON: a WebSocket text frame, an element of a poll's `events` array.
-    pub json: ByteString,
-    /// `id: <seq>\nevent: <type>\ndata: <json>\n\n`.
-    pub sse: Bytes,
-}
-
-impl WireEvent {
-    fn new(seq: u64, ts: u64, kind: &'static str, json: String) -> WireEvent {
-        let sse = format!("id: {seq}\nevent: {kind}\ndata: {json}\n\n");
-        WireEvent {
-            seq,
-            ts,
-            kind,
-            json: ByteString::from(json),
-            sse: Bytes::from(sse),
-        }
-    }
-}
-
-/// What a client needs to catch up: possibly a snapshot, then events, in order.
-#[derive(Debug)]
-pub struct Batch {
-    pub events: Vec<Arc<WireEvent>>,
-    /// The seq the client is at after applying `events`.
-    pub last_seq: u64,
-}
-
 /// The whole visible state, as the `snapshot` event and `GET /api/snapshot` carry it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -154,13 +119,6 @@ pub struct Joined {
     pub snapshot: Snapshot,
 }
 
-/// Milliseconds since the Unix epoch, the clock of every `ts`.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The game and everything that must change together with it.
 struct Core {
     game: Game,
@@ -171,36 +129,6 @@ struct Core {
     /// Players who left for being idle, with the seq of their leaving: they may come back with
     /// the same token and score while that seq is still within the history window.
     departed: HashMap<PlayerId, u64>,
-}
-
-/// The ring buffer of recent events.
-struct Log {
-    events: VecDeque<Arc<WireEvent>>,
-    capacity: usize,
-    last_seq: u64,
-}
-
-impl Log {
-    /// Events after `since`, or `None` when they are no longer (or not yet) all here.
-    fn after(&self, since: u64) -> Option<Vec<Arc<WireEvent>>> {
-        if since > self.last_seq {
-            return None;
-        }
-        let first = self.events.front().map_or(self.last_seq + 1, |e| e.seq);
-        if since + 1 < first {
-            return None;
-        }
-        let skip = (since + 1 - first) as usize;
-        Some(self.events.iter().skip(skip).cloned().collect())
-    }
-
-    fn push(&mut self, event: Arc<WireEvent>) {
-        if self.events.len() == self.capacity {
-            self.events.pop_front();
-        }
-        self.last_seq = event.seq;
-        self.events.push_back(event);
-    }
 }
 
 /// Tells open connections to end: a lecturer's "drop all connections" (generation bumps) or
@@ -393,16 +321,7 @@ impl Hub {
     ) -> Hub {
         let (seq_tx, _) = watch::channel(last_seq);
         let (control, _) = watch::channel(Control::default());
-        let capacity = config.history.max(1);
-        let mut log = Log {
-            events: VecDeque::with_capacity(capacity),
-            capacity,
-            last_seq,
-        };
-        for event in history {
-            log.push(event);
-        }
-        log.last_seq = last_seq;
+        let log = Log::new(config.history, history, last_seq);
         Hub {
             inner: Arc::new(Inner {
                 metrics: Metrics::default(),
@@ -438,7 +357,7 @@ impl Hub {
             next_player_id: core.game.next_player_id(),
             state: core.game.state().clone(),
             secrets: core.secrets.iter().map(|(id, s)| (*id, hex(s))).collect(),
-            history: log.events.iter().map(|e| e.json.to_string()).collect(),
+            history: log.iter().map(|e| e.json.to_string()).collect(),
         }
     }
 
@@ -616,7 +535,7 @@ impl Hub {
     }
 
     pub fn last_seq(&self) -> u64 {
-        self.log().last_seq
+        self.log().last_seq()
     }
 
     // A poisoned lock means a panic happened while holding it; the state it guards is still the
@@ -726,7 +645,7 @@ impl Hub {
             if let Some(events) = log.after(since) {
                 return Batch {
                     events,
-                    last_seq: log.last_seq,
+                    last_seq: log.last_seq(),
                 };
             }
         }

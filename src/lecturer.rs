@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::game::Transport;
-use crate::hub::{now_ms, Hub};
+use crate::hub::Hub;
+use crate::log::now_ms;
 use crate::metrics::TransportStats;
 use crate::security;
 use crate::session;

@@ -4,8 +4,10 @@
 //! and WebSockets, behind one game core. Read in this order:
 //!
 //! * [`game`] — the rules. No I/O, no runtime; tested alone.
+//! * [`log`] — the event log: events serialised once ([`log::WireEvent`]), the ring buffer,
+//!   `now_ms`. A leaf: `metrics`, `persist` and `hub` build on it.
 //! * [`hub`] — the only thing transports talk to: runs commands on the game, numbers events,
-//!   keeps the ring buffer, wakes waiting connections.
+//!   appends them to the log, wakes waiting connections.
 //! * [`protocol`] — the wire types every transport shares (`docs/protocol.md`).
 //! * [`transport`] — the four transports, one file each, plus the HTTP commands.
 //! * [`lecturer`] — `/api/stats`, `/metrics`, `/api/time` and the admin-token controls.
@@ -33,6 +35,7 @@ pub mod hub;
 pub mod lecturer;
 pub mod limits;
 pub mod listener;
+pub mod log;
 pub mod metrics;
 pub mod persist;
 pub mod protocol;

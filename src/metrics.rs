@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::game::Transport;
-use crate::hub::{now_ms, WireEvent};
+use crate::log::{now_ms, WireEvent};
 
 /// Counters of one transport.
 #[derive(Debug)]

@@ -58,14 +58,14 @@ impl ResumePoint {
         })
     }
 
-    pub fn catch_up(&self, hub: &Hub) -> crate::hub::Batch {
+    pub fn catch_up(&self, hub: &Hub) -> crate::log::Batch {
         hub.catch_up(self.since, self.epoch.as_deref())
     }
 
     /// For streams: a client more than [`MAX_BACKLOG`] events behind (it stopped reading, or
     /// its network stalled) gets one snapshot instead of the backlog, so a slow reader costs a
     /// bounded amount to catch up and never a growing queue.
-    pub fn catch_up_bounded(&self, hub: &Hub) -> crate::hub::Batch {
+    pub fn catch_up_bounded(&self, hub: &Hub) -> crate::log::Batch {
         let batch = self.catch_up(hub);
         if batch.events.len() > MAX_BACKLOG {
             hub.catch_up(None, None)
