@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
@@ -35,58 +35,7 @@ use crate::game::{
 use crate::log::{now_ms, Batch, Log, WireEvent};
 use crate::metrics::Metrics;
 use crate::persist::{SavedState, STATE_VERSION};
-
-/// How long a one-time connection ticket stays valid.
-pub const TICKET_TTL: Duration = Duration::from_secs(30);
-/// Unspent tickets one player may hold at once; asking for one more is refused until one is
-/// spent or expires. A page needs one per connection it is opening, so a few are plenty.
-pub const MAX_OUTSTANDING_TICKETS: usize = 4;
-/// Tickets a player may be issued in a burst...
-pub const TICKET_BURST: f64 = 8.0;
-/// ...and per second after it, on average (a token bucket).
-pub const TICKET_RATE_PER_SEC: f64 = 2.0;
-
-/// Why no ticket was issued; both are `429` with `Retry-After`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TicketRefusal {
-    /// The player already holds [`MAX_OUTSTANDING_TICKETS`] unspent ones.
-    TooManyOutstanding { retry_after_s: u64 },
-    /// Over [`TICKET_RATE_PER_SEC`] after a burst of [`TICKET_BURST`].
-    TooFast { retry_after_s: u64 },
-}
-
-/// One player's tickets: the unspent ones, and the bucket their issuing draws from.
-struct PlayerTickets {
-    /// Secret and expiry of each unspent ticket; at most [`MAX_OUTSTANDING_TICKETS`].
-    live: Vec<([u8; 16], Instant)>,
-    tokens: f64,
-    refilled: Instant,
-}
-
-impl PlayerTickets {
-    fn refill(&mut self, now: Instant) {
-        let earned = now.duration_since(self.refilled).as_secs_f64() * TICKET_RATE_PER_SEC;
-        self.tokens = (self.tokens + earned).min(TICKET_BURST);
-        self.refilled = now;
-    }
-
-    /// Nothing to remember: no unspent ticket and a full bucket.
-    fn idle(&mut self, now: Instant) -> bool {
-        self.live.retain(|(_, expires)| *expires > now);
-        self.refill(now);
-        self.live.is_empty() && self.tokens >= TICKET_BURST
-    }
-}
-
-/// Every player's tickets. Keyed by player (tickets are `t<player id>.<secret>`, like session
-/// tokens), so issuing and redeeming touch one player's few entries, never the whole map: the
-/// first version swept all unexpired tickets on every issue, and a client asking in a loop
-/// brought throughput from 7.3k to 2.6k requests/s.
-struct Tickets {
-    players: HashMap<PlayerId, PlayerTickets>,
-    /// When idle entries were last dropped (at most once per [`TICKET_TTL`]).
-    swept: Instant,
-}
+use crate::secret::{hex, random_bytes, same, unhex};
 
 /// Settings of the event log. (The AJAX polling interval is game state: the lecturer can change
 /// it, so it travels in the snapshot and in `settings` events.)
@@ -143,8 +92,6 @@ struct Inner {
     metrics: Metrics,
     /// Simulated network delay per transport, in ms (a lecturer control).
     delays: [AtomicU64; 4],
-    /// One-time connection tickets, per player.
-    tickets: Mutex<Tickets>,
     core: Mutex<Core>,
     log: RwLock<Log>,
     seq_tx: watch::Sender<u64>,
@@ -173,34 +120,6 @@ impl Drop for StreamGuard {
         self.hub.core().game.stream_closed(self.player, now);
         self.hub.inner.timer.notify_one();
     }
-}
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    // openssl's CSPRNG; if it ever failed we would rather stop than hand out guessable tokens.
-    #[allow(clippy::expect_used)]
-    openssl::rand::rand_bytes(&mut buf).expect("the system CSPRNG is available");
-    buf
-}
-
-/// A wait rounded up to whole seconds, at least 1: the unit of `Retry-After`.
-fn whole_seconds(wait: Duration) -> u64 {
-    wait.as_secs_f64().ceil().max(1.0) as u64
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 impl Hub {
@@ -326,10 +245,6 @@ impl Hub {
             inner: Arc::new(Inner {
                 metrics: Metrics::default(),
                 delays: Default::default(),
-                tickets: Mutex::new(Tickets {
-                    players: HashMap::new(),
-                    swept: Instant::now(),
-                }),
                 core: Mutex::new(Core {
                     game,
                     last_seq,
@@ -382,81 +297,10 @@ impl Hub {
         }
     }
 
-    /// A one-time ticket that authenticates one connection as `player` via `?ticket=`: for
-    /// pages that hold several players and so cannot use the one session cookie. Refused when
-    /// the player already holds [`MAX_OUTSTANDING_TICKETS`] unspent ones or asks too fast.
-    pub fn issue_ticket(&self, player: PlayerId) -> Result<String, TicketRefusal> {
-        let now = Instant::now();
-        let mut tickets = self.tickets();
-        if now.duration_since(tickets.swept) >= TICKET_TTL {
-            tickets.players.retain(|_, t| !t.idle(now));
-            tickets.swept = now;
-        }
-        let mine = tickets
-            .players
-            .entry(player)
-            .or_insert_with(|| PlayerTickets {
-                live: Vec::new(),
-                tokens: TICKET_BURST,
-                refilled: now,
-            });
-        mine.live.retain(|(_, expires)| *expires > now);
-        if mine.live.len() >= MAX_OUTSTANDING_TICKETS {
-            let first_expiry = mine.live.iter().map(|(_, e)| *e).min().unwrap_or(now);
-            return Err(TicketRefusal::TooManyOutstanding {
-                retry_after_s: whole_seconds(first_expiry.duration_since(now)),
-            });
-        }
-        mine.refill(now);
-        if mine.tokens < 1.0 {
-            let wait = (1.0 - mine.tokens) / TICKET_RATE_PER_SEC;
-            return Err(TicketRefusal::TooFast {
-                retry_after_s: whole_seconds(Duration::from_secs_f64(wait)),
-            });
-        }
-        mine.tokens -= 1.0;
-        let secret = random_bytes::<16>();
-        mine.live.push((secret, now + TICKET_TTL));
-        Ok(format!("t{player}.{}", hex(&secret)))
-    }
-
-    /// The player a ticket was issued to, if it is valid and unspent; does not spend it.
-    pub fn check_ticket(&self, ticket: &str) -> Option<PlayerId> {
-        self.find_ticket(ticket, false)
-    }
-
-    /// Spends a ticket: the player it was issued to, if it is valid and unspent. Atomic: of
-    /// two callers with the same ticket, exactly one gets the player.
-    pub fn redeem_ticket(&self, ticket: &str) -> Option<PlayerId> {
-        self.find_ticket(ticket, true)
-    }
-
-    fn find_ticket(&self, ticket: &str, spend: bool) -> Option<PlayerId> {
-        let (id, secret) = ticket.strip_prefix('t')?.split_once('.')?;
-        let player: PlayerId = id.parse().ok()?;
-        let given = unhex::<16>(secret)?;
-        let now = Instant::now();
-        // Lock order: tickets before core (nothing takes them the other way round).
-        let mut tickets = self.tickets();
-        let mine = tickets.players.get_mut(&player)?;
-        let index = mine
-            .live
-            .iter()
-            .position(|(s, expires)| *expires > now && openssl::memcmp::eq(s, &given))?;
-        if !self.core().secrets.contains_key(&player) {
-            return None;
-        }
-        if spend {
-            mine.live.swap_remove(index);
-        }
-        Some(player)
-    }
-
-    fn tickets(&self) -> MutexGuard<'_, Tickets> {
-        self.inner
-            .tickets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Whether `player` holds a session (is playing, or left for being idle and may still come
+    /// back with their token).
+    pub fn has_session(&self, player: PlayerId) -> bool {
+        self.core().secrets.contains_key(&player)
     }
 
     /// The transport a player was last seen on.
@@ -684,7 +528,7 @@ impl Hub {
         let given = unhex::<16>(secret)?;
         let mut core = self.core();
         let expected = core.secrets.get(&id)?;
-        if !openssl::memcmp::eq(expected, &given) {
+        if !same(expected, &given) {
             return None;
         }
         if core.game.is_player(id) {
@@ -804,94 +648,14 @@ mod tests {
         assert_eq!(hub.authenticate(&forged), None);
         assert_eq!(hub.authenticate("nonsense"), None);
         assert_eq!(hub.authenticate("1.zz"), None);
+        assert!(hub.has_session(ada.player_id));
         hub.leave(ada.player_id).unwrap();
         assert_eq!(
             hub.authenticate(&ada.token),
             None,
             "a token dies with its player"
         );
-    }
-
-    #[test]
-    fn a_ticket_is_checked_without_spending_and_redeemed_once_by_its_player_only() {
-        let hub = hub(16);
-        let ada = hub.join("Ada").unwrap();
-        let bob = hub.join("Bob").unwrap();
-        let t = hub.issue_ticket(ada.player_id).unwrap();
-        assert_eq!(hub.check_ticket(&t), Some(ada.player_id));
-        assert_eq!(
-            hub.check_ticket(&t),
-            Some(ada.player_id),
-            "checking spends nothing"
-        );
-        // The same secret under another player's id is no ticket.
-        let forged = t.replacen(
-            &format!("t{}.", ada.player_id),
-            &format!("t{}.", bob.player_id),
-            1,
-        );
-        assert_eq!(hub.check_ticket(&forged), None);
-        for bad in ["", "t", "t1", "t1.", "tx.00", "1.00", &format!("{t}0")] {
-            assert_eq!(hub.check_ticket(bad), None, "{bad:?}");
-        }
-        assert_eq!(hub.redeem_ticket(&t), Some(ada.player_id));
-        assert_eq!(hub.redeem_ticket(&t), None);
-        assert_eq!(hub.check_ticket(&t), None);
-        // A player who left takes their tickets along.
-        let t = hub.issue_ticket(bob.player_id).unwrap();
-        hub.leave(bob.player_id).unwrap();
-        assert_eq!(hub.redeem_ticket(&t), None);
-    }
-
-    #[test]
-    fn of_threads_racing_to_redeem_one_ticket_exactly_one_wins() {
-        let hub = hub(16);
-        let ada = hub.join("Ada").unwrap();
-        for _ in 0..20 {
-            let t = hub.issue_ticket(ada.player_id).unwrap();
-            let winners: usize = std::thread::scope(|s| {
-                let runs: Vec<_> = (0..8)
-                    .map(|_| s.spawn(|| hub.redeem_ticket(&t).is_some()))
-                    .collect();
-                runs.into_iter()
-                    .map(|r| usize::from(r.join().unwrap()))
-                    .sum()
-            });
-            assert_eq!(winners, 1);
-            // Let the bucket refill so the loop is about the race, not the rate.
-            hub.tickets().players.clear();
-        }
-    }
-
-    #[test]
-    fn tickets_are_bounded_per_player_and_issued_at_a_limited_rate() {
-        let hub = hub(16);
-        let ada = hub.join("Ada").unwrap();
-        let held: Vec<String> = (0..MAX_OUTSTANDING_TICKETS)
-            .map(|_| hub.issue_ticket(ada.player_id).unwrap())
-            .collect();
-        match hub.issue_ticket(ada.player_id) {
-            Err(TicketRefusal::TooManyOutstanding { retry_after_s }) => {
-                assert!((29..=30).contains(&retry_after_s), "{retry_after_s}")
-            }
-            other => panic!("{other:?}"),
-        }
-        for t in &held {
-            hub.redeem_ticket(t).unwrap();
-        }
-        // The burst is TICKET_BURST in all, spent or not; then the bucket says when.
-        let mut issued = held.len();
-        while let Ok(t) = hub.issue_ticket(ada.player_id) {
-            hub.redeem_ticket(&t).unwrap();
-            issued += 1;
-        }
-        assert_eq!(issued, TICKET_BURST as usize);
-        assert_eq!(
-            hub.issue_ticket(ada.player_id),
-            Err(TicketRefusal::TooFast { retry_after_s: 1 })
-        );
-        let bob = hub.join("Bob").unwrap();
-        assert!(hub.issue_ticket(bob.player_id).is_ok(), "per player");
+        assert!(!hub.has_session(ada.player_id), "and so do their tickets");
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! * [`lecturer`] — `/api/stats`, `/metrics`, `/api/time` and the admin-token controls.
 //! * [`metrics`] — per-transport counters and delivery-lag histograms (`/api/stats`, `/metrics`).
 //! * [`session`] — tokens, cookies and the `Player` extractors.
+//! * [`tickets`] — one-time `?ticket=`s for connections that cannot send a header.
+//! * [`secret`] — random secrets as hex, compared in constant time.
 //! * [`security`] — Origin checks, security headers, click rate limits.
 //! * [`limits`] — how many sockets and streams a client may hold, and the deadlines on them.
 //! * [`listener`] — from `accept` to the app: every connection counted, TLS and HTTP/2 by ALPN.
@@ -39,9 +41,11 @@ pub mod log;
 pub mod metrics;
 pub mod persist;
 pub mod protocol;
+pub mod secret;
 pub mod security;
 pub mod server;
 pub mod session;
+pub mod tickets;
 pub mod tls;
 pub mod tls_info;
 pub mod transport;

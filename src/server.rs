@@ -29,7 +29,9 @@ use crate::lecturer::{self, AdminToken};
 use crate::limits::{self, Limits, SocketLimiter};
 use crate::listener::{self, HttpSettings, Listeners};
 use crate::persist;
+use crate::secret;
 use crate::security::{self, ConnLimiter, JoinLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
+use crate::tickets::Tickets;
 use crate::tls::{self, CertInfo};
 use crate::tls_info;
 use crate::transport::{self, long_polling::LongPollTimeout, sse::SseRetry};
@@ -142,6 +144,7 @@ fn app_config(
     let redirect = web::Data::new(redirect);
     let rate = web::Data::new(RateLimiter::new(config.click_rate));
     let conns = web::Data::new(ConnLimiter::for_config(config));
+    let tickets = web::Data::new(Tickets::default());
     let joins = web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total));
     let heartbeat = web::Data::new(config.heartbeat());
     let admin = web::Data::new(admin_token);
@@ -165,6 +168,7 @@ fn app_config(
             .app_data(redirect.clone())
             .app_data(rate.clone())
             .app_data(conns.clone())
+            .app_data(tickets.clone())
             .app_data(joins.clone())
             .app_data(heartbeat.clone())
             .app_data(admin.clone())
@@ -312,14 +316,12 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         }
         _ => RedirectToHttps::off(),
     };
-    let admin_token = AdminToken(match config.admin_token.clone() {
-        Some(token) => token,
-        None => {
-            let mut bytes = [0u8; 16];
-            openssl::rand::rand_bytes(&mut bytes).map_err(io::Error::other)?;
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    });
+    let admin_token = AdminToken(
+        config
+            .admin_token
+            .clone()
+            .unwrap_or_else(|| secret::hex(&secret::random_bytes::<16>())),
+    );
     let configure = app_config(
         hub.clone(),
         &config,

@@ -17,6 +17,7 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use crate::error::ApiError;
 use crate::game::PlayerId;
 use crate::hub::Hub;
+use crate::tickets::Tickets;
 
 pub const SESSION_COOKIE: &str = "clickgame_session";
 
@@ -45,6 +46,7 @@ fn player_of(req: &HttpRequest) -> Option<PlayerId> {
 /// A ticket that was valid when the request arrived, not yet spent.
 struct Pending {
     hub: Hub,
+    tickets: Tickets,
     ticket: String,
 }
 
@@ -57,14 +59,18 @@ fn viewer(req: &HttpRequest) -> (Option<PlayerId>, Option<Pending>) {
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
             .ok();
     if let Some(ticket) = query.as_ref().and_then(|q| q.get("ticket")) {
-        let Some(hub) = req.app_data::<web::Data<Hub>>() else {
+        let (Some(hub), Some(tickets)) = (
+            req.app_data::<web::Data<Hub>>(),
+            req.app_data::<web::Data<Tickets>>(),
+        ) else {
             return (None, None);
         };
-        return match hub.check_ticket(ticket) {
+        return match tickets.check(ticket, |p| hub.has_session(p)) {
             Some(player) => (
                 Some(player),
                 Some(Pending {
                     hub: hub.get_ref().clone(),
+                    tickets: tickets.get_ref().clone(),
                     ticket: ticket.clone(),
                 }),
             ),
@@ -103,7 +109,11 @@ impl MaybePlayer {
         let Some(pending) = self.1 else {
             return Ok(self);
         };
-        match pending.hub.redeem_ticket(&pending.ticket) {
+        let hub = &pending.hub;
+        match pending
+            .tickets
+            .redeem(&pending.ticket, |p| hub.has_session(p))
+        {
             Some(player) if Some(player) == self.0 => Ok(MaybePlayer(Some(player), None)),
             _ => Err(ApiError::unauthorized()),
         }

@@ -12,10 +12,13 @@ use actix_web::{
 
 use crate::error::ApiError;
 use crate::game::Transport;
-use crate::hub::{Hub, TicketRefusal, MAX_OUTSTANDING_TICKETS, TICKET_BURST, TICKET_RATE_PER_SEC};
+use crate::hub::Hub;
 use crate::protocol::{ClickRequest, JoinRequest};
 use crate::security::{JoinLimiter, RateLimiter};
 use crate::session::{AuthPlayer, SESSION_COOKIE};
+use crate::tickets::{
+    TicketRefusal, Tickets, MAX_OUTSTANDING_TICKETS, TICKET_BURST, TICKET_RATE_PER_SEC, TICKET_TTL,
+};
 use crate::transport::method_not_allowed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -114,8 +117,8 @@ async fn leave(
 /// players (the compare page's race bots) authenticates EventSource and WebSocket, which
 /// cannot send headers, without putting the long-lived token in a URL. Bounded per player (a
 /// few unspent at a time, a token bucket for the rate): `429` with `Retry-After` beyond.
-async fn ticket(hub: web::Data<Hub>, player: AuthPlayer) -> Result<HttpResponse, ApiError> {
-    let ticket = hub.issue_ticket(player.0).map_err(|refusal| match refusal {
+async fn ticket(tickets: web::Data<Tickets>, player: AuthPlayer) -> Result<HttpResponse, ApiError> {
+    let ticket = tickets.issue(player.0).map_err(|refusal| match refusal {
         TicketRefusal::TooManyOutstanding { retry_after_s } => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_tickets",
@@ -128,13 +131,15 @@ async fn ticket(hub: web::Data<Hub>, player: AuthPlayer) -> Result<HttpResponse,
         TicketRefusal::TooFast { retry_after_s } => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("at most {TICKET_RATE_PER_SEC} tickets per second after a burst of {TICKET_BURST}"),
+            format!(
+                "at most {TICKET_RATE_PER_SEC} tickets per second after a burst of {TICKET_BURST}"
+            ),
         )
         .retry_after(retry_after_s),
     })?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "ticket": ticket,
-        "expires_in_ms": crate::hub::TICKET_TTL.as_millis() as u64,
+        "expires_in_ms": TICKET_TTL.as_millis() as u64,
     })))
 }
 
