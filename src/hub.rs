@@ -27,6 +27,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
+use crate::error::to_json;
 use crate::game::{
     validate_event, Click, ClickOutcome, Event, EventKind, Game, GameError, GameState,
     InvalidState, LeaveReason, Player, PlayerId, Round, Rules, Transport, TransportTally,
@@ -91,7 +92,7 @@ pub struct Control {
 struct Inner {
     metrics: Metrics,
     /// Simulated network delay per transport, in ms (a lecturer control).
-    delays: [AtomicU64; 4],
+    delays: [AtomicU64; Transport::COUNT],
     core: Mutex<Core>,
     log: RwLock<Log>,
     seq_tx: watch::Sender<u64>,
@@ -443,15 +444,11 @@ impl Hub {
                     ts: now,
                     kind,
                 };
-                let json = match serde_json::to_string(&event) {
-                    Ok(json) => json,
-                    // Our own enums always serialise; a failure here is a bug worth a loud log,
-                    // and the seq stays accounted for with a valid (if empty) event.
-                    Err(err) => {
-                        tracing::error!(%err, seq = event.seq, "event did not serialise");
-                        format!(r#"{{"seq":{},"ts":{now},"type":"{type_name}"}}"#, event.seq)
-                    }
-                };
+                // Should it ever fail (logged), the seq stays accounted for with a valid, if
+                // empty, event.
+                let json = to_json(&event, "an event").unwrap_or_else(|_| {
+                    format!(r#"{{"seq":{},"ts":{now},"type":"{type_name}"}}"#, event.seq)
+                });
                 log.push(Arc::new(WireEvent::new(event.seq, now, type_name, json)));
             }
         }
@@ -495,7 +492,12 @@ impl Hub {
         }
         let core = self.core();
         let snapshot = self.snapshot_of(&core);
-        let json = serde_json::to_string(&snapshot).unwrap_or_default();
+        let json = to_json(&snapshot, "a snapshot").unwrap_or_else(|_| {
+            format!(
+                r#"{{"seq":{},"ts":{},"type":"snapshot","epoch":"{}"}}"#,
+                snapshot.seq, snapshot.ts, snapshot.epoch
+            )
+        });
         Batch {
             events: vec![Arc::new(WireEvent::new(
                 snapshot.seq,

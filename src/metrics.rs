@@ -82,7 +82,7 @@ pub struct Metrics {
 #[derive(Debug)]
 struct MetricsInner {
     started: Instant,
-    by: [TransportMetrics; 4],
+    by: [TransportMetrics; Transport::COUNT],
 }
 
 /// Counts an open connection until dropped.

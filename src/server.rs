@@ -2,9 +2,11 @@
 //!
 //! [`start`] binds the listener (port 0 in tests), builds the hub, spawns its round timer and
 //! the actix server (assembled in `listener.rs`, so every connection is counted from accept),
-//! and returns a [`RunningServer`] with the bound address. `main` calls
-//! [`run`], which also waits for Ctrl-C / SIGTERM (actix's own signal handling stops the server
-//! gracefully: it stops accepting and lets in-flight requests finish).
+//! and returns a [`RunningServer`] with the bound address. `main` calls [`run`], which also
+//! waits for Ctrl-C / SIGTERM itself and then calls [`RunningServer::stop`], the same graceful
+//! path tests take: end every stream (WebSocket close 1001, SSE ends, long polls answer), stop
+//! accepting, let in-flight requests finish, save the game. actix's own signal handling is off
+//! (`listener.rs`): it would stop the server with streams still open and wait out its timeout.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -34,7 +36,7 @@ use crate::security::{self, ConnLimiter, JoinLimiter, OriginPolicy, RateLimiter,
 use crate::tickets::Tickets;
 use crate::tls::{self, CertInfo};
 use crate::tls_info;
-use crate::transport::{self, long_polling::LongPollTimeout, sse::SseRetry};
+use crate::transport::{self, long_polling::LongPollTimeout};
 
 /// Request bodies are tiny JSON objects; anything larger is refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024;
@@ -152,10 +154,7 @@ fn app_config(
     let longpoll = web::Data::new(LongPollTimeout(Duration::from_millis(
         config.longpoll_timeout_ms,
     )));
-    let retry = web::Data::new(SseRetry(
-        config.sse_retry_ms,
-        Duration::from_millis(config.sse_heartbeat_ms),
-    ));
+    let sse = web::Data::new(config.sse());
     let web_dir = config.web_dir.clone();
     let eavesdrop = eavesdrop.map(web::Data::new);
     move |cfg: &mut web::ServiceConfig| {
@@ -173,7 +172,7 @@ fn app_config(
             .app_data(heartbeat.clone())
             .app_data(admin.clone())
             .app_data(longpoll.clone())
-            .app_data(retry.clone())
+            .app_data(sse.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_BODY_BYTES)

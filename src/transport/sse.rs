@@ -25,13 +25,18 @@ use crate::security::{ConnLimiter, ConnSlot};
 use crate::session::MaybePlayer;
 use crate::transport::{method_not_allowed, ResumePoint};
 
-/// A comment line at least this often keeps proxies from timing the stream out.
-pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
+/// The comment line an idle stream sends so that proxies do not time it out.
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
-/// The `retry:` value sent to browsers (`--sse-retry-ms`) and the heartbeat interval
-/// (`--sse-heartbeat-ms`, default [`SSE_HEARTBEAT`]).
-#[derive(Debug, Clone, Copy)]
-pub struct SseRetry(pub u64, pub Duration);
+/// How every stream behaves (the defaults are in `config.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseSettings {
+    /// The `retry:` line that opens every stream: how long the browser's `EventSource` waits
+    /// before it reconnects by itself (`--sse-retry-ms`).
+    pub retry_ms: u64,
+    /// An idle stream sends a comment line this often (`--sse-heartbeat-ms`).
+    pub heartbeat: Duration,
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -84,8 +89,8 @@ impl Stream {
                     changed.ok()?;
                 }
                 _ = self.heartbeat.tick() => {
-                    self.hub.metrics().bytes(Transport::Sse, 14);
-                    return Some(Bytes::from_static(b": keep-alive\n\n"));
+                    self.hub.metrics().bytes(Transport::Sse, KEEP_ALIVE.len());
+                    return Some(Bytes::from_static(KEEP_ALIVE));
                 }
                 // Dropped by the server or shutting down: end the response. EventSource
                 // reconnects after `retry:` with Last-Event-ID and resumes.
@@ -121,7 +126,7 @@ pub fn parse_last_event_id(value: Option<&header::HeaderValue>) -> Result<Option
 async fn sse(
     req: HttpRequest,
     hub: web::Data<Hub>,
-    retry: web::Data<SseRetry>,
+    settings: web::Data<SseSettings>,
     conns: web::Data<ConnLimiter>,
     player: MaybePlayer,
 ) -> Result<HttpResponse, ApiError> {
@@ -138,7 +143,7 @@ async fn sse(
     let guard = player.0.and_then(|p| hub.open_stream(p, Transport::Sse));
     tracing::info!(transport = "sse", player = ?player.0, since = ?resume.since, "connection opened");
     // On HTTP/2 the heartbeat is frequent: a reset stream is only noticed when we write.
-    let mut heartbeat = tokio::time::interval(parked_wait(&req, retry.1));
+    let mut heartbeat = tokio::time::interval(parked_wait(&req, settings.heartbeat));
     heartbeat.reset(); // the first tick would fire at once; the retry line already opens the stream
     let state = Stream {
         changes: hub.subscribe(),
@@ -151,7 +156,7 @@ async fn sse(
         _slot: slot,
         _open: open,
     };
-    let opening = Bytes::from(format!("retry: {}\n\n", retry.0));
+    let opening = Bytes::from(format!("retry: {}\n\n", settings.retry_ms));
     let events = stream::unfold(state, |mut s| async move {
         let chunk = s.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), s))

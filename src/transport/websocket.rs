@@ -20,8 +20,8 @@
 //! | text that is not valid UTF-8 | close `1007` (invalid payload) |
 //! | bad JSON or an unknown `type` | an `{"type":"error"}` reply; the [`WS_MAX_STRIKES`]th: close `1008` |
 //! | clicks over the rate limit | an `error` reply `rate_limited` (a strike, so close `1008` if it goes on) |
-//! | silence (not even a pong) for [`WS_CLIENT_TIMEOUT`] | close `1008`, at that moment (not at the next ping) |
-//! | not reading: any frame we send (event, reply, pong, ping) waits longer than [`WS_SEND_TIMEOUT`] | close `1008`; one more send timeout later the TCP connection is reset |
+//! | silence (not even a pong) for `--ws-timeout-ms` ([45 s](crate::config::DEFAULT_WS_TIMEOUT_MS)) | close `1008`, at that moment (not at the next ping) |
+//! | not reading: any frame we send (event, reply, pong, ping) waits longer than `--ws-send-timeout-ms` ([10 s](crate::config::DEFAULT_WS_SEND_TIMEOUT_MS)) | close `1008`; one more send timeout later the TCP connection is reset |
 //! | (the server stops) | close `1001` (going away) |
 //! | (a lecturer drops all connections) | close `1012` (service restart): reconnect and resume |
 //!
@@ -39,7 +39,7 @@ use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReaso
 use futures_util::{FutureExt as _, Stream};
 use tokio::sync::watch;
 
-use crate::error::ApiError;
+use crate::error::{to_json, ApiError};
 use crate::game::{Click, PlayerId, Transport};
 use crate::hub::Hub;
 use crate::limits::disarm_body_deadline;
@@ -51,37 +51,24 @@ use crate::security::{ConnLimiter, ConnSlot, RateLimiter};
 use crate::session::MaybePlayer;
 use crate::transport::{method_not_allowed, ResumePoint};
 
-/// The server pings this often...
-pub const WS_PING_INTERVAL: Duration = Duration::from_secs(20);
-/// ...and drops a socket it has heard nothing from (not even a pong) for this long.
-pub const WS_CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 /// Largest text message the game accepts; game messages are under 100 bytes.
 pub const WS_MAX_MESSAGE: usize = 4096;
 /// Bad or rate-limited messages tolerated on one socket before it is closed with 1008.
 pub const WS_MAX_STRIKES: u32 = 10;
 /// Largest message on the echo endpoint (Autobahn sends up to 16 MiB in the cases we run).
 pub const WS_ECHO_MAX_MESSAGE: usize = 16 * 1024 * 1024;
-/// A frame that cannot be handed to a non-reading client within this time closes the socket
-/// (`--ws-send-timeout-ms`; every frame: events, replies, pongs, pings, the close).
-pub const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Heartbeat timing; tests shorten it.
-#[derive(Debug, Clone, Copy)]
+/// A socket's timings (`--ws-ping-interval-ms`, `--ws-timeout-ms`, `--ws-send-timeout-ms`; the
+/// defaults are in `config.rs`); tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heartbeat {
+    /// The server pings this often...
     pub interval: Duration,
+    /// ...and closes a socket it has heard nothing from (not even a pong) for this long.
     pub timeout: Duration,
-    /// How long one frame may wait for a client that does not read.
+    /// How long one frame (event, reply, pong, ping, the close) may wait for a client that
+    /// does not read before the socket is closed.
     pub send_timeout: Duration,
-}
-
-impl Default for Heartbeat {
-    fn default() -> Self {
-        Heartbeat {
-            interval: WS_PING_INTERVAL,
-            timeout: WS_CLIENT_TIMEOUT,
-            send_timeout: WS_SEND_TIMEOUT,
-        }
-    }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -262,7 +249,10 @@ impl Mode {
                             id,
                             outcome,
                         };
-                        return Step::Send(serde_json::to_string(&reply).unwrap_or_default());
+                        return Step::Send(
+                            to_json(&reply, "a click reply")
+                                .unwrap_or_else(|e| error_reply(id, &e)),
+                        );
                     }
                     // A rule refusal (late round, off the board) is a fair answer, not abuse.
                     Err(e) if e.code != "rate_limited" => return Step::Send(error_reply(id, &e)),
@@ -734,7 +724,10 @@ fn error_reply(id: Option<i64>, err: &ApiError) -> String {
         error: err.code,
         detail: &err.detail,
     };
-    serde_json::to_string(&reply).unwrap_or_default()
+    to_json(&reply, "an error reply").unwrap_or_else(|_| {
+        let id = id.map_or_else(|| "null".to_string(), |id| id.to_string());
+        format!(r#"{{"type":"error","id":{id},"error":"internal","detail":"(not encoded)"}}"#)
+    })
 }
 
 #[cfg(test)]
