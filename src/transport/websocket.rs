@@ -130,18 +130,6 @@ async fn upgrade(
             format!("offer the WebSocket sub-protocol {WS_SUBPROTOCOL:?}"),
         ));
     }
-    // A credential that was presented but is not valid (an unknown Bearer token, a spent or
-    // expired ticket) is refused before the upgrade; no credential at all means a spectator.
-    // An invalid *cookie* also falls back to spectating, since the page cannot remove an
-    // HttpOnly cookie and learns on its next click (401) that it must join again.
-    let presented = req.headers().contains_key(header::AUTHORIZATION)
-        || req
-            .query_string()
-            .split('&')
-            .any(|kv| kv.starts_with("ticket="));
-    if presented && player.0.is_none() {
-        return Err(ApiError::unauthorized());
-    }
     let slot = conns.acquire(req.peer_addr())?;
     hub.metrics().request(Transport::Websocket);
     // From here the request "body" is the socket's frames, which never end.

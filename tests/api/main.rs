@@ -4,6 +4,7 @@
 mod bad_input;
 mod bad_input_table;
 mod clients;
+mod credentials;
 mod heartbeat;
 mod helpers;
 mod joins;
