@@ -135,21 +135,20 @@ impl Metrics {
         }
     }
 
-    /// `events` were written to one connection of `t` as `bytes` bytes of payload.
+    /// `events` (perhaps none: a heartbeat) were written to one connection of `t` as `bytes`
+    /// bytes of payload. Transports report through `Connection::delivered`, which calls this.
     pub fn delivered(&self, t: Transport, events: &[Arc<WireEvent>], bytes: usize) {
         let m = self.of(t);
         m.events.fetch_add(events.len() as u64, Ordering::Relaxed);
         m.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        if events.is_empty() {
+            return;
+        }
         let now = now_ms();
         let mut lag = m.lag.lock().unwrap_or_else(PoisonError::into_inner);
         for e in events.iter().filter(|e| e.kind != "snapshot") {
             let _ = lag.record(now.saturating_sub(e.ts).max(1));
         }
-    }
-
-    /// Bytes written that are not events (poll envelopes, heartbeats, replies).
-    pub fn bytes(&self, t: Transport, bytes: usize) {
-        self.of(t).bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     pub fn click(&self, t: Transport, accepted: bool) {

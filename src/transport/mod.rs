@@ -15,6 +15,7 @@
 
 pub mod ajax_polling;
 pub mod command;
+pub mod connection;
 pub mod long_polling;
 pub mod sse;
 pub mod websocket;
@@ -24,6 +25,8 @@ use actix_web::{web, HttpRequest};
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::protocol::ResumeQuery;
+
+pub use connection::{Admitted, Connection, Hold};
 
 /// A streaming client further behind than this gets a snapshot instead of the events.
 pub const MAX_BACKLOG: usize = 256;
