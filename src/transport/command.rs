@@ -2,7 +2,7 @@
 //!
 //! Polling, long polling and SSE only carry events *down*; clicks go *up* through these POSTs
 //! (the pattern of SignalR and Centrifugo for unidirectional transports). The WebSocket carries
-//! the same commands in-band and calls the same hub methods.
+//! the same commands in-band, and a click from either way goes through [`apply_click`].
 
 use actix_web::{
     cookie::{time::Duration as CookieDuration, Cookie, SameSite},
@@ -11,7 +11,7 @@ use actix_web::{
 };
 
 use crate::error::ApiError;
-use crate::game::Transport;
+use crate::game::{Click, ClickOutcome, PlayerId, Transport};
 use crate::hub::Hub;
 use crate::protocol::{ClickRequest, JoinRequest};
 use crate::security::{JoinLimiter, RateLimiter};
@@ -83,19 +83,36 @@ async fn join(
         .json(joined))
 }
 
+/// The one way a click reaches the game, whichever way it came (`POST /api/click` or a
+/// WebSocket message): the player's rate limit, the game's judgement, and the figures of the
+/// transport it is credited to — `via`, or for an upstream POST the transport the player was
+/// last seen on (AJAX before any). A refusal is an [`ApiError`] the caller sends its own way:
+/// a JSON body with a status, or an `error` message on the socket.
+pub fn apply_click(
+    hub: &Hub,
+    limiter: &RateLimiter,
+    player: PlayerId,
+    via: Option<Transport>,
+    click: Click,
+) -> Result<ClickOutcome, ApiError> {
+    let transport = via
+        .or_else(|| hub.transport_of(player))
+        .unwrap_or(Transport::Ajax);
+    let outcome = limiter
+        .check(player)
+        .and_then(|()| hub.click(player, click).map_err(ApiError::from));
+    hub.metrics().click(transport, outcome.is_ok());
+    outcome
+}
+
 async fn click(
     hub: web::Data<Hub>,
     limiter: web::Data<RateLimiter>,
     player: AuthPlayer,
     body: web::Json<ClickRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let transport = hub.transport_of(player.0).unwrap_or(Transport::Ajax);
-    let outcome = limiter.check(player.0).and_then(|()| {
-        hub.click(player.0, body.into_inner().into())
-            .map_err(ApiError::from)
-    });
-    hub.metrics().click(transport, outcome.is_ok());
-    Ok(HttpResponse::Ok().json(outcome?))
+    let outcome = apply_click(&hub, &limiter, player.0, None, body.into_inner().into())?;
+    Ok(HttpResponse::Ok().json(outcome))
 }
 
 async fn leave(

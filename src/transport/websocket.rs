@@ -49,6 +49,7 @@ use crate::protocol::{
 };
 use crate::security::{ConnLimiter, ConnSlot, RateLimiter};
 use crate::session::MaybePlayer;
+use crate::transport::command::apply_click;
 use crate::transport::{method_not_allowed, ResumePoint};
 
 /// Largest text message the game accepts; game messages are under 100 bytes.
@@ -225,11 +226,8 @@ impl Mode {
                 let Some(player) = *player else {
                     return Step::Send(error_reply(id, &ApiError::unauthorized()));
                 };
-                let result = limiter.check(player).and_then(|()| {
-                    hub.click(player, Click { round, x, y })
-                        .map_err(ApiError::from)
-                });
-                hub.metrics().click(Transport::Websocket, result.is_ok());
+                let click = Click { round, x, y };
+                let result = apply_click(hub, limiter, player, Some(Transport::Websocket), click);
                 match result {
                     Ok(outcome) => {
                         let reply = ClickReply {
