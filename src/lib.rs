@@ -9,7 +9,8 @@
 //! * [`hub`] — the only thing transports talk to: runs commands on the game, numbers events,
 //!   appends them to the log, wakes waiting connections.
 //! * [`protocol`] — the wire types every transport shares (`docs/protocol.md`).
-//! * [`transport`] — the four transports, one file each, plus the HTTP commands.
+//! * [`transport`] — the four transports of one shape, each opening through one
+//!   [`Connection`](transport::Connection); the HTTP commands and the one `apply_click`.
 //! * [`lecturer`] — `/api/stats`, `/metrics`, `/api/time` and the admin-token controls.
 //! * [`metrics`] — per-transport counters and delivery-lag histograms (`/api/stats`, `/metrics`).
 //! * [`session`] — tokens, cookies and the `Player` extractors.
@@ -23,7 +24,7 @@
 //! * [`eavesdrop`] — `--eavesdrop`: relays that show what an attacker on the wire sees.
 //! * [`error`] — the one mapping from failures to HTTP statuses and JSON bodies.
 //! * [`persist`] — the game saved on shutdown and restored on start.
-//! * [`config`] — flags and environment variables, with their defaults.
+//! * [`config`] — flags and environment variables, and every default.
 //! * [`server`] — builds the app, binds, runs.
 
 // Nothing a client sends may panic the server: no unwrap/expect outside tests.

@@ -1,17 +1,21 @@
 //! # The four transports, side by side
 //!
 //! Each file is one way to get the same event JSON from the hub to a browser. They share a shape:
-//! take a resume point (`since` + `epoch`), [`Hub::catch_up`], send, wait for the hub's `watch`
-//! to change, repeat. Only *how* bytes reach the client differs:
+//! take a resume point (`since` + `epoch`), open through [`Connection`] (`connection.rs`: the
+//! stream slot, the figures, the player's stream, the log lines, the ticket), [`Hub::catch_up`],
+//! send, report it with [`Connection::delivered`], wait for the hub's `watch` to change, repeat.
+//! Only *how* bytes reach the client differs:
 //!
 //! | file | request pattern | server → client | client → server |
 //! |---|---|---|---|
 //! | `ajax_polling.rs` | a GET every interval, answered at once | JSON batch per request | `POST /api/click` |
 //! | `long_polling.rs` | a GET held until an event (or 204 on timeout) | JSON batch per request | `POST /api/click` |
 //! | `sse.rs` | one GET, response never ends | `text/event-stream` frames | `POST /api/click` |
-//! | `websocket.rs` | one upgrade to a full-duplex socket | text frames | text frames, in-band |
+//! | `websocket/` | one upgrade to a full-duplex socket | text frames | text frames, in-band |
 //!
-//! `command.rs` holds the POST endpoints the three HTTP transports use upstream.
+//! `command.rs` holds the POST endpoints the three HTTP transports use upstream, and
+//! [`apply_click`](command::apply_click), through which every click reaches the game. What a
+//! fifth transport touches: `docs/architecture.md`.
 
 pub mod ajax_polling;
 pub mod command;
