@@ -169,7 +169,7 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_EAVESDROP_TLS_ADDR", default_value = DEFAULT_EAVESDROP_TLS_ADDR)]
     pub eavesdrop_tls_addr: SocketAddr,
 
-    /// Another origin (scheme://host[:port]) allowed to use the API, besides the server's own.
+    /// Another origin (`scheme://host[:port]`) allowed to use the API, besides the server's own.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
         long = "allowed-origin",

@@ -14,7 +14,7 @@
 //!   the mode's wake-ups (new events in the hub, an order to close), the silence deadline and
 //!   the ping tick (the shape of actix/examples' actorless chat); every write bounded in time.
 //! * this file — the handlers, the constants, and the two things a socket can serve, each a
-//!   type of its own: [`GameSocket`] (events down, clicks and resumes up) and [`EchoSocket`].
+//!   type of its own: `GameSocket` (events down, clicks and resumes up) and `EchoSocket`.
 //!
 //! Everything a client sends is checked, and protocol violations end with the close code
 //! RFC 6455 assigns:
