@@ -257,3 +257,26 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_transport_counts_in_a_slot_of_its_own() {
+        for (i, t) in Transport::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i, "{t}: index() follows ALL");
+        }
+        let metrics = Metrics::default();
+        for (n, t) in Transport::ALL.iter().enumerate() {
+            for _ in 0..=n {
+                metrics.request(*t);
+            }
+        }
+        let counts: Vec<u64> = Transport::ALL
+            .iter()
+            .map(|t| metrics.stats(*t).requests)
+            .collect();
+        assert_eq!(counts, (1..=Transport::COUNT as u64).collect::<Vec<_>>());
+    }
+}

@@ -53,15 +53,16 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// How many there are: the length of every per-transport array.
-    pub const COUNT: usize = 4;
-
-    pub const ALL: [Transport; Transport::COUNT] = [
+    /// Every transport, in [`Transport::index`] order.
+    pub const ALL: &'static [Transport] = &[
         Transport::Ajax,
         Transport::Longpoll,
         Transport::Sse,
         Transport::Websocket,
     ];
+
+    /// How many there are, from the list: the length of every per-transport array.
+    pub const COUNT: usize = Transport::ALL.len();
 
     /// Position in [`Transport::ALL`], for per-transport arrays.
     pub fn index(self) -> usize {
