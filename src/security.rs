@@ -44,6 +44,7 @@ use actix_web::{
 
 use crate::error::ApiError;
 use crate::game::PlayerId;
+use crate::limits::{Cap, CapLog};
 pub use crate::limits::{ConnLimiter, ConnSlot};
 
 pub const CONTENT_SECURITY_POLICY: &str =
@@ -485,6 +486,7 @@ pub struct JoinLimiter {
     per_address: Option<JoinRate>,
     overall: Option<JoinRate>,
     buckets: Mutex<JoinBuckets>,
+    caps: CapLog,
 }
 
 /// A bucket's size and refill speed.
@@ -571,7 +573,14 @@ impl JoinLimiter {
                 by_address: HashMap::new(),
                 sweep_at: JOIN_SWEEP_MIN,
             }),
+            caps: CapLog::default(),
         }
+    }
+
+    /// A join from `peer` was refused because the game holds `max` players: logged once per
+    /// address with the flag that raises the cap.
+    pub fn note_game_full(&self, peer: Option<IpAddr>, max: usize) {
+        self.caps.note(Cap::MaxPlayers, max as u64, peer);
     }
 
     /// Takes a join token for a client at `peer` (no address: only the overall bucket), or
@@ -598,6 +607,8 @@ impl JoinLimiter {
             _ => None,
         };
         if let Some((rate, _, b)) = address.filter(|(_, _, b)| b.tokens < 1.0) {
+            self.caps
+                .note(Cap::JoinRate, u64::from(rate.per_minute), peer);
             return Err(too_many_joins(
                 format!(
                     "at most {} joins per minute from one address",
@@ -607,6 +618,8 @@ impl JoinLimiter {
             ));
         }
         if let Some((rate, b)) = overall.filter(|(_, b)| b.tokens < 1.0) {
+            self.caps
+                .note(Cap::JoinRateTotal, u64::from(rate.per_minute), peer);
             return Err(too_many_joins(
                 format!(
                     "the server takes at most {} joins per minute",
