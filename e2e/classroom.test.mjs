@@ -114,6 +114,10 @@ describe('the join card on /compare.html', () => {
       assert.deepEqual(await paneBoxes(page), before);
       assert.equal(await page.evaluate(() => document.documentElement.scrollHeight), scroll);
       await saveScreenshot(page, 'compare-join-card');
+      // `compare.html#join` opens the card at once: what the projector shows at the start.
+      await page.goto(`${server.url}/compare.html#join`);
+      await page.locator('[data-testid="join-url"]').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('[data-testid="join-drawer"]').evaluate((d) => d.open), true);
     });
   });
 });
