@@ -108,9 +108,10 @@ pub struct Config {
     #[arg(long)]
     pub init_certs: bool,
 
-    /// Classroom mode: listen on every interface (HTTP [::]:8080, HTTPS [::]:8443 unless
-    /// --http-addr/--https-addr say otherwise), allow this machine's LAN addresses and host name
-    /// as origins, put them into the certificate, and print the join URL with a QR code.
+    /// Classroom mode: listen on every interface, IPv4 and IPv6 (HTTP port 8080, HTTPS port 8443,
+    /// unless --http-addr/--https-addr say otherwise), allow this machine's LAN addresses and
+    /// host name as origins, put them into the certificate, and print the join URL with a QR
+    /// code (docs/classroom.md).
     #[arg(long, env = "CLICKGAME_LAN")]
     pub lan: bool,
 
