@@ -141,6 +141,8 @@ pub struct Snapshot {
     pub board: u32,
     pub poll_interval_ms: u64,
     pub paused: bool,
+    /// Whether new players may join (the lecturer can close joining).
+    pub joins_open: bool,
     pub round: Option<Round>,
     pub players: Vec<Player>,
     pub transports: TransportTally,
@@ -574,6 +576,36 @@ impl Hub {
         self.publish(&mut core, events, now);
     }
 
+    /// Lecturer control: removes a player; their token and tickets die with the event.
+    pub fn kick(&self, player: PlayerId) -> Result<(), GameError> {
+        let now = now_ms();
+        let mut core = self.core();
+        let events = core.game.kick(player, now)?;
+        self.publish(&mut core, events, now);
+        Ok(())
+    }
+
+    /// Lecturer control: renames a player; returns the name as stored.
+    pub fn rename(&self, player: PlayerId, name: &str) -> Result<String, GameError> {
+        let now = now_ms();
+        let mut core = self.core();
+        let (name, events) = core.game.rename(player, name, now)?;
+        self.publish(&mut core, events, now);
+        Ok(name)
+    }
+
+    /// Lecturer control: closes or reopens joining.
+    pub fn set_joins_open(&self, open: bool) {
+        let now = now_ms();
+        let mut core = self.core();
+        let events = core.game.set_joins_open(open, now);
+        self.publish(&mut core, events, now);
+    }
+
+    pub fn joins_open(&self) -> bool {
+        self.core().game.state().joins_open
+    }
+
     pub fn is_paused(&self) -> bool {
         self.core().game.state().paused
     }
@@ -706,6 +738,7 @@ impl Hub {
             board: BOARD_SIZE,
             poll_interval_ms: state.poll_interval_ms,
             paused: state.paused,
+            joins_open: state.joins_open,
             round: state.round.clone(),
             players: state.players.values().cloned().collect(),
             transports: state.transports,
@@ -890,6 +923,23 @@ mod tests {
             hub.authenticate(&ada.token),
             None,
             "a token dies with its player"
+        );
+    }
+
+    #[test]
+    fn a_kicked_players_token_and_tickets_die_with_the_event() {
+        let hub = hub(16);
+        let ada = hub.join("Ada").unwrap();
+        let ticket = hub.issue_ticket(ada.player_id).unwrap();
+        hub.kick(ada.player_id).unwrap();
+        assert_eq!(hub.authenticate(&ada.token), None);
+        assert_eq!(hub.redeem_ticket(&ticket), None);
+        assert!(hub.kick(ada.player_id).is_err());
+        let batch = hub.catch_up(Some(1), None);
+        assert!(
+            batch.events[0].json.contains(r#""reason":"kicked""#),
+            "{}",
+            batch.events[0].json
         );
     }
 
