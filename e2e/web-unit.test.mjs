@@ -74,6 +74,27 @@ describe('protocol.js: the lecturer events fold like the server folds them', () 
     assert.equal(stateFromSnapshot(old).paused, false);
   });
 
+  test('kicked, renamed and joins_changed fold like the server folds them', () => {
+    let state = stateFromSnapshot(snapshot());
+    assert.equal(state.joins_open, true, 'a snapshot without joins_open: open');
+    const events = [
+      { seq: 11, ts: 1100, type: 'player_renamed', player: 2, name: 'Grace' },
+      { seq: 12, ts: 1200, type: 'player_left', player: 1, reason: 'kicked' },
+      { seq: 13, ts: 1300, type: 'joins_changed', open: false },
+    ];
+    for (const e of events) {
+      assert.equal(validateEvent(e), 'ok', e.type);
+      state = applyEvent(state, e);
+    }
+    assert.deepEqual(state.players.map((p) => [p.id, p.name, p.score]), [[2, 'Grace', 1]]);
+    assert.equal(state.joins_open, false);
+    assert.equal(stateFromSnapshot(snapshot({ joins_open: false })).joins_open, false);
+    assert.equal(validateEvent({ seq: 1, ts: 1, type: 'player_renamed', player: 2 }), 'invalid');
+    assert.equal(validateEvent({ seq: 1, ts: 1, type: 'player_renamed', player: 2, name: 7 }), 'invalid');
+    assert.equal(validateEvent({ seq: 1, ts: 1, type: 'joins_changed', open: 'no' }), 'invalid');
+    assert.equal(validateEvent(snapshot({ joins_open: 'yes' })), 'invalid');
+  });
+
   test('the Stream counts a gap as missed, but not one a snapshot explains', () => {
     const stream = new Stream();
     assert.equal(stream.accept(snapshot()), 'reset');

@@ -10,19 +10,22 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-
-use clap::Parser;
-
 use std::time::Duration;
+
+use clap::{parser::ValueSource, CommandFactory, FromArgMatches, Parser};
 
 use crate::game::{Rules, BOARD_SIZE, POLL_INTERVAL_MS};
 use crate::hub::HubConfig;
+use crate::lan::Host;
 use crate::tls::TlsVersion;
 use crate::transport::sse::SseSettings;
 use crate::transport::websocket::Heartbeat;
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_HTTPS_ADDR: &str = "127.0.0.1:8443";
+/// With `--lan`: every interface, IPv6 and IPv4 (the `[::]` socket is made dual-stack).
+pub const DEFAULT_LAN_HTTP_ADDR: &str = "[::]:8080";
+pub const DEFAULT_LAN_HTTPS_ADDR: &str = "[::]:8443";
 /// The eavesdropping relays (`--eavesdrop`): loopback, next to the listeners they relay to.
 pub const DEFAULT_EAVESDROP_ADDR: &str = "127.0.0.1:8081";
 pub const DEFAULT_EAVESDROP_TLS_ADDR: &str = "127.0.0.1:8444";
@@ -137,6 +140,31 @@ pub struct Config {
     /// Create (or renew) the self-signed certificate in --data-dir, print its fingerprint, exit.
     #[arg(long)]
     pub init_certs: bool,
+
+    /// Classroom mode: listen on every interface, IPv4 and IPv6 (HTTP port 8080, HTTPS port 8443,
+    /// unless --http-addr/--https-addr say otherwise), allow this machine's LAN addresses and
+    /// host name as origins, put them into the certificate, and print the join URL with a QR
+    /// code (docs/classroom.md).
+    #[arg(long, env = "CLICKGAME_LAN")]
+    pub lan: bool,
+
+    /// With --lan or --init-ca: an address or host name students reach this machine by, used
+    /// instead of detecting the interfaces (repeat the flag, or separate with commas in the
+    /// environment variable; the first is the QR code's).
+    #[arg(
+        long = "lan-addr",
+        env = "CLICKGAME_LAN_ADDRS",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    pub lan_addrs: Vec<Host>,
+
+    /// Create (or keep) a local CA in --data-dir (ca.pem; ca-key.pem mode 0600), name-constrained
+    /// to loopback and this machine's LAN names and networks (or --lan-addr), sign the
+    /// certificate with it, print both fingerprints, exit. Install ca.pem on the projector
+    /// laptop only (docs/classroom.md).
+    #[arg(long, conflicts_with_all = ["cert", "key", "init_certs"])]
+    pub init_ca: bool,
 
     /// Make the plain HTTP port answer every request with a redirect to HTTPS.
     #[arg(long, env = "CLICKGAME_REDIRECT_HTTP")]
@@ -300,6 +328,38 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configuration of this process: flags, then environment variables, then defaults —
+    /// and with `--lan`, the all-interfaces addresses for any listener address not given.
+    pub fn from_args() -> Config {
+        Config::from_arg_list(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    /// [`Config::from_args`] for a given argument list (the first is the program name).
+    pub fn from_arg_list<I, T>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Config::command().try_get_matches_from(args)?;
+        let mut config = Config::from_arg_matches(&matches)?;
+        if config.lan {
+            let defaulted = |id| matches.value_source(id) == Some(ValueSource::DefaultValue);
+            if defaulted("http_addr") {
+                config.http_addr = lan_default(DEFAULT_LAN_HTTP_ADDR);
+            }
+            if defaulted("https_addr") {
+                config.https_addr = lan_default(DEFAULT_LAN_HTTPS_ADDR);
+            }
+        }
+        if !config.lan_addrs.is_empty() && !config.lan && !config.init_ca {
+            return Err(Config::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--lan-addr is for --lan or --init-ca",
+            ));
+        }
+        Ok(config)
+    }
+
     /// The defaults with a free port: what tests start from. Tests join many players from
     /// 127.0.0.1, so the join limits are off and the player cap is high; a test about a limit
     /// sets it back explicitly.
@@ -376,6 +436,11 @@ impl Default for Heartbeat {
     }
 }
 
+fn lan_default(addr: &str) -> SocketAddr {
+    addr.parse()
+        .unwrap_or(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +479,44 @@ mod tests {
         assert!(parse(*POLL_INTERVAL_MS.end()).is_ok());
         assert!(parse(POLL_INTERVAL_MS.start() - 1).is_err());
         assert!(parse(POLL_INTERVAL_MS.end() + 1).is_err());
+    }
+
+    #[test]
+    fn lan_listens_on_every_interface_unless_an_address_is_given() {
+        let c = Config::from_arg_list(["clickgame", "--lan"]).unwrap();
+        assert_eq!(c.http_addr.to_string(), "[::]:8080");
+        assert_eq!(c.https_addr.to_string(), "[::]:8443");
+        let c =
+            Config::from_arg_list(["clickgame", "--lan", "--http-addr", "127.0.0.1:9000"]).unwrap();
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.https_addr.to_string(), "[::]:8443");
+        let c = Config::from_arg_list(["clickgame"]).unwrap();
+        assert_eq!(c.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert!(!c.lan);
+    }
+
+    #[test]
+    fn lan_addr_takes_addresses_and_names_and_needs_lan_or_init_ca() {
+        let c = Config::from_arg_list([
+            "clickgame",
+            "--lan",
+            "--lan-addr",
+            "192.0.2.10",
+            "--lan-addr",
+            "[2001:db8::10]",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.lan_addrs,
+            vec![
+                Host::Ip("192.0.2.10".parse().unwrap()),
+                Host::Ip("2001:db8::10".parse().unwrap())
+            ]
+        );
+        assert!(Config::from_arg_list(["clickgame", "--lan-addr", "192.0.2.10"]).is_err());
+        assert!(
+            Config::from_arg_list(["clickgame", "--init-ca", "--lan-addr", "pc.local"]).is_ok()
+        );
+        assert!(Config::from_arg_list(["clickgame", "--lan", "--lan-addr", "a,b c"]).is_err());
     }
 }

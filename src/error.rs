@@ -169,6 +169,7 @@ impl From<GameError> for ApiError {
             GameError::GameFull { .. } => ApiError::new(StatusCode::CONFLICT, "game_full", detail),
             // The token was valid a moment ago but the player has just left: same as no session.
             GameError::UnknownPlayer(_) => ApiError::unauthorized(),
+            GameError::JoinsClosed => ApiError::new(StatusCode::FORBIDDEN, "joins_closed", detail),
             GameError::OutOfBoard { .. } => ApiError::bad_request("out_of_board", detail),
             GameError::RoundNotStarted { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "round_not_started", detail)

@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub board: u32,
     pub poll_interval_ms: u64,
     pub paused: bool,
+    /// Whether new players may join (the lecturer can close joining).
+    pub joins_open: bool,
     pub round: Option<Round>,
     pub players: Vec<Player>,
     pub transports: TransportTally,
@@ -338,6 +340,36 @@ impl Hub {
         self.publish(&mut core, events, now);
     }
 
+    /// Lecturer control: removes a player; their token and tickets die with the event.
+    pub fn kick(&self, player: PlayerId) -> Result<(), GameError> {
+        let now = now_ms();
+        let mut core = self.core();
+        let events = core.game.kick(player, now)?;
+        self.publish(&mut core, events, now);
+        Ok(())
+    }
+
+    /// Lecturer control: renames a player; returns the name as stored.
+    pub fn rename(&self, player: PlayerId, name: &str) -> Result<String, GameError> {
+        let now = now_ms();
+        let mut core = self.core();
+        let (name, events) = core.game.rename(player, name, now)?;
+        self.publish(&mut core, events, now);
+        Ok(name)
+    }
+
+    /// Lecturer control: closes or reopens joining.
+    pub fn set_joins_open(&self, open: bool) {
+        let now = now_ms();
+        let mut core = self.core();
+        let events = core.game.set_joins_open(open, now);
+        self.publish(&mut core, events, now);
+    }
+
+    pub fn joins_open(&self) -> bool {
+        self.core().game.state().joins_open
+    }
+
     pub fn is_paused(&self) -> bool {
         self.core().game.state().paused
     }
@@ -466,6 +498,7 @@ impl Hub {
             board: BOARD_SIZE,
             poll_interval_ms: state.poll_interval_ms,
             paused: state.paused,
+            joins_open: state.joins_open,
             round: state.round.clone(),
             players: state.players.values().cloned().collect(),
             transports: state.transports,
@@ -658,6 +691,24 @@ mod tests {
             "a token dies with its player"
         );
         assert!(!hub.has_session(ada.player_id), "and so do their tickets");
+    }
+
+    #[test]
+    fn a_kicked_players_token_and_tickets_die_with_the_event() {
+        let hub = hub(16);
+        let tickets = crate::tickets::Tickets::default();
+        let ada = hub.join("Ada").unwrap();
+        let ticket = tickets.issue(ada.player_id).unwrap();
+        hub.kick(ada.player_id).unwrap();
+        assert_eq!(hub.authenticate(&ada.token), None);
+        assert_eq!(tickets.redeem(&ticket, |p| hub.has_session(p)), None);
+        assert!(hub.kick(ada.player_id).is_err());
+        let batch = hub.catch_up(Some(1), None);
+        assert!(
+            batch.events[0].json.contains(r#""reason":"kicked""#),
+            "{}",
+            batch.events[0].json
+        );
     }
 
     #[test]

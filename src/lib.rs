@@ -20,6 +20,9 @@
 //! * [`limits`] — how many sockets and streams a client may hold, and the deadlines on them.
 //! * [`listener`] — from `accept` to the app: every connection counted, TLS and HTTP/2 by ALPN.
 //! * [`tls`] — certificates and the openssl acceptor for HTTPS/WSS.
+//! * [`ca`] — `make ca`: a local, name-constrained CA that signs the certificate.
+//! * [`lan`] — `--lan`: the names students' phones reach this machine by.
+//! * [`classroom`] — the join card (`/api/join-info`, the QR code) and the start-up banner.
 //! * [`tls_info`] — `GET /api/tls`: this connection's handshake and the certificate's anatomy.
 //! * [`eavesdrop`] — `--eavesdrop`: relays that show what an attacker on the wire sees.
 //! * [`error`] — the one mapping from failures to HTTP statuses and JSON bodies.
@@ -30,11 +33,14 @@
 // Nothing a client sends may panic the server: no unwrap/expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod ca;
+pub mod classroom;
 pub mod config;
 pub mod eavesdrop;
 pub mod error;
 pub mod game;
 pub mod hub;
+pub mod lan;
 pub mod lecturer;
 pub mod limits;
 pub mod listener;

@@ -11,7 +11,7 @@ use actix_web::{
 };
 
 use crate::error::ApiError;
-use crate::game::{Click, ClickOutcome, PlayerId, Transport};
+use crate::game::{Click, ClickOutcome, GameError, PlayerId, Transport};
 use crate::hub::Hub;
 use crate::protocol::{ClickRequest, JoinRequest};
 use crate::security::{JoinLimiter, RateLimiter};
@@ -69,8 +69,13 @@ async fn join(
     joins: web::Data<JoinLimiter>,
     body: web::Json<JoinRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    joins.check(req.peer_addr().map(|a| a.ip()))?;
-    let joined = hub.join(&body.name)?;
+    let peer = req.peer_addr().map(|a| a.ip());
+    joins.check(peer)?;
+    let joined = hub.join(&body.name).inspect_err(|err| {
+        if let GameError::GameFull { max } = err {
+            joins.note_game_full(peer, *max);
+        }
+    })?;
     let name = joined
         .snapshot
         .players

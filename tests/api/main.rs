@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bad_input_table;
+mod classroom;
 mod clients;
 mod credentials;
 mod heartbeat;
