@@ -19,8 +19,9 @@ use actix_web::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::game::{GameError, PlayerId, Transport};
-use crate::hub::{now_ms, Hub};
+use crate::game::{GameError, PlayerId, Transport, POLL_INTERVAL_MS};
+use crate::hub::Hub;
+use crate::log::now_ms;
 use crate::metrics::TransportStats;
 use crate::security::{self, RateLimiter};
 use crate::session;
@@ -233,10 +234,14 @@ async fn poll_interval(
     _: Admin,
     body: web::Json<PollInterval>,
 ) -> Result<HttpResponse, ApiError> {
-    if !(50..=60_000).contains(&body.ms) {
+    if !POLL_INTERVAL_MS.contains(&body.ms) {
         return Err(ApiError::bad_request(
             "bad_interval",
-            "the polling interval must be 50 to 60000 ms",
+            format!(
+                "the polling interval must be {} to {} ms",
+                POLL_INTERVAL_MS.start(),
+                POLL_INTERVAL_MS.end()
+            ),
         ));
     }
     hub.set_poll_interval(body.ms);

@@ -2,9 +2,11 @@
 //!
 //! [`start`] binds the listener (port 0 in tests), builds the hub, spawns its round timer and
 //! the actix server (assembled in `listener.rs`, so every connection is counted from accept),
-//! and returns a [`RunningServer`] with the bound address. `main` calls
-//! [`run`], which also waits for Ctrl-C / SIGTERM (actix's own signal handling stops the server
-//! gracefully: it stops accepting and lets in-flight requests finish).
+//! and returns a [`RunningServer`] with the bound address. `main` calls [`run`], which also
+//! waits for Ctrl-C / SIGTERM itself and then calls [`RunningServer::stop`], the same graceful
+//! path tests take: end every stream (WebSocket close 1001, SSE ends, long polls answer), stop
+//! accepting, let in-flight requests finish, save the game. actix's own signal handling is off
+//! (`listener.rs`): it would stop the server with streams still open and wait out its timeout.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -31,10 +33,12 @@ use crate::lecturer::{self, AdminToken};
 use crate::limits::{self, Limits, SocketLimiter};
 use crate::listener::{self, HttpSettings, Listeners};
 use crate::persist;
+use crate::secret;
 use crate::security::{self, ConnLimiter, JoinLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
+use crate::tickets::Tickets;
 use crate::tls::{self, CertInfo};
 use crate::tls_info;
-use crate::transport::{self, long_polling::LongPollTimeout, sse::SseRetry};
+use crate::transport::{self, long_polling::LongPollTimeout};
 
 /// Request bodies are tiny JSON objects; anything larger is refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024;
@@ -148,6 +152,7 @@ fn app_config(
     let redirect = web::Data::new(redirect);
     let rate = web::Data::new(RateLimiter::new(config.click_rate));
     let conns = web::Data::new(ConnLimiter::for_config(config));
+    let tickets = web::Data::new(Tickets::default());
     let joins = web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total));
     let heartbeat = web::Data::new(config.heartbeat());
     let admin = web::Data::new(admin_token);
@@ -155,10 +160,7 @@ fn app_config(
     let longpoll = web::Data::new(LongPollTimeout(Duration::from_millis(
         config.longpoll_timeout_ms,
     )));
-    let retry = web::Data::new(SseRetry(
-        config.sse_retry_ms,
-        Duration::from_millis(config.sse_heartbeat_ms),
-    ));
+    let sse = web::Data::new(config.sse());
     let web_dir = config.web_dir.clone();
     let eavesdrop = eavesdrop.map(web::Data::new);
     move |cfg: &mut web::ServiceConfig| {
@@ -171,11 +173,12 @@ fn app_config(
             .app_data(redirect.clone())
             .app_data(rate.clone())
             .app_data(conns.clone())
+            .app_data(tickets.clone())
             .app_data(joins.clone())
             .app_data(heartbeat.clone())
             .app_data(admin.clone())
             .app_data(longpoll.clone())
-            .app_data(retry.clone())
+            .app_data(sse.clone())
             .app_data(join_info.clone())
             .app_data(
                 web::JsonConfig::default()
@@ -341,14 +344,12 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         }
         _ => RedirectToHttps::off(),
     };
-    let admin_token = AdminToken(match config.admin_token.clone() {
-        Some(token) => token,
-        None => {
-            let mut bytes = [0u8; 16];
-            openssl::rand::rand_bytes(&mut bytes).map_err(io::Error::other)?;
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    });
+    let admin_token = AdminToken(
+        config
+            .admin_token
+            .clone()
+            .unwrap_or_else(|| secret::hex(&secret::random_bytes::<16>())),
+    );
     let join_info = std::sync::Arc::new(JoinInfo::new(
         lan_names
             .as_ref()

@@ -54,12 +54,16 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub const ALL: [Transport; 4] = [
+    /// Every transport, in [`Transport::index`] order.
+    pub const ALL: &'static [Transport] = &[
         Transport::Ajax,
         Transport::Longpoll,
         Transport::Sse,
         Transport::Websocket,
     ];
+
+    /// How many there are, from the list: the length of every per-transport array.
+    pub const COUNT: usize = Transport::ALL.len();
 
     /// Position in [`Transport::ALL`], for per-transport arrays.
     pub fn index(self) -> usize {
@@ -87,7 +91,9 @@ impl std::fmt::Display for Transport {
     }
 }
 
-/// Tunables of the rules. Defaults live in `config.rs`.
+/// Tunables of the rules. Their defaults are the flags' defaults: `Rules::default()` is
+/// implemented in `config.rs`, the one place defaults are written (the core reads no
+/// configuration of its own).
 #[derive(Debug, Clone)]
 pub struct Rules {
     pub target_radius: u32,
@@ -100,19 +106,6 @@ pub struct Rules {
     /// Players at once; a join beyond it is refused (`game_full`). It also bounds the snapshot
     /// every join answers with.
     pub max_players: usize,
-}
-
-impl Default for Rules {
-    fn default() -> Self {
-        Rules {
-            target_radius: 40,
-            round_pause_ms: 1500,
-            round_pause_jitter_ms: 500,
-            idle_timeout_ms: 60_000,
-            poll_interval_ms: 1000,
-            max_players: 1000,
-        }
-    }
 }
 
 /// When a player was last heard from, and over how many open downstream connections.

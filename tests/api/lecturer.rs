@@ -233,9 +233,10 @@ async fn a_one_time_ticket_authenticates_one_connection_and_only_once() {
     }
     assert!(ok, "the ticket identified Ada");
     drop(res);
-    // A second use is a spectator, not Ada.
-    let (_, body) = app.get(&format!("/api/poll?ticket={ticket}")).await;
-    assert!(body["events"].is_array());
+    // A second use is refused (the credential rule: a spent ticket is 401 on every
+    // transport, see tests/api/credentials.rs), and is not Ada.
+    let (status, body) = app.get(&format!("/api/poll?ticket={ticket}")).await;
+    assert_error(status, &body, 401, "unauthorized");
     let (_, snap) = app.get("/api/snapshot").await;
     assert_eq!(
         snap["players"][0]["transport"], "sse",

@@ -5,6 +5,7 @@ mod bad_input;
 mod bad_input_table;
 mod classroom;
 mod clients;
+mod credentials;
 mod heartbeat;
 mod helpers;
 mod joins;
