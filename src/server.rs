@@ -59,6 +59,9 @@ pub struct RunningServer {
     pub state_file: Option<PathBuf>,
     /// The join URLs and QR code (`/api/join-info`); LAN ones with `--lan`.
     pub join_info: std::sync::Arc<JoinInfo>,
+    /// The socket counts every listener shares (tests wait on them: a client's close reaches
+    /// the count a moment after the client sees it).
+    pub sockets: SocketLimiter,
     handle: ServerHandle,
     server: actix_web::rt::task::JoinHandle<io::Result<()>>,
     timer: actix_web::rt::task::JoinHandle<()>,
@@ -388,7 +391,8 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         shutdown_timeout: SHUTDOWN_TIMEOUT_SECS,
         workers: config.workers,
     };
-    let mut server = Listeners::new(app, settings, SocketLimiter::new(limits)).listen(listener)?;
+    let sockets = SocketLimiter::new(limits);
+    let mut server = Listeners::new(app, settings, sockets.clone()).listen(listener)?;
     if let Some((listener, acceptor)) = tls_listener {
         server = server.listen_tls(listener, acceptor)?;
     }
@@ -444,6 +448,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         classroom::log_caps(&limits, &config);
     }
     Ok(RunningServer {
+        sockets,
         http_addr,
         https_addr,
         cert,
