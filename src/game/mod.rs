@@ -310,7 +310,7 @@ impl Game {
 
     /// Ends the open round unwon if its time is up.
     fn expire_if_due(&mut self, now: u64, out: &mut Vec<EventKind>) {
-        if !self.round_ends_at.is_some_and(|at| at <= now) {
+        if self.round_ends_at.is_none_or(|at| at > now) {
             return;
         }
         self.round_ends_at = None;
