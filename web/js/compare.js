@@ -314,7 +314,7 @@ function renderChart() {
   if (!chart) return;
   const data = {};
   for (const [transport, pane] of panes) data[transport] = pane.client.meter?.lagSeries ?? [];
-  chart.render(data, clientNow());
+  chart.render(data, clientNow(), uncertainty());
 }
 
 /** The state the header shows: the freshest of the panes (they all follow one game). */
