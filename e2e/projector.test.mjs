@@ -299,28 +299,32 @@ describe('round expiry, keyboard play, the dropdown', () => {
     await withPage(t, '/', { width: 1100, height: 900 }, async (player) => {
       const { page } = player;
       await join(player, 'Keys');
+      // Keyboard only: Tab until the board (or its target) has the focus.
+      let focused = null;
+      for (let i = 0; i < 40 && !['target', 'board'].includes(focused); i += 1) {
+        await page.keyboard.press('Tab');
+        focused = await page.evaluate(() => document.activeElement?.dataset?.testid ?? null);
+      }
+      assert.ok(['target', 'board'].includes(focused), `Tab reaches the board: ${focused}`);
+      let previous = null;
       for (const key of ['Enter', ' ']) {
-        await page.waitForFunction(() => {
+        // The focus stays on the board from round to round (a hidden target hands it back).
+        const handle = await page.waitForFunction((prev) => {
           const target = document.querySelector('[data-testid="target"]');
-          return target && !target.classList.contains('is-hidden');
-        });
-        // Keyboard only: Tab until the target (or the board around it) has the focus.
-        let focused = null;
-        for (let i = 0; i < 40 && !['target', 'board'].includes(focused); i += 1) {
-          await page.keyboard.press('Tab');
-          focused = await page.evaluate(() => document.activeElement?.dataset?.testid ?? null);
-        }
-        assert.ok(['target', 'board'].includes(focused), `Tab reaches the board: ${focused}`);
+          const live = target && !target.classList.contains('is-hidden') && target.dataset.round !== prev;
+          return live ? target.dataset.round : false;
+        }, previous);
+        previous = await handle.jsonValue();
+        assert.ok(['target', 'board'].includes(await page.evaluate(() => document.activeElement?.dataset?.testid)), 'still focused');
         await page.evaluate(() => {
           document.querySelector('[data-testid="result"]').textContent = '';
         });
         await page.keyboard.press(key);
         const { view } = await waitUntil(`${JSON.stringify(key)}: a hit`, async () => {
           const view = await readPage(player);
-          return { ok: /^Hit!/.test(view.result ?? ''), view, seen: view.result };
+          return { ok: Boolean(view.result), view, seen: view.result };
         });
         assert.match(view.result, /^Hit! Round \d+/);
-        await page.evaluate(() => document.activeElement?.blur());
       }
       const me = (await server.snapshot()).players.find((p) => p.name === 'Keys');
       assert.equal(me.score, 2, 'two rounds won by keyboard');
