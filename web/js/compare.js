@@ -29,6 +29,7 @@ import { FiguresTable, fmt, formatLag, meanAndP95 } from './figures.js';
 import { LagChart } from './chart.js';
 import { StatsPoller, serverTransport } from './stats.js';
 import { adminPost, loadAdminToken, saveAdminToken } from './admin.js';
+import { RoomControls } from './room_controls.js';
 import { errorFrom } from './transports/common.js';
 import { TRANSPORTS, isRoundOpen } from './protocol.js';
 import { Board } from './game.js';
@@ -663,6 +664,7 @@ const admin = {
   },
 
   setup() {
+    this.room = new RoomControls($('room-controls'), { call: (action, body, done) => this.call(action, body, done) });
     const token = $('admin-token');
     token.value = loadAdminToken();
     token.addEventListener('input', () => {
@@ -723,6 +725,7 @@ const admin = {
     message.textContent = this.message;
     if (this.ok === null) delete message.dataset.ok;
     else message.dataset.ok = String(this.ok);
+    this.room.render(freshestState());
     const settings = stats?.admin;
     if (!settings) return;
     const active = document.activeElement;

@@ -28,6 +28,9 @@ export function mountDrawers({ tabs, into, list }) {
     const panel = document.querySelector(`[data-drawer="${def.id}"]`);
     if (panel) addDrawer(def, panel);
   }
+  // `compare.html#join`: the projector opens on the join card at the start of a lecture.
+  const wanted = window.location.hash.slice(1);
+  if (drawers.has(wanted)) open(wanted);
   window.addEventListener('resize', () => {
     const id = openDrawer();
     if (id) place(drawers.get(id).drawer);
@@ -78,6 +81,12 @@ export function addDrawer(def, panel) {
   tab.type = 'button';
   tab.className = 'drawer-tab';
   tab.textContent = def.label;
+  if (def.summary) {
+    const summary = document.createElement('span');
+    summary.dataset[def.summary.replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = '';
+    summary.textContent = '…';
+    tab.append(': ', summary);
+  }
   tab.dataset.testid = ids.toggle;
   tab.setAttribute('aria-expanded', 'false');
   tab.setAttribute('aria-controls', drawer.id);

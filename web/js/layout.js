@@ -31,12 +31,16 @@ export const WHEN_PAUSED = Object.freeze([{ testid: 'pause-banner', what: 'PAUSE
 /**
  * Everything else, one drawer each, in tab order. `id` matches the element's `data-drawer`;
  * `testid`/`toggleTestid` name the drawer and its tab for tests (defaults `drawer-<id>`,
- * `drawer-tab-<id>`).
+ * `drawer-tab-<id>`); `summary`, if set, adds "…" after the label in a span with that data
+ * attribute, for the panel's script to fill (the join URL). `compare.html#<id>` opens a drawer
+ * at once.
  */
 export const DRAWERS = Object.freeze([
   { id: 'controls', label: 'Lecturer controls' },
   { id: 'figures', label: 'Figures & chart' },
   { id: 'security', label: 'Connection security', testid: 'tls-drawer', toggleTestid: 'tls-drawer-toggle' },
+  // Issue 12: the join card; its tab reads "Join: <url>" (js/join_card.js fills the summary).
+  { id: 'join', label: 'Join', testid: 'join-drawer', toggleTestid: 'join-drawer-toggle', summary: 'join-summary' },
 ]);
 
 export function drawerTestids(drawer) {
