@@ -672,3 +672,20 @@ async fn of_nodes_racing_to_spend_one_ticket_exactly_one_wins() {
     assert_ne!(extended, ticket);
     assert_eq!(nodes[1].sessions().check_ticket(&extended, now), Ok(None));
 }
+
+// ---- the entry point ----------------------------------------------------------------------
+
+#[test]
+fn the_entry_point_config_renders_to_a_config_haproxy_accepts() {
+    let checked = std::process::Command::new("scripts/cluster.sh")
+        .arg("--check-config")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("bash runs scripts/cluster.sh");
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
