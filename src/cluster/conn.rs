@@ -21,7 +21,7 @@
 //! turns `unreachable` at once (the probe in `health.rs` turns it back).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -34,7 +34,7 @@ use super::{ClusterConfig, ClusterError, Keys};
 /// The thread running the cluster layer's runtime. Stops when the last [`Redis`] handle goes.
 struct IoThread {
     handle: tokio::runtime::Handle,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl IoThread {
@@ -52,17 +52,27 @@ impl IoThread {
         })?;
         Ok(IoThread {
             handle,
-            stop: Some(stop),
+            stop: Mutex::new(Some(stop)),
         })
+    }
+
+    /// Ends the runtime and with it every task on it. Not joined: this may run on the I/O
+    /// thread itself.
+    fn stop(&self) {
+        if let Some(stop) = self
+            .stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = stop.send(());
+        }
     }
 }
 
 impl Drop for IoThread {
     fn drop(&mut self) {
-        // Not joined: the last handle may be dropped on the I/O thread itself.
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop();
     }
 }
 
@@ -137,6 +147,13 @@ impl Redis {
     /// Watches Redis's reachability as this node sees it.
     pub fn health(&self) -> watch::Receiver<RedisHealth> {
         self.inner.health.subscribe()
+    }
+
+    /// Stops the I/O thread: every loop and connection of this node ends, and later calls
+    /// fail with `Unavailable`. The node's loops hold handles too, so dropping handles alone
+    /// would never get here; `Node`'s drop calls this.
+    pub(crate) fn stop(&self) {
+        self.inner.io.stop();
     }
 
     /// Runs a long-lived task (a loop of this layer) on the I/O thread.

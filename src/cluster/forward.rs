@@ -129,12 +129,19 @@ pub(crate) struct Router {
     inbox: Mutex<Option<mpsc::Sender<Incoming>>>,
     /// Whether to listen on the command channel (true while an [`Authority`] is alive).
     listen_commands: watch::Sender<bool>,
+    /// Whether the answer channel is subscribed: a command published before that could be
+    /// answered into the void.
+    replies_heard: watch::Sender<bool>,
+    /// Whether the command channel is subscribed (what `listen_commands` asked for is done).
+    commands_heard: watch::Sender<bool>,
 }
 
 impl Router {
     pub(crate) fn start(redis: Redis, instance: &str) -> Arc<Router> {
         let keys = redis.keys();
         let (listen_commands, _) = watch::channel(false);
+        let (replies_heard, _) = watch::channel(false);
+        let (commands_heard, _) = watch::channel(false);
         let router = Arc::new(Router {
             reply_channel: keys.reply_channel(&redis.config().node_id, instance),
             command_channel: keys.command_channel(),
@@ -143,6 +150,8 @@ impl Router {
             pending: Mutex::new(HashMap::new()),
             inbox: Mutex::new(None),
             listen_commands,
+            replies_heard,
+            commands_heard,
         });
         redis.spawn(listen(Arc::clone(&router)));
         router
@@ -164,6 +173,13 @@ impl Router {
         *self.inbox.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
         self.listen_commands.send_replace(true);
         rx
+    }
+
+    /// Waits (at most `limit`) until commands published now reach us.
+    pub(crate) async fn commands_heard(&self, limit: Duration) -> bool {
+        let mut heard = self.commands_heard.subscribe();
+        let ready = tokio::time::timeout(limit, heard.wait_for(|h| *h)).await;
+        ready.is_ok()
     }
 
     fn close_inbox(&self) {
@@ -190,6 +206,16 @@ impl Router {
                 mpsc::error::TrySendError::Closed(_) => ClusterError::NoAuthority,
             })?;
             return wait(rx, timeout).await;
+        }
+        let mut heard = self.replies_heard.subscribe();
+        let op = self.redis.config().op_timeout;
+        if tokio::time::timeout(op, heard.wait_for(|h| *h))
+            .await
+            .is_err()
+        {
+            return Err(ClusterError::Unavailable(
+                "not (yet) subscribed to the authority's answers".into(),
+            ));
         }
         let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
         self.pending().insert(corr, tx);
@@ -328,6 +354,7 @@ async fn listen(router: Arc<Router>) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
+        router.replies_heard.send_replace(true);
         let mut listening = false;
         loop {
             let wanted = *want_commands.borrow_and_update();
@@ -342,6 +369,7 @@ async fn listen(router: Arc<Router>) {
                     break;
                 }
                 listening = wanted;
+                router.commands_heard.send_replace(wanted);
             }
             tokio::select! {
                 message = messages.next() => {
@@ -358,6 +386,8 @@ async fn listen(router: Arc<Router>) {
                 }
             }
         }
+        router.replies_heard.send_replace(false);
+        router.commands_heard.send_replace(false);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -483,9 +513,10 @@ impl Authority {
                                 (incoming, written.map(|()| reply))
                             });
                         }
-                        // Paused past our lease: run nothing more.
+                        // Paused past our lease: run nothing more, and leave remote commands
+                        // to the new authority, which heard them too.
                         Ok(None) => {
-                            self.finish(&mut in_flight, incoming, Err(ClusterError::NoAuthority));
+                            self.abandon(&mut in_flight, incoming);
                             break;
                         }
                         Err(e) => self.finish(&mut in_flight, incoming, Err(e)),
@@ -498,6 +529,17 @@ impl Authority {
         }
         // What is still in flight is answered by the drop: local callers see NoAuthority,
         // remote ones time out, and their retries go to the next authority.
+    }
+
+    /// Gives a command up without running it: local callers hear `NoAuthority` at once,
+    /// remote ones get no word from us (the node that now holds the lease answers them).
+    fn abandon(&self, in_flight: &mut HashMap<IdemKey, Vec<ReplyTo>>, incoming: Incoming) {
+        let duplicates = in_flight.remove(&incoming.key).unwrap_or_default();
+        for to in std::iter::once(incoming.reply).chain(duplicates) {
+            if let ReplyTo::Local(_) = to {
+                answer(&self.redis, to, Err(ClusterError::NoAuthority));
+            }
+        }
     }
 
     fn finish(

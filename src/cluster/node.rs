@@ -129,6 +129,12 @@ impl Node {
             let lease = Arc::clone(&self.lease);
             let appender = Appender::start(self.redis.clone(), fence, move |_| lease.resign(fence));
             let inbox = self.router.open_inbox();
+            // Commands published before the subscription is live find nobody (503, retried);
+            // wait for it a moment so that a fresh authority is reachable when this returns.
+            let op = self.redis.config().op_timeout;
+            if !self.router.commands_heard(op * 4).await {
+                tracing::warn!("the command channel is not subscribed yet; forwards get 503");
+            }
             return Authority {
                 fence,
                 epoch,
@@ -150,5 +156,14 @@ impl Node {
     #[cfg(test)]
     pub(crate) fn lease(&self) -> &Lease {
         &self.lease
+    }
+}
+
+impl Drop for Node {
+    /// The loops (lease, Pub/Sub, probe) hold handles on the I/O thread, so it would outlive
+    /// the node; stop it. The lease is not released here (that needs a round trip): call
+    /// [`Node::shutdown`] first for a quick handover.
+    fn drop(&mut self) {
+        self.redis.stop();
     }
 }
