@@ -2,11 +2,18 @@
 CARGO ?= cargo
 E2E_DIR := e2e
 
-.PHONY: run test unit fmt lint e2e e2e-deps deps deps-run build clean
+.PHONY: run class test unit fmt lint e2e e2e-deps deps deps-run build clean
 
 ## Start the server on the embedded defaults: http://127.0.0.1:8080
 run: deps-run
 	$(CARGO) run --release --bin clickgame
+
+## The one command for a lecture: every interface, the laptop's LAN addresses allowed and in the
+## certificate, the join URL and its QR code printed (docs/classroom.md). CLASS_ARGS for more
+## flags, e.g. CLASS_ARGS="--lan-addr 192.168.1.23".
+CLASS_ARGS ?=
+class: deps-run
+	$(CARGO) run --release --bin clickgame -- --lan $(CLASS_ARGS)
 
 ## Everything CI checks: formatting, lints, unit + integration tests, browser tests. `deps`
 ## comes first, so a missing package stops the run before any build.
@@ -82,11 +89,17 @@ autobahn:
 	CARGO="$(CARGO)" scripts/autobahn.sh
 
 # ---- TLS (issue 4; see docs/security.md) -----------------------------------------------------
-.PHONY: certs tls-check
+.PHONY: certs ca tls-check
 
 ## Create (or renew) the self-signed certificate in ./data and print its fingerprint.
 certs:
 	$(CARGO) run --quiet --bin clickgame -- --init-certs
+
+## A local CA in ./data (ca.pem; ca-key.pem mode 0600), name-constrained to loopback and this
+## machine's LAN names, and a certificate signed by it. Install ca.pem on the projector laptop
+## only (docs/classroom.md). CLASS_ARGS="--lan-addr ..." names the addresses instead.
+ca:
+	$(CARGO) run --quiet --bin clickgame -- --init-ca $(CLASS_ARGS)
 
 ## Grade the HTTPS port with testssl.sh: nothing below TLS 1.2, no cipher outside the list.
 tls-check:

@@ -155,10 +155,11 @@ const ENDPOINTS = { '/api/poll': 'ajax', '/api/longpoll': 'longpoll', '/api/sse'
 
 /**
  * A page in its own browser context (own cookie jar = own player), with what it did on the
- * network counted and its errors collected.
+ * network counted and its errors collected. `context` adds options of the browser context, e.g.
+ * `{hasTouch: true, isMobile: true}` for a phone.
  */
-export async function openPlayer(browser, baseUrl, label, { viewport = { width: 1100, height: 900 } } = {}) {
-  const context = await browser.newContext({ viewport });
+export async function openPlayer(browser, baseUrl, label, { viewport = { width: 1100, height: 900 }, context: options = {} } = {}) {
+  const context = await browser.newContext({ viewport, ...options });
   const page = await context.newPage();
   const player = {
     label,

@@ -1,7 +1,8 @@
 // # Unit tests of the browser client's pure modules, in Node (no browser, no server)
 //
-// web/js/protocol.js (validation, the fold, the Stream cursor), the reconnect backoff and the
-// resume classification of web/js/transports/common.js, and the figures of web/js/metrics.js.
+// web/js/protocol.js (validation, the fold, the Stream cursor), the reconnect loop every transport
+// shares (Reconnector, Backoff, the resume classification) of web/js/transports/common.js, and
+// the figures of web/js/metrics.js.
 // These modules use only what Node also has (TextEncoder, performance), so they are imported as
 // they are served. Runs in well under a second, before the browser suites.
 
@@ -13,6 +14,7 @@ import {
   BACKOFF_MAX_MS,
   BACKOFF_MIN_MS,
   Backoff,
+  Reconnector,
   ResumeWatch,
   byteLength,
   resumeUrl,
@@ -70,6 +72,27 @@ describe('protocol.js: the lecturer events fold like the server folds them', () 
     const { paused: _, ...old } = snapshot();
     assert.equal(validateEvent(old), 'ok');
     assert.equal(stateFromSnapshot(old).paused, false);
+  });
+
+  test('kicked, renamed and joins_changed fold like the server folds them', () => {
+    let state = stateFromSnapshot(snapshot());
+    assert.equal(state.joins_open, true, 'a snapshot without joins_open: open');
+    const events = [
+      { seq: 11, ts: 1100, type: 'player_renamed', player: 2, name: 'Grace' },
+      { seq: 12, ts: 1200, type: 'player_left', player: 1, reason: 'kicked' },
+      { seq: 13, ts: 1300, type: 'joins_changed', open: false },
+    ];
+    for (const e of events) {
+      assert.equal(validateEvent(e), 'ok', e.type);
+      state = applyEvent(state, e);
+    }
+    assert.deepEqual(state.players.map((p) => [p.id, p.name, p.score]), [[2, 'Grace', 1]]);
+    assert.equal(state.joins_open, false);
+    assert.equal(stateFromSnapshot(snapshot({ joins_open: false })).joins_open, false);
+    assert.equal(validateEvent({ seq: 1, ts: 1, type: 'player_renamed', player: 2 }), 'invalid');
+    assert.equal(validateEvent({ seq: 1, ts: 1, type: 'player_renamed', player: 2, name: 7 }), 'invalid');
+    assert.equal(validateEvent({ seq: 1, ts: 1, type: 'joins_changed', open: 'no' }), 'invalid');
+    assert.equal(validateEvent(snapshot({ joins_open: 'yes' })), 'invalid');
   });
 
   test('the Stream counts a gap as missed, but not one a snapshot explains', () => {
@@ -131,6 +154,162 @@ describe('common.js: reconnecting', () => {
     assert.equal(byteLength('abc'), 3);
     assert.equal(byteLength('Zoë'), 4);
     assert.equal(byteLength('→'), 3);
+  });
+});
+
+/** Timers the test fires by hand: `due()` lists the waits, `fire()` runs the next one. */
+function manualTimers() {
+  let next = 1;
+  const pending = new Map();
+  return {
+    setTimeout(fn, ms) {
+      pending.set(next, { fn, ms });
+      return next++;
+    },
+    clearTimeout(id) {
+      pending.delete(id);
+    },
+    due() {
+      return [...pending.values()].map((t) => t.ms);
+    },
+    fire() {
+      const [id, { fn }] = pending.entries().next().value;
+      pending.delete(id);
+      fn();
+    },
+  };
+}
+
+/** A Reconnector over a fake transport: every open() hands its link to the test. */
+function harness() {
+  const seen = { statuses: [], events: [], reconnecting: [], resumed: [], links: [] };
+  const timers = manualTimers();
+  const probe = {
+    reconnecting: (r) => seen.reconnecting.push(r),
+    resumed: (kind) => seen.resumed.push(kind),
+  };
+  const reconnect = new Reconnector({
+    open: (link) => {
+      seen.links.push({ link, position: { ...link.position } });
+    },
+    onEvent: (e) => seen.events.push(e.seq),
+    onStatus: (state, detail) => seen.statuses.push(detail ? `${state}: ${detail}` : state),
+    probe,
+    retryLabel: 'next try',
+    backoff: new Backoff({ random: () => 0 }),
+    timers,
+  });
+  const link = () => seen.links.at(-1).link;
+  return { seen, timers, reconnect, link };
+}
+
+describe('common.js: the Reconnector every transport reconnects through', () => {
+  test('a failed attempt is retried after the backoff, the wait grows, and success resets it', () => {
+    const { seen, timers, reconnect, link } = harness();
+    reconnect.start(null, null);
+    link().closed('refused');
+    assert.deepEqual(timers.due(), [250]);
+    timers.fire();
+    link().closed('refused again');
+    assert.deepEqual(timers.due(), [500], 'the second wait is longer');
+    timers.fire();
+    link().opened();
+    link().opened(); // idempotent
+    link().closed('dropped');
+    assert.deepEqual(timers.due(), [250], 'after a success the backoff starts over');
+    assert.deepEqual(seen.statuses, [
+      'connecting',
+      'reconnecting: next try in 0.3 s (attempt 1): refused',
+      'reconnecting: next try in 0.5 s (attempt 2): refused again',
+      'connected',
+      'reconnecting: next try in 0.3 s (attempt 1): dropped',
+    ]);
+    assert.deepEqual(
+      seen.reconnecting.map((r) => [r.wait, r.attempt, r.reason]),
+      [[250, 1, 'refused'], [500, 2, 'refused again'], [250, 1, 'dropped']],
+    );
+  });
+
+  test('each attempt resumes where the last one got to, and the first answer says recovered or resynced', () => {
+    const { seen, timers, reconnect, link } = harness();
+    reconnect.start(3, 'e1');
+    assert.deepEqual(seen.links[0].position, { since: 3, epoch: 'e1' });
+    link().opened();
+    link().event({ seq: 4, type: 'round_started' });
+    link().event({ seq: 5, type: 'round_won' });
+    link().closed('stream ended');
+    timers.fire();
+    assert.deepEqual(seen.links[1].position, { since: 5, epoch: 'e1' });
+    link().event({ seq: 6, type: 'round_started' });
+    link().closed('stream ended');
+    timers.fire();
+    link().event({ seq: 40, type: 'snapshot', epoch: 'e2' });
+    link().closed('stream ended');
+    timers.fire();
+    assert.deepEqual(seen.links[3].position, { since: 40, epoch: 'e2' });
+    // A poll that answers nothing after a reconnect: nothing was missed.
+    assert.equal(link().answered([], 44), true);
+    assert.deepEqual(seen.resumed, ['recovered', 'resynced', 'recovered']);
+    assert.equal(reconnect.position.since, 44, "a poll's last_seq moves the position");
+    assert.deepEqual(seen.events, [4, 5, 6, 40]);
+  });
+
+  test('stop() ends the attempt and cancels the pending retry; a dead link reports nothing', () => {
+    const { seen, timers, reconnect, link } = harness();
+    reconnect.start(null, null);
+    const first = link();
+    first.closed('refused');
+    assert.equal(first.alive, false);
+    assert.equal(first.signal.aborted, true, 'its fetches are cancelled');
+    timers.fire();
+    const second = link();
+    first.event({ seq: 1, type: 'round_started' });
+    first.closed('late report');
+    first.opened();
+    assert.deepEqual(seen.events, [], 'a dead link delivers nothing');
+    assert.deepEqual(timers.due(), [], 'and schedules no retry');
+    second.closed('refused');
+    assert.deepEqual(timers.due(), [500]);
+    reconnect.stop();
+    assert.deepEqual(timers.due(), [], 'the retry is cancelled');
+    assert.equal(seen.statuses.at(-1), 'closed');
+    assert.equal(seen.links.length, 2, 'nothing opens after stop()');
+    second.closed('after stop');
+    assert.deepEqual(timers.due(), []);
+  });
+
+  test('an open() that throws or rejects is a failed attempt like any other', async () => {
+    const timers = manualTimers();
+    const reasons = [];
+    let calls = 0;
+    const reconnect = new Reconnector({
+      open: () => {
+        calls += 1;
+        if (calls === 1) throw new Error('no EventSource here');
+        return Promise.reject(new Error('ticket refused'));
+      },
+      onEvent: () => {},
+      probe: { reconnecting: (r) => reasons.push(r.reason), resumed() {} },
+      backoff: new Backoff({ random: () => 0 }),
+      timers,
+    });
+    reconnect.start(null, null);
+    timers.fire();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(reasons, ['no EventSource here', 'ticket refused']);
+    reconnect.stop();
+  });
+
+  test('an answer stops delivering as soon as the link dies mid-batch', () => {
+    const { seen, reconnect, link } = harness();
+    const stopAt = 2;
+    reconnect.onEvent = (e) => {
+      seen.events.push(e.seq);
+      if (e.seq === stopAt) reconnect.stop();
+    };
+    reconnect.start(0, 'e1');
+    assert.equal(link().answered([{ seq: 1 }, { seq: 2 }, { seq: 3 }], 3), false);
+    assert.deepEqual(seen.events, [1, 2], 'nothing after close()');
   });
 });
 

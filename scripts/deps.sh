@@ -47,6 +47,8 @@ if [ "$what" = test ]; then
     apt_missing+=(npm)
   fi
   command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
+  # tests/api/classroom.rs runs `openssl verify` against the local CA, as a student would.
+  need_cmd openssl openssl
   need_cmd redis-server redis-server
   need_cmd haproxy haproxy
 fi

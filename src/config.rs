@@ -1,19 +1,31 @@
 //! # Configuration
 //!
 //! Every setting is a command-line flag that also reads a `CLICKGAME_*` environment variable;
-//! `clickgame --help` lists them. Defaults are the constants below, so `make run` needs no file.
+//! `clickgame --help` lists them. Every default is one of the constants below — this file is
+//! the one place a default is written — so `make run` needs no file. The game's rules take
+//! theirs from here too ([`Rules::default`] is implemented at the bottom of this file, since the
+//! pure game core reads no configuration), and so do the WebSocket's timings
+//! ([`Heartbeat::default`]). Limits that are not flags (message sizes, backlogs) are constants
+//! of the module they limit.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{parser::ValueSource, CommandFactory, FromArgMatches, Parser};
 
-use crate::game::Rules;
+use crate::game::{Rules, BOARD_SIZE, POLL_INTERVAL_MS};
 use crate::hub::HubConfig;
+use crate::lan::Host;
 use crate::tls::TlsVersion;
+use crate::transport::sse::SseSettings;
+use crate::transport::websocket::Heartbeat;
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_HTTPS_ADDR: &str = "127.0.0.1:8443";
+/// With `--lan`: every interface, IPv6 and IPv4 (the `[::]` socket is made dual-stack).
+pub const DEFAULT_LAN_HTTP_ADDR: &str = "[::]:8080";
+pub const DEFAULT_LAN_HTTPS_ADDR: &str = "[::]:8443";
 /// The eavesdropping relays (`--eavesdrop`): loopback, next to the listeners they relay to.
 pub const DEFAULT_EAVESDROP_ADDR: &str = "127.0.0.1:8081";
 pub const DEFAULT_EAVESDROP_TLS_ADDR: &str = "127.0.0.1:8444";
@@ -49,13 +61,38 @@ pub const DEFAULT_HISTORY: usize = 1024;
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1000;
 /// How long a long poll is held before `204 No Content`.
 pub const DEFAULT_LONGPOLL_TIMEOUT_MS: u64 = 25_000;
+/// The pause between a round's win and the next target...
 pub const DEFAULT_ROUND_PAUSE_MS: u64 = 1500;
+/// ...plus a random extra of up to this, so the next target cannot be timed.
 pub const DEFAULT_ROUND_PAUSE_JITTER_MS: u64 = 500;
+/// The target's radius in board units (the board is 1000 × 1000).
 pub const DEFAULT_TARGET_RADIUS: u32 = 40;
 /// A player with no transport contact for this long leaves.
 pub const DEFAULT_PLAYER_TIMEOUT_MS: u64 = 60_000;
 /// The SSE `retry:` the browser waits before reconnecting.
 pub const DEFAULT_SSE_RETRY_MS: u64 = 1000;
+/// A comment line on every idle SSE stream this often, so proxies do not time it out.
+pub const DEFAULT_SSE_HEARTBEAT_MS: u64 = 15_000;
+/// The server pings every WebSocket this often...
+pub const DEFAULT_WS_PING_INTERVAL_MS: u64 = 20_000;
+/// ...and closes one it has heard nothing from (not even a pong) for this long, with 1008.
+pub const DEFAULT_WS_TIMEOUT_MS: u64 = 45_000;
+/// A write that waits this long for a client that does not read ends the connection.
+pub const DEFAULT_WS_SEND_TIMEOUT_MS: u64 = 10_000;
+/// The TLS versions the HTTPS listener accepts (Mozilla's "intermediate" profile).
+pub const DEFAULT_TLS_MIN: &str = "1.2";
+pub const DEFAULT_TLS_MAX: &str = "1.3";
+/// Worker threads of the HTTP server; 0 = one per CPU core.
+pub const DEFAULT_WORKERS: usize = 0;
+/// The log filter (`tracing` env-filter syntax).
+pub const DEFAULT_LOG: &str = "info";
+
+/// The shortest timer a flag accepts, in ms: shorter ones would only measure the scheduler.
+const MIN_TIMER_MS: u64 = 10;
+/// The longest timeout a flag accepts, in ms (ten minutes).
+const MAX_TIMEOUT_MS: u64 = 600_000;
+/// The most players, or history events, a flag may ask for.
+const MAX_COUNT: u64 = 1_000_000;
 
 /// The web client shipped with this crate, found next to the sources at build time.
 const DEFAULT_WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web");
@@ -104,17 +141,42 @@ pub struct Config {
     #[arg(long)]
     pub init_certs: bool,
 
+    /// Classroom mode: listen on every interface, IPv4 and IPv6 (HTTP port 8080, HTTPS port 8443,
+    /// unless --http-addr/--https-addr say otherwise), allow this machine's LAN addresses and
+    /// host name as origins, put them into the certificate, and print the join URL with a QR
+    /// code (docs/classroom.md).
+    #[arg(long, env = "CLICKGAME_LAN")]
+    pub lan: bool,
+
+    /// With --lan or --init-ca: an address or host name students reach this machine by, used
+    /// instead of detecting the interfaces (repeat the flag, or separate with commas in the
+    /// environment variable; the first is the QR code's).
+    #[arg(
+        long = "lan-addr",
+        env = "CLICKGAME_LAN_ADDRS",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    pub lan_addrs: Vec<Host>,
+
+    /// Create (or keep) a local CA in --data-dir (ca.pem; ca-key.pem mode 0600), name-constrained
+    /// to loopback and this machine's LAN names and networks (or --lan-addr), sign the
+    /// certificate with it, print both fingerprints, exit. Install ca.pem on the projector
+    /// laptop only (docs/classroom.md).
+    #[arg(long, conflicts_with_all = ["cert", "key", "init_certs"])]
+    pub init_ca: bool,
+
     /// Make the plain HTTP port answer every request with a redirect to HTTPS.
     #[arg(long, env = "CLICKGAME_REDIRECT_HTTP")]
     pub redirect_http: bool,
 
     /// Lowest TLS version the HTTPS listener accepts (1.2 or 1.3).
-    #[arg(long, env = "CLICKGAME_TLS_MIN", value_enum, default_value = "1.2")]
+    #[arg(long, env = "CLICKGAME_TLS_MIN", value_enum, default_value = DEFAULT_TLS_MIN)]
     pub tls_min: TlsVersion,
 
     /// Highest TLS version the HTTPS listener accepts (1.2 or 1.3). `--tls-max 1.2` shows a
     /// TLS 1.2 handshake, certificate in clear, next to a 1.3 one.
-    #[arg(long, env = "CLICKGAME_TLS_MAX", value_enum, default_value = "1.3")]
+    #[arg(long, env = "CLICKGAME_TLS_MAX", value_enum, default_value = DEFAULT_TLS_MAX)]
     pub tls_max: TlsVersion,
 
     /// Teaching only, weakens secrecy: append every TLS connection's secrets to FILE in the NSS
@@ -135,7 +197,7 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_EAVESDROP_TLS_ADDR", default_value = DEFAULT_EAVESDROP_TLS_ADDR)]
     pub eavesdrop_tls_addr: SocketAddr,
 
-    /// Another origin (scheme://host[:port]) allowed to use the API, besides the server's own.
+    /// Another origin (`scheme://host[:port]`) allowed to use the API, besides the server's own.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
         long = "allowed-origin",
@@ -168,7 +230,7 @@ pub struct Config {
     /// and its connection is closed. Between requests on a keep-alive connection the next head
     /// must be complete within this too (an idle connection closes after 5 s anyway).
     #[arg(long, env = "CLICKGAME_BODY_TIMEOUT_MS", default_value_t = DEFAULT_BODY_TIMEOUT_MS,
-          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+          value_parser = clap::value_parser!(u64).range(MIN_TIMER_MS..=MAX_TIMEOUT_MS))]
     pub body_timeout_ms: u64,
 
     /// Joins per minute per client address (bursts up to this many at once; 0 = no limit).
@@ -182,24 +244,24 @@ pub struct Config {
 
     /// Players in the game at once; a join beyond it gets 409 game_full.
     #[arg(long, env = "CLICKGAME_MAX_PLAYERS", default_value_t = DEFAULT_MAX_PLAYERS,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_COUNT))]
     pub max_players: usize,
 
     /// Milliseconds between server pings on a WebSocket.
-    #[arg(long, env = "CLICKGAME_WS_PING_INTERVAL_MS", default_value_t = 20_000,
-          value_parser = clap::value_parser!(u64).range(10..))]
+    #[arg(long, env = "CLICKGAME_WS_PING_INTERVAL_MS", default_value_t = DEFAULT_WS_PING_INTERVAL_MS,
+          value_parser = clap::value_parser!(u64).range(MIN_TIMER_MS..))]
     pub ws_ping_interval_ms: u64,
 
     /// A WebSocket silent (not even a pong) for this long is closed with 1008.
-    #[arg(long, env = "CLICKGAME_WS_TIMEOUT_MS", default_value_t = 45_000,
-          value_parser = clap::value_parser!(u64).range(10..))]
+    #[arg(long, env = "CLICKGAME_WS_TIMEOUT_MS", default_value_t = DEFAULT_WS_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(MIN_TIMER_MS..))]
     pub ws_timeout_ms: u64,
 
     /// A client that stops reading is disconnected once a write has waited this long: on a
     /// WebSocket any frame (event, reply, pong, ping, close) and the socket is closed after a
     /// 1008; on any other connection (SSE, HTTP/2, responses) the socket is closed.
-    #[arg(long, env = "CLICKGAME_WS_SEND_TIMEOUT_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(10..))]
+    #[arg(long, env = "CLICKGAME_WS_SEND_TIMEOUT_MS", default_value_t = DEFAULT_WS_SEND_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(MIN_TIMER_MS..))]
     pub ws_send_timeout_ms: u64,
 
     /// Test only: serve a WebSocket echo endpoint at this path (for Autobahn|Testsuite). It
@@ -213,17 +275,17 @@ pub struct Config {
 
     /// Number of recent events kept for resuming clients.
     #[arg(long, env = "CLICKGAME_HISTORY", default_value_t = DEFAULT_HISTORY,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_COUNT))]
     pub history: usize,
 
-    /// Interval between AJAX polls, told to clients.
+    /// Interval between AJAX polls, told to clients (the lecturer's control takes the same range).
     #[arg(long, env = "CLICKGAME_POLL_INTERVAL_MS", default_value_t = DEFAULT_POLL_INTERVAL_MS,
-          value_parser = clap::value_parser!(u64).range(50..=60_000))]
+          value_parser = clap::value_parser!(u64).range(POLL_INTERVAL_MS))]
     pub poll_interval_ms: u64,
 
     /// How long a long poll waits for an event before answering 204.
     #[arg(long, env = "CLICKGAME_LONGPOLL_TIMEOUT_MS", default_value_t = DEFAULT_LONGPOLL_TIMEOUT_MS,
-          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
     pub longpoll_timeout_ms: u64,
 
     /// Pause between a round's win and the next target.
@@ -236,7 +298,7 @@ pub struct Config {
 
     /// Radius of the target in board units (board is 1000 × 1000).
     #[arg(long, env = "CLICKGAME_TARGET_RADIUS", default_value_t = DEFAULT_TARGET_RADIUS,
-          value_parser = clap::value_parser!(u32).range(1..=500))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(BOARD_SIZE / 2)))]
     pub target_radius: u32,
 
     /// A player with no transport contact for this long leaves.
@@ -248,8 +310,8 @@ pub struct Config {
     pub sse_retry_ms: u64,
 
     /// A comment line on every SSE stream at least this often, so proxies keep it open.
-    #[arg(long, env = "CLICKGAME_SSE_HEARTBEAT_MS", default_value_t = 15_000,
-          value_parser = clap::value_parser!(u64).range(10..))]
+    #[arg(long, env = "CLICKGAME_SSE_HEARTBEAT_MS", default_value_t = DEFAULT_SSE_HEARTBEAT_MS,
+          value_parser = clap::value_parser!(u64).range(MIN_TIMER_MS..))]
     pub sse_heartbeat_ms: u64,
 
     /// Directory of the web client.
@@ -257,15 +319,47 @@ pub struct Config {
     pub web_dir: PathBuf,
 
     /// Worker threads of the HTTP server (0 = one per CPU core).
-    #[arg(long, env = "CLICKGAME_WORKERS", default_value_t = 0)]
+    #[arg(long, env = "CLICKGAME_WORKERS", default_value_t = DEFAULT_WORKERS)]
     pub workers: usize,
 
     /// Log filter, in `tracing` env-filter syntax (e.g. `info`, `clickgame=debug`).
-    #[arg(long, env = "CLICKGAME_LOG", default_value = "info")]
+    #[arg(long, env = "CLICKGAME_LOG", default_value = DEFAULT_LOG)]
     pub log: String,
 }
 
 impl Config {
+    /// The configuration of this process: flags, then environment variables, then defaults —
+    /// and with `--lan`, the all-interfaces addresses for any listener address not given.
+    pub fn from_args() -> Config {
+        Config::from_arg_list(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    /// [`Config::from_args`] for a given argument list (the first is the program name).
+    pub fn from_arg_list<I, T>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Config::command().try_get_matches_from(args)?;
+        let mut config = Config::from_arg_matches(&matches)?;
+        if config.lan {
+            let defaulted = |id| matches.value_source(id) == Some(ValueSource::DefaultValue);
+            if defaulted("http_addr") {
+                config.http_addr = lan_default(DEFAULT_LAN_HTTP_ADDR);
+            }
+            if defaulted("https_addr") {
+                config.https_addr = lan_default(DEFAULT_LAN_HTTPS_ADDR);
+            }
+        }
+        if !config.lan_addrs.is_empty() && !config.lan && !config.init_ca {
+            return Err(Config::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--lan-addr is for --lan or --init-ca",
+            ));
+        }
+        Ok(config)
+    }
+
     /// The defaults with a free port: what tests start from. Tests join many players from
     /// 127.0.0.1, so the join limits are off and the player cap is high; a test about a limit
     /// sets it back explicitly.
@@ -295,11 +389,18 @@ impl Config {
         }
     }
 
-    pub fn heartbeat(&self) -> crate::transport::websocket::Heartbeat {
-        crate::transport::websocket::Heartbeat {
-            interval: std::time::Duration::from_millis(self.ws_ping_interval_ms),
-            timeout: std::time::Duration::from_millis(self.ws_timeout_ms),
-            send_timeout: std::time::Duration::from_millis(self.ws_send_timeout_ms),
+    pub fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            interval: Duration::from_millis(self.ws_ping_interval_ms),
+            timeout: Duration::from_millis(self.ws_timeout_ms),
+            send_timeout: Duration::from_millis(self.ws_send_timeout_ms),
+        }
+    }
+
+    pub fn sse(&self) -> SseSettings {
+        SseSettings {
+            retry_ms: self.sse_retry_ms,
+            heartbeat: Duration::from_millis(self.sse_heartbeat_ms),
         }
     }
 
@@ -307,5 +408,115 @@ impl Config {
         HubConfig {
             history: self.history,
         }
+    }
+}
+
+/// The rules at their defaults: the game `make run` plays, and the one tests start from.
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            target_radius: DEFAULT_TARGET_RADIUS,
+            round_pause_ms: DEFAULT_ROUND_PAUSE_MS,
+            round_pause_jitter_ms: DEFAULT_ROUND_PAUSE_JITTER_MS,
+            idle_timeout_ms: DEFAULT_PLAYER_TIMEOUT_MS,
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            max_players: DEFAULT_MAX_PLAYERS,
+        }
+    }
+}
+
+/// The WebSocket's timings at their defaults (the echo endpoint's, and the game's without flags).
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            interval: Duration::from_millis(DEFAULT_WS_PING_INTERVAL_MS),
+            timeout: Duration::from_millis(DEFAULT_WS_TIMEOUT_MS),
+            send_timeout: Duration::from_millis(DEFAULT_WS_SEND_TIMEOUT_MS),
+        }
+    }
+}
+
+fn lan_default(addr: &str) -> SocketAddr {
+    addr.parse()
+        .unwrap_or(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flags_defaults_are_the_rules_and_timings_defaults() {
+        let config = Config::parse_from(["clickgame"]);
+        let (rules, default) = (config.rules(), Rules::default());
+        assert_eq!(
+            (
+                rules.target_radius,
+                rules.round_pause_ms,
+                rules.round_pause_jitter_ms,
+                rules.idle_timeout_ms,
+                rules.poll_interval_ms,
+                rules.max_players
+            ),
+            (
+                default.target_radius,
+                default.round_pause_ms,
+                default.round_pause_jitter_ms,
+                default.idle_timeout_ms,
+                default.poll_interval_ms,
+                default.max_players
+            )
+        );
+        assert_eq!(config.heartbeat(), Heartbeat::default());
+        assert!(POLL_INTERVAL_MS.contains(&config.poll_interval_ms));
+    }
+
+    #[test]
+    fn the_poll_interval_flag_takes_exactly_the_games_range() {
+        let parse =
+            |ms: u64| Config::try_parse_from(["clickgame", "--poll-interval-ms", &ms.to_string()]);
+        assert!(parse(*POLL_INTERVAL_MS.start()).is_ok());
+        assert!(parse(*POLL_INTERVAL_MS.end()).is_ok());
+        assert!(parse(POLL_INTERVAL_MS.start() - 1).is_err());
+        assert!(parse(POLL_INTERVAL_MS.end() + 1).is_err());
+    }
+
+    #[test]
+    fn lan_listens_on_every_interface_unless_an_address_is_given() {
+        let c = Config::from_arg_list(["clickgame", "--lan"]).unwrap();
+        assert_eq!(c.http_addr.to_string(), "[::]:8080");
+        assert_eq!(c.https_addr.to_string(), "[::]:8443");
+        let c =
+            Config::from_arg_list(["clickgame", "--lan", "--http-addr", "127.0.0.1:9000"]).unwrap();
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.https_addr.to_string(), "[::]:8443");
+        let c = Config::from_arg_list(["clickgame"]).unwrap();
+        assert_eq!(c.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert!(!c.lan);
+    }
+
+    #[test]
+    fn lan_addr_takes_addresses_and_names_and_needs_lan_or_init_ca() {
+        let c = Config::from_arg_list([
+            "clickgame",
+            "--lan",
+            "--lan-addr",
+            "192.0.2.10",
+            "--lan-addr",
+            "[2001:db8::10]",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.lan_addrs,
+            vec![
+                Host::Ip("192.0.2.10".parse().unwrap()),
+                Host::Ip("2001:db8::10".parse().unwrap())
+            ]
+        );
+        assert!(Config::from_arg_list(["clickgame", "--lan-addr", "192.0.2.10"]).is_err());
+        assert!(
+            Config::from_arg_list(["clickgame", "--init-ca", "--lan-addr", "pc.local"]).is_ok()
+        );
+        assert!(Config::from_arg_list(["clickgame", "--lan", "--lan-addr", "a,b c"]).is_err());
     }
 }

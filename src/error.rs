@@ -4,6 +4,10 @@
 //! and a human `detail`, sent as `{"error": code, "detail": text}`. Handlers return
 //! `Result<_, ApiError>`; game rule violations convert via `From<GameError>`; extractor failures
 //! (bad JSON, bad query) are routed here by the `*Config` error handlers in `server.rs`.
+//!
+//! Serialising our own replies goes through [`to_json`] too: it cannot fail for the plain types
+//! we send, so a failure is a bug of ours — logged, and answered `500 internal` (or, where no
+//! status can be sent any more, with a well-formed fallback), never with an empty body or frame.
 
 use std::fmt;
 
@@ -66,13 +70,24 @@ impl ApiError {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail)
     }
 
+    /// A bug of ours, not the client's: `500 internal`.
+    pub fn internal(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+
     /// The JSON body, also used for WebSocket `error` messages.
     pub fn body(&self) -> String {
-        serde_json::to_string(&Body {
+        let body = Body {
             error: self.code,
             detail: &self.detail,
+        };
+        // `code` is one of our identifiers: safe to write into JSON as it is.
+        to_json(&body, "an error body").unwrap_or_else(|_| {
+            format!(
+                r#"{{"error":"{}","detail":"(the detail could not be encoded)"}}"#,
+                self.code
+            )
         })
-        .unwrap_or_default()
     }
 
     /// Turns a JSON body extractor failure into the right status and code.
@@ -109,6 +124,21 @@ impl ApiError {
     }
 }
 
+/// Serialises one of our own values for the wire.
+///
+/// Our types always serialise (plain structs and enums, string keys, no custom `Serialize`
+/// that can fail), so an error here is a bug in this server. It is logged with `what` was being
+/// written and returned as `500 internal`; a caller that can no longer send a status (an event
+/// in the log, a reply on a socket) sends a well-formed fallback of its own instead. The road
+/// not taken, `unwrap_or_default()`, sent an empty body or an empty frame, which a client
+/// would blame on itself.
+pub fn to_json<T: Serialize + ?Sized>(value: &T, what: &'static str) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|err| {
+        tracing::error!(%err, what, "did not serialise: a bug in the server");
+        ApiError::internal(format!("{what} could not be encoded"))
+    })
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
@@ -139,6 +169,7 @@ impl From<GameError> for ApiError {
             GameError::GameFull { .. } => ApiError::new(StatusCode::CONFLICT, "game_full", detail),
             // The token was valid a moment ago but the player has just left: same as no session.
             GameError::UnknownPlayer(_) => ApiError::unauthorized(),
+            GameError::JoinsClosed => ApiError::new(StatusCode::FORBIDDEN, "joins_closed", detail),
             GameError::OutOfBoard { .. } => ApiError::bad_request("out_of_board", detail),
             GameError::RoundNotStarted { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "round_not_started", detail)

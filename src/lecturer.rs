@@ -6,7 +6,9 @@
 //! Controls for the lecturer, behind the admin token (`Authorization: Bearer <token>`, `403`
 //! otherwise; the token is `--admin-token` or printed at start-up): pause/resume rounds, reset
 //! scores, change the AJAX polling interval for every client, add a simulated network delay to
-//! one transport, and drop every open connection to show how clients resume.
+//! one transport, and drop every open connection to show how clients resume. And, to keep a
+//! room of a hundred students civil on the projector: remove a player, rename one (the new name
+//! passes the join's checks), and close or reopen joining.
 
 use std::future::{ready, Ready};
 
@@ -17,10 +19,11 @@ use actix_web::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::game::Transport;
-use crate::hub::{now_ms, Hub};
+use crate::game::{GameError, PlayerId, Transport, POLL_INTERVAL_MS};
+use crate::hub::Hub;
+use crate::log::now_ms;
 use crate::metrics::TransportStats;
-use crate::security;
+use crate::security::{self, RateLimiter};
 use crate::session;
 use crate::transport::method_not_allowed;
 
@@ -67,6 +70,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/admin/delay")
             .route(web::post().to(delay))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/admin/kick")
+            .route(web::post().to(kick))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/admin/rename")
+            .route(web::post().to(rename))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/admin/joins")
+            .route(web::post().to(joins))
             .default_service(method_not_allowed("POST")),
     );
 }
@@ -131,6 +149,7 @@ struct Delays {
 #[derive(Debug, Serialize)]
 struct AdminState {
     paused: bool,
+    joins_open: bool,
     poll_interval_ms: u64,
     delay_ms: Delays,
 }
@@ -146,6 +165,7 @@ fn admin_state(hub: &Hub) -> AdminState {
     let ms = |t| hub.delay(t).as_millis() as u64;
     AdminState {
         paused: hub.is_paused(),
+        joins_open: hub.joins_open(),
         poll_interval_ms: hub.poll_interval_ms(),
         delay_ms: Delays {
             ajax: ms(Transport::Ajax),
@@ -214,10 +234,14 @@ async fn poll_interval(
     _: Admin,
     body: web::Json<PollInterval>,
 ) -> Result<HttpResponse, ApiError> {
-    if !(50..=60_000).contains(&body.ms) {
+    if !POLL_INTERVAL_MS.contains(&body.ms) {
         return Err(ApiError::bad_request(
             "bad_interval",
-            "the polling interval must be 50 to 60000 ms",
+            format!(
+                "the polling interval must be {} to {} ms",
+                POLL_INTERVAL_MS.start(),
+                POLL_INTERVAL_MS.end()
+            ),
         ));
     }
     hub.set_poll_interval(body.ms);
@@ -244,5 +268,79 @@ async fn delay(
     }
     hub.set_delay(body.transport, body.ms);
     tracing::info!(transport = %body.transport, ms = body.ms, "lecturer set a simulated delay");
+    Ok(HttpResponse::Ok().json(admin_state(&hub)))
+}
+
+/// The game's refusals, as a lecturer control answers them: a player who is not (or no longer)
+/// in the game is `404 no_such_player` here, not the `401` a player's own request gets.
+fn admin_error(err: GameError) -> ApiError {
+    match err {
+        GameError::UnknownPlayer(id) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_player",
+            format!("player {id} is not in the game"),
+        ),
+        other => ApiError::from(other),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kick {
+    player: PlayerId,
+}
+
+/// `POST /api/admin/kick {"player": id}`: the player leaves with reason `kicked`, and their
+/// session token dies (a kicked player who wants back in must join anew — which the lecturer
+/// can stop by closing joining).
+async fn kick(
+    hub: web::Data<Hub>,
+    limiter: web::Data<RateLimiter>,
+    _: Admin,
+    body: web::Json<Kick>,
+) -> Result<HttpResponse, ApiError> {
+    hub.kick(body.player).map_err(admin_error)?;
+    limiter.forget(body.player);
+    tracing::info!(player = body.player, "lecturer removed a player");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "player": body.player, "kicked": true })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    player: PlayerId,
+    name: String,
+}
+
+/// `POST /api/admin/rename {"player": id, "name": "…"}`: the name goes through the join's
+/// validation and uniqueness (`400 invalid_name`, `409 name_taken`); answers the name as stored.
+async fn rename(
+    hub: web::Data<Hub>,
+    _: Admin,
+    body: web::Json<Rename>,
+) -> Result<HttpResponse, ApiError> {
+    let name = hub.rename(body.player, &body.name).map_err(admin_error)?;
+    tracing::info!(player = body.player, name, "lecturer renamed a player");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "player": body.player, "name": name })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Joins {
+    open: bool,
+}
+
+/// `POST /api/admin/joins {"open": bool}`: while closed, `POST /api/join` is `403 joins_closed`.
+async fn joins(
+    hub: web::Data<Hub>,
+    _: Admin,
+    body: web::Json<Joins>,
+) -> Result<HttpResponse, ApiError> {
+    hub.set_joins_open(body.open);
+    tracing::info!(
+        open = body.open,
+        "lecturer {} joining",
+        if body.open { "opened" } else { "closed" }
+    );
     Ok(HttpResponse::Ok().json(admin_state(&hub)))
 }

@@ -225,7 +225,7 @@ impl SocketLimiter {
     pub fn admit(&self, peer: Option<SocketAddr>) -> Result<SocketPermit, Refusal> {
         let verdict = self.decide(peer);
         if let Err(why) = verdict {
-            self.refused.note(why, peer.map(|p| p.ip()));
+            self.refused.note(why, peer.map(|p| p.ip()), &self.limits);
         }
         verdict
     }
@@ -265,12 +265,93 @@ impl SocketLimiter {
     }
 }
 
+/// A cap a client can run into, with the flag that raises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cap {
+    SocketsPerIp,
+    Sockets,
+    StreamsPerIp,
+    Streams,
+    JoinRate,
+    JoinRateTotal,
+    MaxPlayers,
+}
+
+impl Cap {
+    /// The command-line flag that sets this cap.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Cap::SocketsPerIp => "--max-sockets-per-ip",
+            Cap::Sockets | Cap::Streams => "--max-conns",
+            Cap::StreamsPerIp => "--max-conns-per-ip",
+            Cap::JoinRate => "--join-rate",
+            Cap::JoinRateTotal => "--join-rate-total",
+            Cap::MaxPlayers => "--max-players",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Cap::SocketsPerIp => "connections from one address",
+            Cap::Sockets => "connections overall",
+            Cap::StreamsPerIp => "long-lived streams from one address",
+            Cap::Streams => "long-lived streams overall (connections minus the reserve)",
+            Cap::JoinRate => "joins per minute from one address",
+            Cap::JoinRateTotal => "joins per minute overall",
+            Cap::MaxPlayers => "players",
+        }
+    }
+
+    /// The log line for `ip` reaching this cap of `limit`.
+    pub fn message(self, limit: u64, ip: Option<IpAddr>) -> String {
+        let who = ip.map_or_else(|| "a client".to_string(), |ip| ip.to_string());
+        format!(
+            "{who} reached the cap of {limit} {}; if a whole room shares this address (a campus \
+             NAT does that), raise it with {} N (docs/security.md, section 7)",
+            self.what(),
+            self.flag()
+        )
+    }
+}
+
+/// Says, once per address and cap, that an address reached a cap and which flag raises it: in
+/// a lecture hall behind one NAT address the lecturer needs that line, and needs it once — a
+/// hundred refused phones must not become a hundred log lines. Remembers at most
+/// [`CapLog::MAX_ADDRESSES`] pairs (a flood from many addresses is then summed up once).
+#[derive(Debug, Default)]
+pub struct CapLog {
+    seen: Mutex<std::collections::HashSet<(Cap, Option<IpAddr>)>>,
+}
+
+impl CapLog {
+    pub const MAX_ADDRESSES: usize = 4096;
+
+    /// Logs the first time `ip` (IPv6 per /64) reaches `cap`; `true` if this call logged.
+    pub fn note(&self, cap: Cap, limit: u64, ip: Option<IpAddr>) -> bool {
+        let key = (cap, ip.map(address_key));
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= Self::MAX_ADDRESSES || !seen.insert(key) {
+            return false;
+        }
+        tracing::warn!(cap = cap.flag(), limit, ?ip, "{}", cap.message(limit, ip));
+        if seen.len() == Self::MAX_ADDRESSES {
+            tracing::warn!(
+                "{} addresses have reached caps; further ones are not logged one by one",
+                Self::MAX_ADDRESSES
+            );
+        }
+        true
+    }
+}
+
 /// Refusals at accept are counted and logged at most once a second: a flood must not become a
-/// flood of log lines too.
+/// flood of log lines too. The first refusal of each address under each cap is logged with
+/// the flag that raises it ([`CapLog`]).
 #[derive(Debug)]
 struct RefusalLog {
     count: AtomicU64,
     last: Mutex<Instant>,
+    caps: CapLog,
 }
 
 impl Default for RefusalLog {
@@ -278,13 +359,27 @@ impl Default for RefusalLog {
         RefusalLog {
             count: AtomicU64::new(0),
             last: Mutex::new(Instant::now() - Duration::from_secs(2)),
+            caps: CapLog::default(),
         }
     }
 }
 
 impl RefusalLog {
-    fn note(&self, why: Refusal, ip: Option<IpAddr>) {
+    fn note(&self, why: Refusal, ip: Option<IpAddr>, limits: &Limits) {
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        let first = match why {
+            Refusal::PerAddress => {
+                self.caps
+                    .note(Cap::SocketsPerIp, u64::from(limits.sockets_per_ip), ip)
+            }
+            Refusal::Full | Refusal::Reserve => {
+                self.caps.note(Cap::Sockets, u64::from(limits.sockets), ip)
+            }
+            Refusal::NoPeer => false,
+        };
+        if first {
+            return;
+        }
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         if last.elapsed() >= Duration::from_secs(1) {
             *last = Instant::now();
@@ -306,6 +401,7 @@ pub struct ConnLimiter {
     max: u32,
     total_max: u32,
     counts: Arc<Mutex<Counts>>,
+    caps: Arc<CapLog>,
 }
 
 /// One counted stream; dropping it frees the slot.
@@ -332,6 +428,7 @@ impl ConnLimiter {
             max,
             total_max: u32::MAX,
             counts: Arc::default(),
+            caps: Arc::default(),
         }
     }
 
@@ -354,6 +451,8 @@ impl ConnLimiter {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let held = counts.per_ip.get(&ip).copied().unwrap_or(0);
         if self.max > 0 && held >= self.max {
+            self.caps
+                .note(Cap::StreamsPerIp, u64::from(self.max), peer.map(|p| p.ip()));
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_connections",
@@ -362,6 +461,11 @@ impl ConnLimiter {
             .retry_after(1));
         }
         if counts.total >= self.total_max {
+            self.caps.note(
+                Cap::Streams,
+                u64::from(self.total_max),
+                peer.map(|p| p.ip()),
+            );
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_busy",
@@ -630,6 +734,46 @@ mod tests {
         assert_eq!(err.retry_after, Some(5));
         drop(a);
         assert!(limiter.acquire(addr(4)).is_ok());
+    }
+
+    #[test]
+    fn each_address_is_logged_once_per_cap_with_the_flag_that_raises_it() {
+        let log = CapLog::default();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert!(log.note(Cap::SocketsPerIp, 512, ip("192.0.2.1")));
+        assert!(!log.note(Cap::SocketsPerIp, 512, ip("192.0.2.1")), "once");
+        assert!(log.note(Cap::StreamsPerIp, 256, ip("192.0.2.1")), "per cap");
+        assert!(
+            log.note(Cap::SocketsPerIp, 512, ip("192.0.2.2")),
+            "per address"
+        );
+        assert!(log.note(Cap::JoinRate, 120, ip("2001:db8:1:2::1")));
+        assert!(
+            !log.note(Cap::JoinRate, 120, ip("2001:db8:1:2::ff")),
+            "one /64 is one address"
+        );
+        let line = Cap::SocketsPerIp.message(512, ip("192.0.2.1"));
+        assert!(line.contains("192.0.2.1"), "{line}");
+        assert!(line.contains("512"), "{line}");
+        assert!(line.contains("--max-sockets-per-ip"), "{line}");
+        for (cap, flag) in [
+            (Cap::StreamsPerIp, "--max-conns-per-ip"),
+            (Cap::Streams, "--max-conns"),
+            (Cap::JoinRateTotal, "--join-rate-total"),
+            (Cap::MaxPlayers, "--max-players"),
+        ] {
+            assert!(cap.message(1, None).contains(flag), "{cap:?}");
+        }
+        // Bounded: past the limit nothing more is remembered (or logged).
+        let many = CapLog::default();
+        for i in 0..CapLog::MAX_ADDRESSES as u32 {
+            many.note(
+                Cap::Sockets,
+                1,
+                Some(IpAddr::from(std::net::Ipv4Addr::from(i))),
+            );
+        }
+        assert!(!many.note(Cap::Sockets, 1, ip("203.0.113.9")));
     }
 
     #[test]

@@ -388,13 +388,21 @@ where
 /// SYN was dropped (answered only after the client's 1 s retransmission).
 pub const BACKLOG: u32 = 2048;
 
-/// Binds a listening socket with [`BACKLOG`] (std's `TcpListener::bind` uses 128).
+/// Binds a listening socket with [`BACKLOG`] (std's `TcpListener::bind` uses 128); `[::]`
+/// dual-stack.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
+    if let std::net::IpAddr::V6(v6) = addr.ip() {
+        if v6.is_unspecified() {
+            // `[::]` serves IPv4 too (as `::ffff:a.b.c.d`), whatever the system's default
+            // (`net.ipv6.bindv6only` on Linux; off on Windows and the BSDs).
+            socket2::SockRef::from(&socket).set_only_v6(false)?;
+        }
+    }
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)?.into_std()

@@ -1,18 +1,26 @@
-//! `clickgame`: parse the configuration, start logging, run the server. Nothing else.
+//! `clickgame`: parse the configuration, start logging, run the server. Nothing else — besides
+//! the two one-shot commands that prepare the data directory (`--init-certs`, `--init-ca`).
 
-use clap::Parser;
-use clickgame::{config::Config, server};
+use clickgame::{
+    ca,
+    config::Config,
+    lan::{self, LanNames},
+    server, tls,
+};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::io::Result<()> {
-    let config = Config::parse();
+    let config = Config::from_args();
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if config.init_ca {
+        return init_ca(&config);
+    }
     if config.init_certs {
-        let (_, _, info) = clickgame::tls::load_or_create(
+        let (_, _, info) = tls::load_or_create(
             config.cert.as_deref(),
             config.key.as_deref(),
             &config.data_dir,
@@ -22,4 +30,43 @@ fn main() -> std::io::Result<()> {
         return Ok(());
     }
     actix_web::rt::System::new().block_on(server::run(config))
+}
+
+/// `--init-ca` (`make ca`): the local CA for loopback and this machine's LAN names (or
+/// `--lan-addr`), and a certificate for the same names signed by it.
+fn init_ca(config: &Config) -> std::io::Result<()> {
+    let names = if config.lan_addrs.is_empty() {
+        lan::detect()
+    } else {
+        LanNames::given(&config.lan_addrs)
+    };
+    let scope = ca::Scope::for_names(&names);
+    let (authority, new) = ca::load_or_create(&config.data_dir, &scope, &names.san_names())?;
+    let extra: Vec<String> = names.hosts.iter().map(lan::Host::san).collect();
+    let (_, _, info) = tls::load_or_create_for(None, None, &config.data_dir, &extra)?;
+    server::log_certificate(&info);
+    println!(
+        "{} local CA {} (SHA-256 {})",
+        if new { "new" } else { "kept the" },
+        authority.cert_path.display(),
+        authority.sha256
+    );
+    println!(
+        "  may sign only: {}",
+        scope.name_constraints().trim_start_matches("critical,")
+    );
+    println!(
+        "certificate {} (SHA-256 {}) for {}",
+        info.cert_path.display(),
+        info.sha256,
+        info.names.join(", ")
+    );
+    if new {
+        println!(
+            "Install {} as a trusted authority on the projector laptop only (docs/classroom.md); \
+             students compare the certificate's fingerprint instead.",
+            authority.cert_path.display()
+        );
+    }
+    Ok(())
 }

@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::game::Transport;
-use crate::hub::{now_ms, WireEvent};
+use crate::log::{now_ms, WireEvent};
 
 /// Counters of one transport.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ pub struct Metrics {
 #[derive(Debug)]
 struct MetricsInner {
     started: Instant,
-    by: [TransportMetrics; 4],
+    by: [TransportMetrics; Transport::COUNT],
 }
 
 /// Counts an open connection until dropped.
@@ -135,21 +135,20 @@ impl Metrics {
         }
     }
 
-    /// `events` were written to one connection of `t` as `bytes` bytes of payload.
+    /// `events` (perhaps none: a heartbeat) were written to one connection of `t` as `bytes`
+    /// bytes of payload. Transports report through `Connection::delivered`, which calls this.
     pub fn delivered(&self, t: Transport, events: &[Arc<WireEvent>], bytes: usize) {
         let m = self.of(t);
         m.events.fetch_add(events.len() as u64, Ordering::Relaxed);
         m.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        if events.is_empty() {
+            return;
+        }
         let now = now_ms();
         let mut lag = m.lag.lock().unwrap_or_else(PoisonError::into_inner);
         for e in events.iter().filter(|e| e.kind != "snapshot") {
             let _ = lag.record(now.saturating_sub(e.ts).max(1));
         }
-    }
-
-    /// Bytes written that are not events (poll envelopes, heartbeats, replies).
-    pub fn bytes(&self, t: Transport, bytes: usize) {
-        self.of(t).bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     pub fn click(&self, t: Transport, accepted: bool) {
@@ -256,5 +255,28 @@ impl Metrics {
             let _ = writeln!(out, "{name}_count{{transport=\"{t}\"}} {}", l.count);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_transport_counts_in_a_slot_of_its_own() {
+        for (i, t) in Transport::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i, "{t}: index() follows ALL");
+        }
+        let metrics = Metrics::default();
+        for (n, t) in Transport::ALL.iter().enumerate() {
+            for _ in 0..=n {
+                metrics.request(*t);
+            }
+        }
+        let counts: Vec<u64> = Transport::ALL
+            .iter()
+            .map(|t| metrics.stats(*t).requests)
+            .collect();
+        assert_eq!(counts, (1..=Transport::COUNT as u64).collect::<Vec<_>>());
     }
 }

@@ -124,7 +124,7 @@ pub fn save(path: &Path, saved: &SavedState) -> io::Result<()> {
 /// Moves an unusable state file aside as `state.json.bad-<ms>` (a symlink is moved, not its
 /// target) and says why, for the log.
 pub fn set_aside(path: &Path, reason: String) -> LoadError {
-    let now = crate::hub::now_ms();
+    let now = crate::log::now_ms();
     // rename() replaces an existing file: never one kept aside earlier in the same ms.
     let moved_to = (0..1000)
         .map(|n| match n {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::game::{Click, ClickOutcome};
-use crate::hub::Batch;
+use crate::log::Batch;
 
 /// The WebSocket sub-protocol we speak; a handshake must offer it.
 pub const WS_SUBPROTOCOL: &str = "clickgame.v1";

@@ -14,9 +14,13 @@
 //!   the scope, the check runs exactly when the router has chosen an API handler, whatever the
 //!   spelling; a spelling the router does not match reaches no handler and gets a JSON 404.
 //! * **Security headers** on every response ([`guard`], the app-wide layer): a strict CSP
-//!   without inline script, `nosniff`, `no-referrer`, `frame-ancestors 'none'`; HSTS on HTTPS.
-//!   With `--redirect-http` the same layer answers every plain-HTTP request with a `308` to the
-//!   HTTPS listener, naming only a host we were configured with ([`RedirectToHttps`]).
+//!   without inline script, `nosniff`, `no-referrer`, `frame-ancestors 'none'`. With
+//!   `--redirect-http` the same layer answers every plain-HTTP request with a `308` to the
+//!   HTTPS listener, naming only a host we were configured with ([`RedirectToHttps`]), and
+//!   HTTPS responses carry HSTS. Only then: HSTS pins a *host name* to HTTPS for two years, and
+//!   this server's names are `localhost` and the LAN addresses — once a local CA makes them
+//!   trusted, a browser would refuse every plain-HTTP transport and demo on them (and on any
+//!   other development server at `localhost`) until the pin expires.
 //! * **Rate limits** — [`RateLimiter`]: clicks per player per second (token bucket);
 //!   [`ConnLimiter`]: long-lived connections per IP and overall (in `limits.rs`, with the
 //!   other connection limits; re-exported here); [`JoinLimiter`]: joins per address and
@@ -40,6 +44,7 @@ use actix_web::{
 
 use crate::error::ApiError;
 use crate::game::PlayerId;
+use crate::limits::{Cap, CapLog};
 pub use crate::limits::{ConnLimiter, ConnSlot};
 
 pub const CONTENT_SECURITY_POLICY: &str =
@@ -159,6 +164,11 @@ impl RedirectToHttps {
         }
     }
 
+    /// True when plain HTTP is redirected (`--redirect-http`).
+    pub fn is_on(&self) -> bool {
+        self.port.is_some()
+    }
+
     /// The `Location` for a plain request that said `Host: host` and asked for `path_and_query`;
     /// `None` when redirecting is off.
     pub fn location(&self, host: Option<&str>, path_and_query: &str) -> Option<String> {
@@ -227,6 +237,10 @@ pub async fn guard(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let secure = req.app_config().secure();
+    // HSTS only where plain HTTP is redirected anyway (see the module notes).
+    let hsts = req
+        .app_data::<web::Data<RedirectToHttps>>()
+        .is_some_and(|r| r.is_on());
     if !secure {
         let location = req
             .app_data::<web::Data<RedirectToHttps>>()
@@ -265,7 +279,7 @@ pub async fn guard(
         header::X_FRAME_OPTIONS,
         header::HeaderValue::from_static("DENY"),
     );
-    if secure {
+    if secure && hsts {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             header::HeaderValue::from_static(HSTS),
@@ -472,6 +486,7 @@ pub struct JoinLimiter {
     per_address: Option<JoinRate>,
     overall: Option<JoinRate>,
     buckets: Mutex<JoinBuckets>,
+    caps: CapLog,
 }
 
 /// A bucket's size and refill speed.
@@ -558,7 +573,14 @@ impl JoinLimiter {
                 by_address: HashMap::new(),
                 sweep_at: JOIN_SWEEP_MIN,
             }),
+            caps: CapLog::default(),
         }
+    }
+
+    /// A join from `peer` was refused because the game holds `max` players: logged once per
+    /// address with the flag that raises the cap.
+    pub fn note_game_full(&self, peer: Option<IpAddr>, max: usize) {
+        self.caps.note(Cap::MaxPlayers, max as u64, peer);
     }
 
     /// Takes a join token for a client at `peer` (no address: only the overall bucket), or
@@ -585,6 +607,8 @@ impl JoinLimiter {
             _ => None,
         };
         if let Some((rate, _, b)) = address.filter(|(_, _, b)| b.tokens < 1.0) {
+            self.caps
+                .note(Cap::JoinRate, u64::from(rate.per_minute), peer);
             return Err(too_many_joins(
                 format!(
                     "at most {} joins per minute from one address",
@@ -594,6 +618,8 @@ impl JoinLimiter {
             ));
         }
         if let Some((rate, b)) = overall.filter(|(_, b)| b.tokens < 1.0) {
+            self.caps
+                .note(Cap::JoinRateTotal, u64::from(rate.per_minute), peer);
             return Err(too_many_joins(
                 format!(
                     "the server takes at most {} joins per minute",

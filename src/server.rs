@@ -2,9 +2,11 @@
 //!
 //! [`start`] binds the listener (port 0 in tests), builds the hub, spawns its round timer and
 //! the actix server (assembled in `listener.rs`, so every connection is counted from accept),
-//! and returns a [`RunningServer`] with the bound address. `main` calls
-//! [`run`], which also waits for Ctrl-C / SIGTERM (actix's own signal handling stops the server
-//! gracefully: it stops accepting and lets in-flight requests finish).
+//! and returns a [`RunningServer`] with the bound address. `main` calls [`run`], which also
+//! waits for Ctrl-C / SIGTERM itself and then calls [`RunningServer::stop`], the same graceful
+//! path tests take: end every stream (WebSocket close 1001, SSE ends, long polls answer), stop
+//! accepting, let in-flight requests finish, save the game. actix's own signal handling is off
+//! (`listener.rs`): it would stop the server with streams still open and wait out its timeout.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -21,18 +23,22 @@ use actix_web::{
     web, App, HttpRequest,
 };
 
+use crate::classroom::{self, JoinInfo};
 use crate::config::Config;
 use crate::eavesdrop::{self, Eavesdrop, RelayKind};
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::lan::{self, LanNames};
 use crate::lecturer::{self, AdminToken};
 use crate::limits::{self, Limits, SocketLimiter};
 use crate::listener::{self, HttpSettings, Listeners};
 use crate::persist;
+use crate::secret;
 use crate::security::{self, ConnLimiter, JoinLimiter, OriginPolicy, RateLimiter, RedirectToHttps};
+use crate::tickets::Tickets;
 use crate::tls::{self, CertInfo};
 use crate::tls_info;
-use crate::transport::{self, long_polling::LongPollTimeout, sse::SseRetry};
+use crate::transport::{self, long_polling::LongPollTimeout};
 
 /// Request bodies are tiny JSON objects; anything larger is refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024;
@@ -51,6 +57,11 @@ pub struct RunningServer {
     pub admin_token: String,
     /// Where the game is saved on shutdown; `None` with `--no-persist`.
     pub state_file: Option<PathBuf>,
+    /// The join URLs and QR code (`/api/join-info`); LAN ones with `--lan`.
+    pub join_info: std::sync::Arc<JoinInfo>,
+    /// The socket counts every listener shares (tests wait on them: a client's close reaches
+    /// the count a moment after the client sees it).
+    pub sockets: SocketLimiter,
     handle: ServerHandle,
     server: actix_web::rt::task::JoinHandle<io::Result<()>>,
     timer: actix_web::rt::task::JoinHandle<()>,
@@ -136,12 +147,15 @@ fn app_config(
     redirect: RedirectToHttps,
     admin_token: AdminToken,
     eavesdrop: Option<Eavesdrop>,
+    join_info: std::sync::Arc<JoinInfo>,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let hub = web::Data::new(hub);
+    let join_info = web::Data::from(join_info);
     let origins = web::Data::new(origins);
     let redirect = web::Data::new(redirect);
     let rate = web::Data::new(RateLimiter::new(config.click_rate));
     let conns = web::Data::new(ConnLimiter::for_config(config));
+    let tickets = web::Data::new(Tickets::default());
     let joins = web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total));
     let heartbeat = web::Data::new(config.heartbeat());
     let admin = web::Data::new(admin_token);
@@ -149,10 +163,7 @@ fn app_config(
     let longpoll = web::Data::new(LongPollTimeout(Duration::from_millis(
         config.longpoll_timeout_ms,
     )));
-    let retry = web::Data::new(SseRetry(
-        config.sse_retry_ms,
-        Duration::from_millis(config.sse_heartbeat_ms),
-    ));
+    let sse = web::Data::new(config.sse());
     let web_dir = config.web_dir.clone();
     let eavesdrop = eavesdrop.map(web::Data::new);
     move |cfg: &mut web::ServiceConfig| {
@@ -165,11 +176,13 @@ fn app_config(
             .app_data(redirect.clone())
             .app_data(rate.clone())
             .app_data(conns.clone())
+            .app_data(tickets.clone())
             .app_data(joins.clone())
             .app_data(heartbeat.clone())
             .app_data(admin.clone())
             .app_data(longpoll.clone())
-            .app_data(retry.clone())
+            .app_data(sse.clone())
+            .app_data(join_info.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_BODY_BYTES)
@@ -197,6 +210,7 @@ fn app_config(
                     .configure(lecturer::configure)
                     .configure(tls_info::configure)
                     .configure(eavesdrop::configure)
+                    .configure(classroom::configure)
                     .default_service(web::to(|| async {
                         Err::<actix_web::HttpResponse, _>(ApiError::not_found(
                             "no such API endpoint; see docs/protocol.md",
@@ -268,18 +282,33 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     let descriptors = limits::fit_descriptor_limit(&mut config);
     let seed = config.seed.unwrap_or_else(rand::random);
     let (hub, state_file) = load_hub(&config, seed);
-    let listener = listener::bind(config.http_addr)?;
+    let listener = bind_listener(config.http_addr)?;
     let http_addr = listener.local_addr()?;
+    let lan_names = lan_names(&config, http_addr);
     let (tls_listener, cert) = if config.no_tls {
         (None, None)
     } else {
-        let (cert, key, info) = tls::load_or_create(
+        let extra: Vec<String> = lan_names
+            .iter()
+            .flat_map(|n| n.hosts.iter().map(lan::Host::san))
+            .collect();
+        let (cert, key, info) = tls::load_or_create_for(
             config.cert.as_deref(),
             config.key.as_deref(),
             &config.data_dir,
+            &extra,
         )?;
         log_certificate(&info);
-        let listener = listener::bind(config.https_addr)?;
+        if !extra.is_empty() && !info.generated && config.cert.is_some() {
+            let missing: Vec<&String> = extra.iter().filter(|n| !info.names.contains(n)).collect();
+            if !missing.is_empty() {
+                tracing::warn!(
+                    ?missing,
+                    "--cert does not name these LAN names: HTTPS under them fails the name check"
+                );
+            }
+        }
+        let listener = bind_listener(config.https_addr)?;
         let options = tls::TlsOptions {
             min: config.tls_min,
             max: config.tls_max,
@@ -301,6 +330,12 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     if let Some(addr) = https_addr {
         own.extend(security::own_origins("https", addr));
     }
+    if let Some(names) = &lan_names {
+        own.extend(names.origins("http", http_addr.port()));
+        if let Some(addr) = https_addr {
+            own.extend(names.origins("https", addr.port()));
+        }
+    }
     let relays = bind_relays(&config, http_addr, https_addr)?;
     if let Some(r) = &relays {
         own.extend(r.origins.iter().cloned());
@@ -312,14 +347,21 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         }
         _ => RedirectToHttps::off(),
     };
-    let admin_token = AdminToken(match config.admin_token.clone() {
-        Some(token) => token,
-        None => {
-            let mut bytes = [0u8; 16];
-            openssl::rand::rand_bytes(&mut bytes).map_err(io::Error::other)?;
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    });
+    let admin_token = AdminToken(
+        config
+            .admin_token
+            .clone()
+            .unwrap_or_else(|| secret::hex(&secret::random_bytes::<16>())),
+    );
+    let join_info = std::sync::Arc::new(JoinInfo::new(
+        lan_names
+            .as_ref()
+            .unwrap_or(&classroom::local_names(http_addr)),
+        lan_names.is_some(),
+        http_addr.port(),
+        https_addr.map(|a| a.port()),
+        cert.as_ref().map(|c| c.sha256.clone()),
+    ));
     let configure = app_config(
         hub.clone(),
         &config,
@@ -327,6 +369,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         redirect,
         admin_token.clone(),
         relays.as_ref().map(|r| r.eavesdrop.clone()),
+        join_info.clone(),
     );
     let body_timeout = Duration::from_millis(config.body_timeout_ms);
     let app = move || {
@@ -348,7 +391,8 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         shutdown_timeout: SHUTDOWN_TIMEOUT_SECS,
         workers: config.workers,
     };
-    let mut server = Listeners::new(app, settings, SocketLimiter::new(limits)).listen(listener)?;
+    let sockets = SocketLimiter::new(limits);
+    let mut server = Listeners::new(app, settings, sockets.clone()).listen(listener)?;
     if let Some((listener, acceptor)) = tls_listener {
         server = server.listen_tls(listener, acceptor)?;
     }
@@ -388,7 +432,23 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         descriptors,
         "connection limits (0 = none per address; see docs/security.md)"
     );
+    if let Some(names) = &lan_names {
+        tracing::warn!(
+            names = %names.describe(),
+            "CLASSROOM MODE (--lan): listening on {http_addr}{}; these names are allowed \
+             origins{}; {}",
+            https_addr.map_or(String::new(), |a| format!(" and {a}")),
+            if config.no_tls { "" } else { " and in the certificate" },
+            if http_addr.ip().is_loopback() {
+                "the listener is on loopback, though: only this machine can connect"
+            } else {
+                "anyone on these networks can reach the game"
+            },
+        );
+        classroom::log_caps(&limits, &config);
+    }
     Ok(RunningServer {
+        sockets,
         http_addr,
         https_addr,
         cert,
@@ -397,6 +457,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         hub,
         admin_token: admin_token.0,
         state_file,
+        join_info,
         handle,
         server,
         timer,
@@ -418,6 +479,13 @@ pub async fn run(config: Config) -> io::Result<()> {
     if let Some(addr) = running.eavesdrop_tls_addr {
         println!("eavesdrop relay on https://{addr}");
     }
+    if running.join_info.lan {
+        use std::io::IsTerminal;
+        print!(
+            "{}",
+            running.join_info.banner(std::io::stdout().is_terminal())
+        );
+    }
     println!("admin token: {}", running.admin_token);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -430,14 +498,65 @@ pub async fn run(config: Config) -> io::Result<()> {
 
 /// Tells the operator which certificate is served and how to make a browser trust it.
 pub fn log_certificate(info: &CertInfo) {
-    tracing::info!(
-        cert = %info.cert_path.display(),
-        generated = info.generated,
-        not_after = %info.not_after,
-        sha256 = %info.sha256,
-        "TLS certificate; to trust it, import {} into the browser's certificate store (or accept it once after comparing this fingerprint)",
-        info.cert_path.display()
-    );
+    match &info.ca {
+        Some(ca) => tracing::info!(
+            cert = %info.cert_path.display(),
+            generated = info.generated,
+            not_after = %info.not_after,
+            sha256 = %info.sha256,
+            ca = %ca.path.display(),
+            ca_sha256 = %ca.sha256,
+            "TLS certificate signed by the local CA; a machine that installed {} trusts it \
+             (install it on the projector laptop only; students compare the certificate's \
+             fingerprint instead, docs/classroom.md)",
+            ca.path.display()
+        ),
+        None => tracing::info!(
+            cert = %info.cert_path.display(),
+            generated = info.generated,
+            not_after = %info.not_after,
+            sha256 = %info.sha256,
+            "TLS certificate; to trust it, import {} into the browser's certificate store (or accept it once after comparing this fingerprint)",
+            info.cert_path.display()
+        ),
+    }
+}
+
+/// With `--lan`: the names the room reaches us by (`--lan-addr`, or detected and reachable
+/// through the listener at `http_addr`). Says so when there are none.
+fn lan_names(config: &Config, http_addr: SocketAddr) -> Option<LanNames> {
+    if !config.lan {
+        return None;
+    }
+    let names = if config.lan_addrs.is_empty() {
+        lan::detect()
+    } else {
+        LanNames::given(&config.lan_addrs)
+    }
+    .reachable_through(http_addr);
+    if names.hosts.is_empty() {
+        tracing::warn!(
+            "--lan found no address on a network students can reach (only loopback, container \
+             or VPN interfaces?); name one with --lan-addr"
+        );
+    }
+    Some(names)
+}
+
+/// Binds a listener; `[::]` is made dual-stack (IPv4 too). On a machine without IPv6, `[::]`
+/// falls back to `0.0.0.0` on the same port, with a warning.
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    match listener::bind(addr) {
+        Err(err)
+            if addr.ip() == std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                && err.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+        {
+            let v4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port()));
+            tracing::warn!(%addr, %v4, "no IPv6 on this machine; listening on IPv4 only");
+            listener::bind(v4)
+        }
+        other => other,
+    }
 }
 
 /// The relays' listeners, bound before the app is built so their origins can join the

@@ -5,6 +5,9 @@
 //! headers. Non-browser clients send `Authorization: Bearer <token>` instead (the scheme in any
 //! case, as RFC 7235 says). The extractors here turn either into a player id.
 //!
+//! Which credential counts, and when a request gets `401`, is one rule for every transport and
+//! command: `identify` below (and `docs/protocol.md`, "Credentials").
+//!
 //! A one-time `?ticket=` is *checked* by the extractor but *spent* only by
 //! [`MaybePlayer::commit`], which a handler calls once it has accepted the request: a request
 //! refused for a reason of its own (no sub-protocol, the connection cap) leaves the ticket for
@@ -17,6 +20,7 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use crate::error::ApiError;
 use crate::game::PlayerId;
 use crate::hub::Hub;
+use crate::tickets::Tickets;
 
 pub const SESSION_COOKIE: &str = "clickgame_session";
 
@@ -30,56 +34,89 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The session token a request carries, Bearer header first.
-pub fn token(req: &HttpRequest) -> Option<String> {
-    bearer(req)
-        .map(str::to_string)
-        .or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()))
-}
-
-fn player_of(req: &HttpRequest) -> Option<PlayerId> {
-    let hub = req.app_data::<web::Data<Hub>>()?;
-    hub.authenticate(&token(req)?)
+/// Whether a request may be served as a spectator when it presents no usable session: the
+/// downstream GETs (anyone may watch), not the commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// `POST /api/click`, `/leave`, `/ticket`: a player or `401`.
+    Player,
+    /// `GET /api/poll`, `/longpoll`, `/sse`, `/ws`: a player, or else a spectator.
+    Viewer,
 }
 
 /// A ticket that was valid when the request arrived, not yet spent.
 struct Pending {
     hub: Hub,
+    tickets: Tickets,
     ticket: String,
 }
 
-/// Who a downstream request watches as. An explicit `?ticket=` wins over the page's cookie (a
-/// page holding several players, like the compare page's race bots, shares one cookie jar);
-/// `?spectate=1` watches anonymously even when a session cookie rides along (the compare page's
-/// spectator panes must not count as the page's player).
-fn viewer(req: &HttpRequest) -> (Option<PlayerId>, Option<Pending>) {
-    let query =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .ok();
-    if let Some(ticket) = query.as_ref().and_then(|q| q.get("ticket")) {
-        let Some(hub) = req.app_data::<web::Data<Hub>>() else {
-            return (None, None);
-        };
-        return match hub.check_ticket(ticket) {
-            Some(player) => (
-                Some(player),
-                Some(Pending {
-                    hub: hub.get_ref().clone(),
-                    ticket: ticket.clone(),
-                }),
-            ),
-            None => (None, None),
-        };
+/// Who a request comes from: **the one credential rule**, the same on every transport.
+///
+/// 1. `?ticket=` (downstream only) wins over everything else — a page holding several players,
+///    like the compare page's race bots, shares one cookie jar. Valid and unspent: that player
+///    (spent later, by [`MaybePlayer::commit`]); otherwise `401`.
+/// 2. `?spectate=1` (downstream only) watches anonymously and reads no other credential — the
+///    compare page's spectator panes must not count as the page's player.
+/// 3. An `Authorization` header must be `Bearer <a valid session token>`; anything else —
+///    an unknown or stale token, another scheme — is `401`. A program sent it on purpose.
+/// 4. The session cookie: valid, that player. A cookie that is no longer valid (the player
+///    left, was forgotten after going idle, the server started afresh) is `401` on the
+///    commands but only *not a session* on the downstream GETs: the page cannot delete an
+///    HttpOnly cookie, so answering 401 would lock it out of watching until it joined again.
+///    It watches as a spectator, and its next click's `401` sends it back to the join form.
+/// 5. Nothing: a spectator downstream, `401` on the commands.
+///
+/// Every `401` comes before a stream starts: the extractor runs before the handler.
+fn identify(
+    req: &HttpRequest,
+    need: Need,
+) -> Result<(Option<PlayerId>, Option<Pending>), ApiError> {
+    let hub = req
+        .app_data::<web::Data<Hub>>()
+        .ok_or_else(|| ApiError::internal("no hub in this app"))?;
+    if need == Need::Viewer {
+        let query =
+            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                .ok();
+        if let Some(ticket) = query.as_ref().and_then(|q| q.get("ticket")) {
+            let tickets = req
+                .app_data::<web::Data<Tickets>>()
+                .ok_or_else(|| ApiError::internal("no ticket store in this app"))?;
+            let player = tickets
+                .check(ticket, |p| hub.has_session(p))
+                .ok_or_else(ApiError::unauthorized)?;
+            let pending = Pending {
+                hub: hub.get_ref().clone(),
+                tickets: tickets.get_ref().clone(),
+                ticket: ticket.clone(),
+            };
+            return Ok((Some(player), Some(pending)));
+        }
+        let spectate = query.as_ref().and_then(|q| q.get("spectate"));
+        if spectate.is_some_and(|v| v == "1" || v == "true") {
+            return Ok((None, None));
+        }
     }
-    let spectate = query.as_ref().and_then(|q| q.get("spectate"));
-    if spectate.is_some_and(|v| v == "1" || v == "true") {
-        return (None, None);
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        let player = bearer(req).and_then(|token| hub.authenticate(token));
+        return player
+            .map(|p| (Some(p), None))
+            .ok_or_else(ApiError::unauthorized);
     }
-    (player_of(req), None)
+    let from_cookie = req
+        .cookie(SESSION_COOKIE)
+        .and_then(|c| hub.authenticate(c.value()));
+    match (from_cookie, need) {
+        (Some(player), _) => Ok((Some(player), None)),
+        (None, Need::Viewer) => Ok((None, None)),
+        (None, Need::Player) => Err(ApiError::unauthorized()),
+    }
 }
 
 /// A player if the request carries a valid session (cookie, Bearer, or a one-time `?ticket=`),
-/// otherwise a spectator. Downstream GETs use this: anyone may watch.
+/// otherwise a spectator; `401` for a presented credential that is not valid (the rule is
+/// `identify`'s, above). Downstream GETs use this: anyone may watch.
 ///
 /// With a ticket, `.0` is the player the ticket was issued to, but the ticket is still unspent:
 /// the handler calls [`MaybePlayer::commit`] once nothing can refuse the request any more.
@@ -103,7 +140,11 @@ impl MaybePlayer {
         let Some(pending) = self.1 else {
             return Ok(self);
         };
-        match pending.hub.redeem_ticket(&pending.ticket) {
+        let hub = &pending.hub;
+        match pending
+            .tickets
+            .redeem(&pending.ticket, |p| hub.has_session(p))
+        {
             Some(player) if Some(player) == self.0 => Ok(MaybePlayer(Some(player), None)),
             _ => Err(ApiError::unauthorized()),
         }
@@ -115,12 +156,11 @@ impl FromRequest for MaybePlayer {
     type Future = Ready<Result<MaybePlayer, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let (player, pending) = viewer(req);
-        ready(Ok(MaybePlayer(player, pending)))
+        ready(identify(req, Need::Viewer).map(|(player, pending)| MaybePlayer(player, pending)))
     }
 }
 
-/// A request that must come from a player: `401` otherwise.
+/// A request that must come from a player (Bearer or cookie): `401` otherwise.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthPlayer(pub PlayerId);
 
@@ -130,9 +170,8 @@ impl FromRequest for AuthPlayer {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
-            player_of(req)
-                .map(AuthPlayer)
-                .ok_or_else(ApiError::unauthorized),
+            identify(req, Need::Player)
+                .and_then(|(player, _)| player.map(AuthPlayer).ok_or_else(ApiError::unauthorized)),
         )
     }
 }

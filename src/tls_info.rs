@@ -28,7 +28,7 @@ use openssl::ssl::{NameType, SslRef};
 use openssl::x509::{X509NameRef, X509Ref, X509};
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{to_json, ApiError};
 use crate::transport::method_not_allowed;
 
 /// What one TLS connection's handshake settled, copied from its `SslRef` when it was accepted.
@@ -514,7 +514,7 @@ async fn tls(req: HttpRequest) -> Result<HttpResponse, ApiError> {
                     format!("could not read the certificate: {err}"),
                 )
             })?;
-            serde_json::to_value(described).unwrap_or_default()
+            to_json(&described, "the TLS description")?
         }
         // A TLS listener whose connections were not captured: a wiring mistake in the server,
         // not plain HTTP — say so rather than tell the page it is unencrypted.
@@ -526,11 +526,12 @@ async fn tls(req: HttpRequest) -> Result<HttpResponse, ApiError> {
                  is not called from the listener's on_connect_ext)",
             ))
         }
-        None => serde_json::json!({ "tls": false }),
+        None => r#"{"tls":false}"#.to_string(),
     };
     Ok(HttpResponse::Ok()
+        .content_type("application/json")
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body))
+        .body(body))
 }
 
 #[cfg(test)]

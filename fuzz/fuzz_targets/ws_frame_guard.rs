@@ -3,7 +3,7 @@
 //! into reads, and must match a plain whole-buffer reading of the same frames.
 #![no_main]
 
-use clickgame::transport::websocket::{FrameSizeGuard, TooLarge};
+use clickgame::transport::websocket::frames::{FrameSizeGuard, TooLarge};
 use libfuzzer_sys::fuzz_target;
 
 const MAX: usize = 300;

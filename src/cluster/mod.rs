@@ -284,26 +284,9 @@ impl From<ClusterError> for ApiError {
     }
 }
 
-/// Milliseconds since the Unix epoch (the cluster layer's own, so it depends on no hub type).
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Lower-case hex, the spelling of every secret and nonce here.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `N` random bytes from openssl's CSPRNG.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    // If the system CSPRNG ever failed we would rather stop than hand out guessable secrets.
-    #[allow(clippy::expect_used)]
-    openssl::rand::rand_bytes(&mut buf).expect("the system CSPRNG is available");
-    buf
-}
+// The log's clock and the project's one way to make and spell secrets.
+pub(crate) use crate::log::now_ms;
+pub(crate) use crate::secret::{hex, random_bytes};
 
 #[cfg(test)]
 mod unit_tests {

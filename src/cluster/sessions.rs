@@ -28,13 +28,13 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use openssl::hash::MessageDigest;
-use openssl::memcmp;
 use openssl::pkey::{PKey, Private};
 use openssl::sign::Signer;
 
 use super::conn::Redis;
 use super::{hex, random_bytes, ClusterError};
 use crate::game::PlayerId;
+use crate::secret;
 
 /// How long a ticket stays valid (as on a single node).
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
@@ -45,15 +45,9 @@ pub struct Sessions {
     key: RwLock<Option<PKey<Private>>>,
 }
 
+/// Hex as we write it (lower case, exact length) back into bytes: one spelling per token.
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    secret::unhex::<N>(s).filter(|bytes| hex(bytes) == s)
 }
 
 impl Sessions {
@@ -139,7 +133,7 @@ impl Sessions {
             return Ok(None);
         }
         let expected = self.mac(&[b"session\0", id.as_bytes()])?;
-        Ok(memcmp::eq(&expected, &given).then_some(player))
+        Ok(secret::same(&expected, &given).then_some(player))
     }
 
     /// A one-time ticket for `player`, valid until `now_ms + TICKET_TTL`:
@@ -180,7 +174,7 @@ impl Sessions {
             return Ok(None);
         };
         let expected = self.mac(&[b"ticket\0", body.as_bytes()])?;
-        if !memcmp::eq(&expected, &given) || expiry <= now_ms {
+        if !secret::same(&expected, &given) || expiry <= now_ms {
             return Ok(None);
         }
         Ok(Some((player, nonce.to_string(), expiry)))

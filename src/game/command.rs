@@ -50,6 +50,8 @@ pub enum GameError {
         requested: u64,
         current: Option<u64>,
     },
+    /// The lecturer closed joining.
+    JoinsClosed,
 }
 
 impl fmt::Display for GameError {
@@ -75,6 +77,10 @@ impl fmt::Display for GameError {
                 ),
                 None => write!(f, "round {requested} has not started (no round yet)"),
             },
+            GameError::JoinsClosed => write!(
+                f,
+                "the lecturer has closed joining for now; watch, or ask to be let in"
+            ),
         }
     }
 }

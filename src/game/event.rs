@@ -25,6 +25,8 @@ pub enum LeaveReason {
     Left,
     /// No transport contact for the idle timeout.
     Idle,
+    /// The lecturer removed the player (`POST /api/admin/kick`); their session ends with it.
+    Kicked,
 }
 
 /// The state changes of the Click Game. Serialised with an internal `type` tag.
@@ -81,6 +83,16 @@ pub enum EventKind {
     Settings {
         poll_interval_ms: u64,
     },
+    /// The lecturer renamed a player; `name` went through the same checks as a join's.
+    PlayerRenamed {
+        player: PlayerId,
+        name: String,
+    },
+    /// The lecturer closed (`open: false`) or reopened joining. Players already in the game,
+    /// and idle ones coming back, are not affected.
+    JoinsChanged {
+        open: bool,
+    },
 }
 
 impl EventKind {
@@ -97,6 +109,8 @@ impl EventKind {
             EventKind::GamePaused { .. } => "game_paused",
             EventKind::ScoresReset {} => "scores_reset",
             EventKind::Settings { .. } => "settings",
+            EventKind::PlayerRenamed { .. } => "player_renamed",
+            EventKind::JoinsChanged { .. } => "joins_changed",
         }
     }
 }

@@ -10,7 +10,8 @@
 //! first click that names the current round and lands inside wins it (+1 point). Later clicks for
 //! that round are `late`; clicks outside are `miss`es. After a pause (plus jitter) the next round
 //! starts. A player with no transport contact for the idle timeout leaves. At most
-//! `max_players` play at once, and no two of them have names that look alike (`name.rs`).
+//! `max_players` play at once, and no two of them have names that look alike (`name.rs`). The
+//! lecturer may remove a player, rename one, and close joining.
 
 mod command;
 mod event;
@@ -53,12 +54,16 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub const ALL: [Transport; 4] = [
+    /// Every transport, in [`Transport::index`] order.
+    pub const ALL: &'static [Transport] = &[
         Transport::Ajax,
         Transport::Longpoll,
         Transport::Sse,
         Transport::Websocket,
     ];
+
+    /// How many there are, from the list: the length of every per-transport array.
+    pub const COUNT: usize = Transport::ALL.len();
 
     /// Position in [`Transport::ALL`], for per-transport arrays.
     pub fn index(self) -> usize {
@@ -86,7 +91,9 @@ impl std::fmt::Display for Transport {
     }
 }
 
-/// Tunables of the rules. Defaults live in `config.rs`.
+/// Tunables of the rules. Their defaults are the flags' defaults: `Rules::default()` is
+/// implemented in `config.rs`, the one place defaults are written (the core reads no
+/// configuration of its own).
 #[derive(Debug, Clone)]
 pub struct Rules {
     pub target_radius: u32,
@@ -99,19 +106,6 @@ pub struct Rules {
     /// Players at once; a join beyond it is refused (`game_full`). It also bounds the snapshot
     /// every join answers with.
     pub max_players: usize,
-}
-
-impl Default for Rules {
-    fn default() -> Self {
-        Rules {
-            target_radius: 40,
-            round_pause_ms: 1500,
-            round_pause_jitter_ms: 500,
-            idle_timeout_ms: 60_000,
-            poll_interval_ms: 1000,
-            max_players: 1000,
-        }
-    }
 }
 
 /// When a player was last heard from, and over how many open downstream connections.
@@ -282,6 +276,9 @@ impl Game {
         raw_name: &str,
         now: u64,
     ) -> Result<(PlayerId, Vec<EventKind>), GameError> {
+        if !self.state.joins_open {
+            return Err(GameError::JoinsClosed);
+        }
         let name = validate_name(raw_name)?;
         let player = self.next_player_id;
         if self.state.players.len() >= self.rules.max_players || player > MAX_PLAYER_ID {
@@ -305,12 +302,17 @@ impl Game {
 
     /// `NameTaken` if a current player's name looks like `name`.
     fn check_name_free(&self, name: &str) -> Result<(), GameError> {
+        self.check_name_free_for(name, None)
+    }
+
+    /// `NameTaken` if the name of a current player other than `except` looks like `name`.
+    fn check_name_free_for(&self, name: &str, except: Option<PlayerId>) -> Result<(), GameError> {
         let keys = NameKeys::of(name);
         let taken = keys
             .0
             .iter()
             .zip(&self.names)
-            .any(|(key, index)| index.contains_key(key));
+            .any(|(key, index)| index.get(key).is_some_and(|owner| Some(*owner) != except));
         if taken {
             return Err(GameError::NameTaken(name.to_string()));
         }
@@ -330,6 +332,60 @@ impl Game {
             },
         );
         Ok(out)
+    }
+
+    /// Lecturer control: removes a player at once. Unlike a player who went idle, a removed
+    /// one cannot come back with their token (the hub forgets it with this event).
+    pub fn kick(&mut self, player: PlayerId, now: u64) -> Result<Vec<EventKind>, GameError> {
+        self.require(player)?;
+        self.contacts.remove(&player);
+        let mut out = Vec::new();
+        self.emit(
+            &mut out,
+            now,
+            EventKind::PlayerLeft {
+                player,
+                reason: LeaveReason::Kicked,
+            },
+        );
+        Ok(out)
+    }
+
+    /// Lecturer control: gives a player another name, checked and normalised like a join's
+    /// and unique like one (the player's own current name does not count against it). The
+    /// same name again changes nothing. Returns the name as stored.
+    pub fn rename(
+        &mut self,
+        player: PlayerId,
+        raw_name: &str,
+        now: u64,
+    ) -> Result<(String, Vec<EventKind>), GameError> {
+        let current = self.require(player)?.name.clone();
+        let name = validate_name(raw_name)?;
+        let mut out = Vec::new();
+        if name == current {
+            return Ok((name, out));
+        }
+        self.check_name_free_for(&name, Some(player))?;
+        self.emit(
+            &mut out,
+            now,
+            EventKind::PlayerRenamed {
+                player,
+                name: name.clone(),
+            },
+        );
+        Ok((name, out))
+    }
+
+    /// Lecturer control: closes or reopens joining. Players in the game stay; idle ones may
+    /// still come back (they had joined before).
+    pub fn set_joins_open(&mut self, open: bool, now: u64) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        if self.state.joins_open != open {
+            self.emit(&mut out, now, EventKind::JoinsChanged { open });
+        }
+        out
     }
 
     /// Brings back a player who left for being idle, with the score they had. Refused if
@@ -583,6 +639,16 @@ impl Game {
                     for (key, index) in keys.0.iter().zip(&mut self.names) {
                         index.remove(key);
                     }
+                }
+            }
+            EventKind::PlayerRenamed { player, name } => {
+                if let Some(p) = self.state.players.get(player) {
+                    for (key, index) in NameKeys::of(&p.name).0.iter().zip(&mut self.names) {
+                        index.remove(key);
+                    }
+                }
+                for (key, index) in NameKeys::of(name).0.into_iter().zip(&mut self.names) {
+                    index.insert(key, *player);
                 }
             }
             _ => {}

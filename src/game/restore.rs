@@ -248,6 +248,12 @@ pub fn validate_event(kind: &EventKind, next_player_id: PlayerId) -> Result<(), 
         EventKind::Settings { poll_interval_ms } => {
             poll_interval("a settings event's poll interval", *poll_interval_ms)
         }
-        EventKind::GamePaused { .. } | EventKind::ScoresReset {} => Ok(()),
+        EventKind::PlayerRenamed { player, name } => {
+            id("a renamed player", *player, next_player_id)?;
+            stored_name("a renamed player's new name", name)
+        }
+        EventKind::GamePaused { .. }
+        | EventKind::ScoresReset {}
+        | EventKind::JoinsChanged { .. } => Ok(()),
     }
 }

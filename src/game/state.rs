@@ -69,7 +69,7 @@ impl TransportTally {
 }
 
 /// Everything a client needs to draw the game.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GameState {
     pub round: Option<Round>,
@@ -86,6 +86,27 @@ pub struct GameState {
     /// How often AJAX polling clients ask, in ms.
     #[serde(default)]
     pub poll_interval_ms: u64,
+    /// Whether new players may join (the lecturer can close joining). A state saved before
+    /// this field existed was open.
+    #[serde(default = "open")]
+    pub joins_open: bool,
+}
+
+fn open() -> bool {
+    true
+}
+
+impl Default for GameState {
+    fn default() -> GameState {
+        GameState {
+            round: None,
+            players: BTreeMap::new(),
+            transports: TransportTally::default(),
+            paused: false,
+            poll_interval_ms: 0,
+            joins_open: true,
+        }
+    }
 }
 
 impl GameState {
@@ -170,6 +191,12 @@ impl GameState {
                 self.transports = TransportTally::default();
             }
             EventKind::Settings { poll_interval_ms } => self.poll_interval_ms = *poll_interval_ms,
+            EventKind::PlayerRenamed { player, name } => {
+                if let Some(p) = self.players.get_mut(player) {
+                    p.name = name.clone();
+                }
+            }
+            EventKind::JoinsChanged { open } => self.joins_open = *open,
         }
     }
 }

@@ -338,6 +338,12 @@ enum Op {
     Wait(u16),
     /// Lecturer: 0 pause, 1 resume, 2 reset scores, 3 change the poll interval.
     Lecturer(u8),
+    /// Lecturer: remove the player in this slot.
+    Kick(u8),
+    /// Lecturer: rename the player in this slot to `p<n>` (may clash, may be their own name).
+    Rename(u8, u8),
+    /// Lecturer: open (`true`) or close joining.
+    Joins(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -349,6 +355,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(p, aim, x, y)| Op::Click(p, aim, x, y)),
         (0u16..2000).prop_map(Op::Wait),
         (0u8..4).prop_map(Op::Lecturer),
+        (0u8..6).prop_map(Op::Kick),
+        (0u8..6, 0u8..8).prop_map(|(p, n)| Op::Rename(p, n)),
+        any::<bool>().prop_map(Op::Joins),
     ]
 }
 
@@ -433,6 +442,23 @@ fn play(seed: u64, ops: &[Op]) -> (Vec<Event>, Game, u64, u64) {
                     }
                     _ => game.set_poll_interval(500 + (now % 7) * 100, now),
                 };
+                record(&mut log, ev, now);
+            }
+            Op::Kick(p) => {
+                let id = pick(p);
+                let score = game.state().players.get(&id).map_or(0, |p| p.score);
+                if let Ok(ev) = game.kick(id, now) {
+                    departed_score += score;
+                    record(&mut log, ev, now);
+                }
+            }
+            Op::Rename(p, n) => {
+                if let Ok((_, ev)) = game.rename(pick(p), &format!("p{n}"), now) {
+                    record(&mut log, ev, now);
+                }
+            }
+            Op::Joins(open) => {
+                let ev = game.set_joins_open(open, now);
                 record(&mut log, ev, now);
             }
             Op::Wait(ms) => {
@@ -754,4 +780,120 @@ fn a_paused_game_starts_no_round_until_resumed_and_a_reset_zeroes_every_score() 
         }]
     );
     assert_eq!(game.state().poll_interval_ms, 250);
+}
+
+#[test]
+fn the_lecturer_removes_a_player_whose_score_goes_with_them() {
+    let mut game = started(3);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (bob, _) = game.join("Bob", T0).unwrap();
+    let (x, y) = target(&game);
+    game.click(ada, Click { round: 1, x, y }, T0 + 5).unwrap();
+    assert_eq!(
+        game.kick(ada, T0 + 6),
+        Ok(vec![EventKind::PlayerLeft {
+            player: ada,
+            reason: LeaveReason::Kicked
+        }])
+    );
+    assert!(!game.is_player(ada));
+    assert!(game.is_player(bob));
+    // Gone for good: no idle return, no second kick, and the name is free again.
+    assert_eq!(game.rejoin(ada, T0 + 7), Err(GameError::UnknownPlayer(ada)));
+    assert_eq!(game.kick(ada, T0 + 7), Err(GameError::UnknownPlayer(ada)));
+    assert!(game.join("ada", T0 + 8).is_ok());
+    let wire = serde_json::to_string(&EventKind::PlayerLeft {
+        player: 1,
+        reason: LeaveReason::Kicked,
+    })
+    .unwrap();
+    assert_eq!(
+        wire,
+        r#"{"type":"player_left","player":1,"reason":"kicked"}"#
+    );
+}
+
+#[test]
+fn a_rename_is_checked_and_unique_like_a_join_and_frees_the_old_name() {
+    let mut game = started(4);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (bob, _) = game.join("Bob", T0).unwrap();
+    // Markup, invisible characters and look-alikes of another player are refused.
+    assert!(matches!(
+        game.rename(ada, "<b>x</b>", T0),
+        Err(GameError::InvalidName(_))
+    ));
+    assert!(matches!(
+        game.rename(ada, "Bo\u{200B}b", T0),
+        Err(GameError::InvalidName(_))
+    ));
+    assert_eq!(
+        game.rename(ada, "BOB", T0),
+        Err(GameError::NameTaken("BOB".into()))
+    );
+    assert_eq!(
+        game.rename(99, "Zed", T0),
+        Err(GameError::UnknownPlayer(99))
+    );
+    // The player's own name, in another case, is no clash; the exact same name is no event.
+    let (name, events) = game.rename(ada, "  ADA ", T0).unwrap();
+    assert_eq!(name, "ADA");
+    assert_eq!(
+        events,
+        vec![EventKind::PlayerRenamed {
+            player: ada,
+            name: "ADA".into()
+        }]
+    );
+    assert_eq!(game.rename(ada, "ADA", T0).unwrap().1, vec![]);
+    let (_, events) = game.rename(ada, "Grace", T0).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(game.state().players[&ada].name, "Grace");
+    // "Ada" is free again, "Grace" is taken.
+    assert!(game.join("ada", T0).is_ok());
+    assert!(matches!(
+        game.join("GRACE", T0),
+        Err(GameError::NameTaken(_))
+    ));
+    assert!(game.is_player(bob));
+}
+
+#[test]
+fn closed_joining_refuses_newcomers_but_keeps_players_and_lets_idle_ones_back() {
+    let mut game = Game::new(
+        Rules {
+            idle_timeout_ms: 100,
+            ..rules()
+        },
+        1,
+        T0,
+    );
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (bob, _) = game.join("Bob", T0 + 90).unwrap();
+    assert_eq!(
+        game.set_joins_open(false, T0 + 90),
+        vec![EventKind::JoinsChanged { open: false }]
+    );
+    assert!(
+        game.set_joins_open(false, T0 + 90).is_empty(),
+        "already closed"
+    );
+    assert!(!game.state().joins_open);
+    assert_eq!(game.join("Cy", T0 + 91), Err(GameError::JoinsClosed));
+    game.tick(T0 + 100);
+    assert!(!game.is_player(ada), "Ada went idle");
+    assert!(game.rejoin(ada, T0 + 110).is_ok(), "and may come back");
+    assert!(game.is_player(bob));
+    game.set_joins_open(true, T0 + 120);
+    assert!(game.join("Cy", T0 + 121).is_ok());
+}
+
+#[test]
+fn a_state_saved_before_joins_could_close_restores_as_open() {
+    let (state, next) = saved_state();
+    let mut wire: serde_json::Value = serde_json::to_value(&state).unwrap();
+    wire.as_object_mut().unwrap().remove("joins_open");
+    let old: GameState = serde_json::from_value(wire).unwrap();
+    assert!(old.joins_open);
+    assert!(Game::restore(rules(), 1, T0, old, next).is_ok());
 }

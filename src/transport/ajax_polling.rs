@@ -9,10 +9,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 use crate::game::Transport;
-use crate::hub::Hub;
 use crate::protocol::poll_body;
 use crate::session::MaybePlayer;
-use crate::transport::{method_not_allowed, ResumePoint};
+use crate::transport::{method_not_allowed, Connection, ResumePoint};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -22,23 +21,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn poll(
-    req: HttpRequest,
-    hub: web::Data<Hub>,
-    player: MaybePlayer,
-) -> Result<HttpResponse, ApiError> {
+async fn poll(req: HttpRequest, player: MaybePlayer) -> Result<HttpResponse, ApiError> {
     let resume = ResumePoint::from_query(&req)?;
     // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
-    let player = player.commit()?;
-    if let Some(player) = player.0 {
-        hub.contact(player, Transport::Ajax);
-    }
-    hub.metrics().request(Transport::Ajax);
-    let batch = resume.catch_up(&hub);
+    let mut conn = Connection::admit(&req, Transport::Ajax)?.start(player)?;
+    let batch = resume.catch_up(conn.hub());
     let body = poll_body(&batch);
-    hub.simulate_delay(Transport::Ajax).await;
-    hub.metrics()
-        .delivered(Transport::Ajax, &batch.events, body.len());
+    conn.simulate_delay().await;
+    conn.delivered(&batch.events, body.len());
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .insert_header(("Cache-Control", "no-store"))

@@ -2,7 +2,7 @@
 //!
 //! Polling, long polling and SSE only carry events *down*; clicks go *up* through these POSTs
 //! (the pattern of SignalR and Centrifugo for unidirectional transports). The WebSocket carries
-//! the same commands in-band and calls the same hub methods.
+//! the same commands in-band, and a click from either way goes through [`apply_click`].
 
 use actix_web::{
     cookie::{time::Duration as CookieDuration, Cookie, SameSite},
@@ -11,11 +11,14 @@ use actix_web::{
 };
 
 use crate::error::ApiError;
-use crate::game::Transport;
-use crate::hub::{Hub, TicketRefusal, MAX_OUTSTANDING_TICKETS, TICKET_BURST, TICKET_RATE_PER_SEC};
+use crate::game::{Click, ClickOutcome, GameError, PlayerId, Transport};
+use crate::hub::Hub;
 use crate::protocol::{ClickRequest, JoinRequest};
 use crate::security::{JoinLimiter, RateLimiter};
 use crate::session::{AuthPlayer, SESSION_COOKIE};
+use crate::tickets::{
+    TicketRefusal, Tickets, MAX_OUTSTANDING_TICKETS, TICKET_BURST, TICKET_RATE_PER_SEC, TICKET_TTL,
+};
 use crate::transport::method_not_allowed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -66,8 +69,13 @@ async fn join(
     joins: web::Data<JoinLimiter>,
     body: web::Json<JoinRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    joins.check(req.peer_addr().map(|a| a.ip()))?;
-    let joined = hub.join(&body.name)?;
+    let peer = req.peer_addr().map(|a| a.ip());
+    joins.check(peer)?;
+    let joined = hub.join(&body.name).inspect_err(|err| {
+        if let GameError::GameFull { max } = err {
+            joins.note_game_full(peer, *max);
+        }
+    })?;
     let name = joined
         .snapshot
         .players
@@ -80,19 +88,36 @@ async fn join(
         .json(joined))
 }
 
+/// The one way a click reaches the game, whichever way it came (`POST /api/click` or a
+/// WebSocket message): the player's rate limit, the game's judgement, and the figures of the
+/// transport it is credited to — `via`, or for an upstream POST the transport the player was
+/// last seen on (AJAX before any). A refusal is an [`ApiError`] the caller sends its own way:
+/// a JSON body with a status, or an `error` message on the socket.
+pub fn apply_click(
+    hub: &Hub,
+    limiter: &RateLimiter,
+    player: PlayerId,
+    via: Option<Transport>,
+    click: Click,
+) -> Result<ClickOutcome, ApiError> {
+    let transport = via
+        .or_else(|| hub.transport_of(player))
+        .unwrap_or(Transport::Ajax);
+    let outcome = limiter
+        .check(player)
+        .and_then(|()| hub.click(player, click).map_err(ApiError::from));
+    hub.metrics().click(transport, outcome.is_ok());
+    outcome
+}
+
 async fn click(
     hub: web::Data<Hub>,
     limiter: web::Data<RateLimiter>,
     player: AuthPlayer,
     body: web::Json<ClickRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let transport = hub.transport_of(player.0).unwrap_or(Transport::Ajax);
-    let outcome = limiter.check(player.0).and_then(|()| {
-        hub.click(player.0, body.into_inner().into())
-            .map_err(ApiError::from)
-    });
-    hub.metrics().click(transport, outcome.is_ok());
-    Ok(HttpResponse::Ok().json(outcome?))
+    let outcome = apply_click(&hub, &limiter, player.0, None, body.into_inner().into())?;
+    Ok(HttpResponse::Ok().json(outcome))
 }
 
 async fn leave(
@@ -114,8 +139,8 @@ async fn leave(
 /// players (the compare page's race bots) authenticates EventSource and WebSocket, which
 /// cannot send headers, without putting the long-lived token in a URL. Bounded per player (a
 /// few unspent at a time, a token bucket for the rate): `429` with `Retry-After` beyond.
-async fn ticket(hub: web::Data<Hub>, player: AuthPlayer) -> Result<HttpResponse, ApiError> {
-    let ticket = hub.issue_ticket(player.0).map_err(|refusal| match refusal {
+async fn ticket(tickets: web::Data<Tickets>, player: AuthPlayer) -> Result<HttpResponse, ApiError> {
+    let ticket = tickets.issue(player.0).map_err(|refusal| match refusal {
         TicketRefusal::TooManyOutstanding { retry_after_s } => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_tickets",
@@ -128,13 +153,15 @@ async fn ticket(hub: web::Data<Hub>, player: AuthPlayer) -> Result<HttpResponse,
         TicketRefusal::TooFast { retry_after_s } => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("at most {TICKET_RATE_PER_SEC} tickets per second after a burst of {TICKET_BURST}"),
+            format!(
+                "at most {TICKET_RATE_PER_SEC} tickets per second after a burst of {TICKET_BURST}"
+            ),
         )
         .retry_after(retry_after_s),
     })?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "ticket": ticket,
-        "expires_in_ms": crate::hub::TICKET_TTL.as_millis() as u64,
+        "expires_in_ms": TICKET_TTL.as_millis() as u64,
     })))
 }
 

@@ -14,12 +14,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 use crate::game::Transport;
-use crate::hub::Hub;
 use crate::limits::parked_wait;
 use crate::protocol::poll_body;
-use crate::security::ConnLimiter;
 use crate::session::MaybePlayer;
-use crate::transport::{method_not_allowed, ResumePoint};
+use crate::transport::{method_not_allowed, Connection, ResumePoint};
 
 /// How long a long poll may be held; set from `--longpoll-timeout-ms`.
 #[derive(Debug, Clone, Copy)]
@@ -35,23 +33,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn longpoll(
     req: HttpRequest,
-    hub: web::Data<Hub>,
     timeout: web::Data<LongPollTimeout>,
-    conns: web::Data<ConnLimiter>,
     player: MaybePlayer,
 ) -> Result<HttpResponse, ApiError> {
     let resume = ResumePoint::from_query(&req)?;
-    let _slot = conns.acquire(req.peer_addr())?;
+    let admitted = Connection::admit(&req, Transport::Longpoll)?;
     // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
-    let player = player.commit()?;
     // While parked, the request counts as an open connection: the player is not idle. If the
     // client goes away, actix drops this future (on HTTP/1.1 as soon as the socket closes, see
-    // `listener.rs`) and the guards record the close and free the slot.
-    let _guard = player
-        .0
-        .and_then(|p| hub.open_stream(p, Transport::Longpoll));
-    hub.metrics().request(Transport::Longpoll);
-    let _open = hub.metrics().open(Transport::Longpoll);
+    // `listener.rs`) and the connection records the close and frees the slot.
+    let mut conn = admitted.start(player)?;
+    let hub = conn.hub().clone();
     let mut changes = hub.subscribe();
     let mut control = hub.control();
     // On HTTP/2 the hold is short: a reset stream is only noticed when we answer.
@@ -64,9 +56,8 @@ async fn longpoll(
         let batch = resume.catch_up(&hub);
         if !batch.events.is_empty() {
             let body = poll_body(&batch);
-            hub.simulate_delay(Transport::Longpoll).await;
-            hub.metrics()
-                .delivered(Transport::Longpoll, &batch.events, body.len());
+            conn.simulate_delay().await;
+            conn.delivered(&batch.events, body.len());
             return Ok(HttpResponse::Ok()
                 .content_type("application/json")
                 .insert_header(("Cache-Control", "no-store"))
@@ -83,7 +74,7 @@ async fn longpoll(
             _ = control.changed() => break,
         }
     }
-    hub.simulate_delay(Transport::Longpoll).await;
+    conn.simulate_delay().await;
     Ok(HttpResponse::NoContent()
         .insert_header(("Cache-Control", "no-store"))
         .finish())

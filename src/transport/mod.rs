@@ -1,20 +1,25 @@
 //! # The four transports, side by side
 //!
 //! Each file is one way to get the same event JSON from the hub to a browser. They share a shape:
-//! take a resume point (`since` + `epoch`), [`Hub::catch_up`], send, wait for the hub's `watch`
-//! to change, repeat. Only *how* bytes reach the client differs:
+//! take a resume point (`since` + `epoch`), open through [`Connection`] (`connection.rs`: the
+//! stream slot, the figures, the player's stream, the log lines, the ticket), [`Hub::catch_up`],
+//! send, report it with [`Connection::delivered`], wait for the hub's `watch` to change, repeat.
+//! Only *how* bytes reach the client differs:
 //!
 //! | file | request pattern | server → client | client → server |
 //! |---|---|---|---|
 //! | `ajax_polling.rs` | a GET every interval, answered at once | JSON batch per request | `POST /api/click` |
 //! | `long_polling.rs` | a GET held until an event (or 204 on timeout) | JSON batch per request | `POST /api/click` |
 //! | `sse.rs` | one GET, response never ends | `text/event-stream` frames | `POST /api/click` |
-//! | `websocket.rs` | one upgrade to a full-duplex socket | text frames | text frames, in-band |
+//! | `websocket/` | one upgrade to a full-duplex socket | text frames | text frames, in-band |
 //!
-//! `command.rs` holds the POST endpoints the three HTTP transports use upstream.
+//! `command.rs` holds the POST endpoints the three HTTP transports use upstream, and
+//! [`apply_click`](command::apply_click), through which every click reaches the game. What a
+//! fifth transport touches: `docs/architecture.md`.
 
 pub mod ajax_polling;
 pub mod command;
+pub mod connection;
 pub mod long_polling;
 pub mod sse;
 pub mod websocket;
@@ -24,6 +29,8 @@ use actix_web::{web, HttpRequest};
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::protocol::ResumeQuery;
+
+pub use connection::{Admitted, Connection, Hold};
 
 /// A streaming client further behind than this gets a snapshot instead of the events.
 pub const MAX_BACKLOG: usize = 256;
@@ -58,14 +65,14 @@ impl ResumePoint {
         })
     }
 
-    pub fn catch_up(&self, hub: &Hub) -> crate::hub::Batch {
+    pub fn catch_up(&self, hub: &Hub) -> crate::log::Batch {
         hub.catch_up(self.since, self.epoch.as_deref())
     }
 
     /// For streams: a client more than [`MAX_BACKLOG`] events behind (it stopped reading, or
     /// its network stalled) gets one snapshot instead of the backlog, so a slow reader costs a
     /// bounded amount to catch up and never a growing queue.
-    pub fn catch_up_bounded(&self, hub: &Hub) -> crate::hub::Batch {
+    pub fn catch_up_bounded(&self, hub: &Hub) -> crate::log::Batch {
         let batch = self.catch_up(hub);
         if batch.events.len() > MAX_BACKLOG {
             hub.catch_up(None, None)

@@ -17,21 +17,24 @@ use futures_util::stream;
 use tokio::sync::watch;
 
 use crate::error::ApiError;
-use crate::game::{PlayerId, Transport};
-use crate::hub::{Control, Hub, StreamGuard};
+use crate::game::Transport;
+use crate::hub::Control;
 use crate::limits::parked_wait;
-use crate::metrics::OpenConnection;
-use crate::security::{ConnLimiter, ConnSlot};
 use crate::session::MaybePlayer;
-use crate::transport::{method_not_allowed, ResumePoint};
+use crate::transport::{method_not_allowed, Connection, ResumePoint};
 
-/// A comment line at least this often keeps proxies from timing the stream out.
-pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
+/// The comment line an idle stream sends so that proxies do not time it out.
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
-/// The `retry:` value sent to browsers (`--sse-retry-ms`) and the heartbeat interval
-/// (`--sse-heartbeat-ms`, default [`SSE_HEARTBEAT`]).
-#[derive(Debug, Clone, Copy)]
-pub struct SseRetry(pub u64, pub Duration);
+/// How every stream behaves (the defaults are in `config.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseSettings {
+    /// The `retry:` line that opens every stream: how long the browser's `EventSource` waits
+    /// before it reconnects by itself (`--sse-retry-ms`).
+    pub retry_ms: u64,
+    /// An idle stream sends a comment line this often (`--sse-heartbeat-ms`).
+    pub heartbeat: Duration,
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -41,23 +44,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Everything one open stream needs between chunks. Dropping it (client gone) drops the guard.
+/// Everything one open stream needs between chunks. Dropping it (the client went away, or the
+/// stream ended) drops the connection, which records the close.
 struct Stream {
-    hub: Hub,
+    conn: Connection,
     resume: ResumePoint,
     changes: watch::Receiver<u64>,
     control: watch::Receiver<Control>,
     heartbeat: tokio::time::Interval,
-    player: Option<PlayerId>,
-    _guard: Option<StreamGuard>,
-    _slot: ConnSlot,
-    _open: OpenConnection,
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        tracing::info!(transport = "sse", player = ?self.player, "connection closed");
-    }
 }
 
 impl Stream {
@@ -65,18 +59,16 @@ impl Stream {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
             self.changes.borrow_and_update();
-            let batch = self.resume.catch_up_bounded(&self.hub);
+            let batch = self.resume.catch_up_bounded(self.conn.hub());
             if !batch.events.is_empty() {
-                self.hub.simulate_delay(Transport::Sse).await;
-                self.resume.advance(&self.hub, batch.last_seq);
+                self.conn.simulate_delay().await;
+                self.resume.advance(self.conn.hub(), batch.last_seq);
                 let chunk: Vec<u8> = batch
                     .events
                     .iter()
                     .flat_map(|e| e.sse.iter().copied())
                     .collect();
-                self.hub
-                    .metrics()
-                    .delivered(Transport::Sse, &batch.events, chunk.len());
+                self.conn.delivered(&batch.events, chunk.len());
                 return Some(Bytes::from(chunk));
             }
             tokio::select! {
@@ -84,12 +76,15 @@ impl Stream {
                     changed.ok()?;
                 }
                 _ = self.heartbeat.tick() => {
-                    self.hub.metrics().bytes(Transport::Sse, 14);
-                    return Some(Bytes::from_static(b": keep-alive\n\n"));
+                    self.conn.delivered(&[], KEEP_ALIVE.len());
+                    return Some(Bytes::from_static(KEEP_ALIVE));
                 }
                 // Dropped by the server or shutting down: end the response. EventSource
                 // reconnects after `retry:` with Last-Event-ID and resumes.
-                _ = self.control.changed() => return None,
+                _ = self.control.changed() => {
+                    self.conn.ended("ended by the server");
+                    return None;
+                }
             }
         }
     }
@@ -120,38 +115,27 @@ pub fn parse_last_event_id(value: Option<&header::HeaderValue>) -> Result<Option
 
 async fn sse(
     req: HttpRequest,
-    hub: web::Data<Hub>,
-    retry: web::Data<SseRetry>,
-    conns: web::Data<ConnLimiter>,
+    settings: web::Data<SseSettings>,
     player: MaybePlayer,
 ) -> Result<HttpResponse, ApiError> {
     let mut resume = ResumePoint::from_query(&req)?;
-    let slot = conns.acquire(req.peer_addr())?;
+    let admitted = Connection::admit(&req, Transport::Sse)?;
     if let Some(id) = last_event_id(&req)? {
         resume.since = Some(id);
     }
     // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
-    let player = player.commit()?;
-    let hub: Hub = hub.get_ref().clone();
-    hub.metrics().request(Transport::Sse);
-    let open = hub.metrics().open(Transport::Sse);
-    let guard = player.0.and_then(|p| hub.open_stream(p, Transport::Sse));
-    tracing::info!(transport = "sse", player = ?player.0, since = ?resume.since, "connection opened");
+    let conn = admitted.start(player)?;
     // On HTTP/2 the heartbeat is frequent: a reset stream is only noticed when we write.
-    let mut heartbeat = tokio::time::interval(parked_wait(&req, retry.1));
+    let mut heartbeat = tokio::time::interval(parked_wait(&req, settings.heartbeat));
     heartbeat.reset(); // the first tick would fire at once; the retry line already opens the stream
     let state = Stream {
-        changes: hub.subscribe(),
-        control: hub.control(),
-        hub,
+        changes: conn.hub().subscribe(),
+        control: conn.hub().control(),
+        conn,
         resume,
         heartbeat,
-        player: player.0,
-        _guard: guard,
-        _slot: slot,
-        _open: open,
     };
-    let opening = Bytes::from(format!("retry: {}\n\n", retry.0));
+    let opening = Bytes::from(format!("retry: {}\n\n", settings.retry_ms));
     let events = stream::unfold(state, |mut s| async move {
         let chunk = s.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), s))

@@ -1,5 +1,6 @@
 //! Figures and lecturer controls: /api/stats, /metrics, the admin token, pause, reset, poll
-//! interval, simulated delay, dropping connections, and one-time tickets.
+//! interval, simulated delay, dropping connections, one-time tickets, and keeping the room
+//! civil (remove a player, rename one, close joining).
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,9 @@ async fn lecturer_controls_need_the_admin_token() {
         "/api/admin/disconnect",
         "/api/admin/poll-interval",
         "/api/admin/delay",
+        "/api/admin/kick",
+        "/api/admin/rename",
+        "/api/admin/joins",
     ] {
         for token in [None, Some("wrong"), Some(ada.token.as_str())] {
             let (status, body) =
@@ -229,9 +233,10 @@ async fn a_one_time_ticket_authenticates_one_connection_and_only_once() {
     }
     assert!(ok, "the ticket identified Ada");
     drop(res);
-    // A second use is a spectator, not Ada.
-    let (_, body) = app.get(&format!("/api/poll?ticket={ticket}")).await;
-    assert!(body["events"].is_array());
+    // A second use is refused (the credential rule: a spent ticket is 401 on every
+    // transport, see tests/api/credentials.rs), and is not Ada.
+    let (status, body) = app.get(&format!("/api/poll?ticket={ticket}")).await;
+    assert_error(status, &body, 401, "unauthorized");
     let (_, snap) = app.get("/api/snapshot").await;
     assert_eq!(
         snap["players"][0]["transport"], "sse",
@@ -284,5 +289,194 @@ async fn a_ticket_wins_over_the_pages_cookie_and_spectate_ignores_it() {
         transport(page.id).is_null(),
         "the spectator pane did not count as the page's player: {snap}"
     );
+    app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn a_removed_player_leaves_every_client_hears_why_and_their_token_dies() {
+    let app = TestApp::spawn().await;
+    let ada = app.join("Ada").await;
+    let bob = app.join("Bob").await;
+    let token = app.server.admin_token.clone();
+    let since = app.get("/api/snapshot").await.1["seq"].as_u64();
+    let mut streams = Vec::new();
+    for kind in ALL {
+        streams.push(Downstream::open(&app, kind, None, since, None).await);
+    }
+    let (status, body) = admin(
+        &app,
+        "/api/admin/kick",
+        Some(&token),
+        json!({"player": ada.id}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"player": ada.id, "kicked": true}));
+    for s in &mut streams {
+        let left = s.until(|v| v["type"] == "player_left").await;
+        assert_eq!(left["player"], ada.id, "{:?}", s.kind);
+        assert_eq!(left["reason"], "kicked", "{:?}", s.kind);
+    }
+    // Ada's session is over: her token opens nothing, not even as an idle player coming back.
+    let (round, x, y) = app.open_round().await;
+    let (status, body) = app
+        .post(
+            "/api/click",
+            Some(&ada.token),
+            &json!({"round": round, "x": x, "y": y}),
+        )
+        .await;
+    assert_error(status, &body, 401, "unauthorized");
+    let (status, body) = app.post("/api/ticket", Some(&ada.token), &json!({})).await;
+    assert_error(status, &body, 401, "unauthorized");
+    // Bob plays on; removing Ada again, or nobody, is a 404.
+    app.win_round(&bob).await;
+    for player in [ada.id, 9999] {
+        let (status, body) = admin(
+            &app,
+            "/api/admin/kick",
+            Some(&token),
+            json!({"player": player}),
+        )
+        .await;
+        assert_error(
+            awc::http::StatusCode::from_u16(status).unwrap(),
+            &body,
+            404,
+            "no_such_player",
+        );
+    }
+    for bad in [
+        json!({}),
+        json!({"player": "1"}),
+        json!({"player": 1, "why": "rude"}),
+    ] {
+        let (status, body) = admin(&app, "/api/admin/kick", Some(&token), bad).await;
+        assert_error(
+            awc::http::StatusCode::from_u16(status).unwrap(),
+            &body,
+            400,
+            "bad_json",
+        );
+    }
+    let (_, snap) = app.get("/api/snapshot").await;
+    assert_eq!(snap["players"].as_array().unwrap().len(), 1);
+    assert_eq!(snap["players"][0]["name"], "Bob");
+    app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn a_rename_passes_the_checks_of_a_join_and_reaches_every_client() {
+    let app = TestApp::spawn().await;
+    let ada = app.join("Ada").await;
+    let bob = app.join("Bob").await;
+    let token = app.server.admin_token.clone();
+    let since = app.get("/api/snapshot").await.1["seq"].as_u64();
+    let mut streams = Vec::new();
+    for kind in ALL {
+        streams.push(Downstream::open(&app, kind, None, since, None).await);
+    }
+    let rename = |player: u64, name: &str| {
+        admin(
+            &app,
+            "/api/admin/rename",
+            Some(&token),
+            json!({"player": player, "name": name}),
+        )
+    };
+    for (name, status, code) in [
+        ("<b>Bob</b>", 400, "invalid_name"),
+        ("Bo\u{200B}b", 400, "invalid_name"),
+        ("", 400, "invalid_name"),
+        ("ADA", 409, "name_taken"),
+    ] {
+        let (got, body) = rename(bob.id, name).await;
+        assert_error(
+            awc::http::StatusCode::from_u16(got).unwrap(),
+            &body,
+            status,
+            code,
+        );
+    }
+    let (status, body) = rename(9999, "Zed").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("no_such_player"))
+    );
+    let (status, body) = rename(bob.id, "  Grace ").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"player": bob.id, "name": "Grace"}));
+    for s in &mut streams {
+        let renamed = s.until(|v| v["type"] == "player_renamed").await;
+        assert_eq!(renamed["player"], bob.id, "{:?}", s.kind);
+        assert_eq!(renamed["name"], "Grace", "{:?}", s.kind);
+    }
+    let (_, snap) = app.get("/api/snapshot").await;
+    let names: Vec<&str> = snap["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Ada", "Grace"]);
+    // The new name is taken, the old one free; Bob's session is untouched.
+    let (status, body) = app.post("/api/join", None, &json!({"name": "GRACE"})).await;
+    assert_error(status, &body, 409, "name_taken");
+    app.join("Bob").await;
+    app.win_round(&bob).await;
+    let _ = ada;
+    app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn closed_joining_refuses_newcomers_with_403_until_the_lecturer_reopens_it() {
+    let app = TestApp::spawn().await;
+    let ada = app.join("Ada").await;
+    let token = app.server.admin_token.clone();
+    let since = app.get("/api/snapshot").await.1["seq"].as_u64();
+    let mut ws = Downstream::open(&app, Kind::Websocket, None, since, None).await;
+    let (status, body) = admin(
+        &app,
+        "/api/admin/joins",
+        Some(&token),
+        json!({"open": false}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["joins_open"].as_bool()),
+        (200, Some(false)),
+        "{body}"
+    );
+    let changed = ws.until(|v| v["type"] == "joins_changed").await;
+    assert_eq!(changed["open"], false);
+    let (status, body) = app.post("/api/join", None, &json!({"name": "Late"})).await;
+    assert_error(status, &body, 403, "joins_closed");
+    let (_, snap) = app.get("/api/snapshot").await;
+    assert_eq!(snap["joins_open"], false);
+    let (_, stats) = app.get("/api/stats").await;
+    assert_eq!(stats["admin"]["joins_open"], false);
+    // Players already in keep playing.
+    app.win_round(&ada).await;
+    let (status, body) = admin(
+        &app,
+        "/api/admin/joins",
+        Some(&token),
+        json!({"open": "no"}),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_json")));
+    let (status, _) = admin(
+        &app,
+        "/api/admin/joins",
+        Some(&token),
+        json!({"open": true}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ws.until(|v| v["type"] == "joins_changed").await["open"],
+        true
+    );
+    app.join("Late").await;
     app.server.stop().await;
 }

@@ -3,7 +3,9 @@
 
 mod bad_input;
 mod bad_input_table;
+mod classroom;
 mod clients;
+mod credentials;
 mod heartbeat;
 mod helpers;
 mod joins;

@@ -64,7 +64,7 @@ async fn a_hundred_non_reading_clients_do_not_delay_ten_normal_ones_and_cost_bou
             loop {
                 let v: Value = d.next().await;
                 count += 1;
-                let lag = clickgame::hub::now_ms().saturating_sub(v["ts"].as_u64().unwrap_or(0));
+                let lag = clickgame::log::now_ms().saturating_sub(v["ts"].as_u64().unwrap_or(0));
                 if v["type"] != "snapshot" {
                     worst = worst.max(lag);
                 }

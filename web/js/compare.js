@@ -21,6 +21,7 @@ import { FiguresTable, fmt } from './figures.js';
 import { LagChart } from './chart.js';
 import { StatsPoller, serverTransport } from './stats.js';
 import { adminPost, loadAdminToken, saveAdminToken } from './admin.js';
+import { RoomControls } from './room_controls.js';
 import { errorFrom } from './transports/common.js';
 import { TRANSPORTS } from './protocol.js';
 import { Board } from './game.js';
@@ -381,6 +382,7 @@ const admin = {
   },
 
   setup() {
+    this.room = new RoomControls($('room-controls'), { call: (action, body, done) => this.call(action, body, done) });
     const token = $('admin-token');
     token.value = loadAdminToken();
     token.addEventListener('input', () => saveAdminToken(token.value.trim()));
@@ -430,6 +432,7 @@ const admin = {
   /** Mirrors the server's current settings, except in a field the lecturer is editing. */
   render() {
     $('admin-message').textContent = this.message;
+    this.room.render(panes.get('websocket').client.state ?? panes.get('sse').client.state);
     const settings = stats?.admin;
     if (!settings) return;
     const active = document.activeElement;

@@ -59,6 +59,21 @@ export class Board {
     this.waiting.classList.toggle('is-hidden', round !== null);
   }
 
+  /**
+   * Calls `handler(event)` when the board is pressed with the primary button, a finger or a
+   * pen: on `pointerdown`, the moment of contact. `click` would do for a mouse, but on a touch
+   * screen it comes only after the finger lifts (and not at all if it moved a little), which
+   * costs a phone player the race; pointer events are one code path for all three.
+   */
+  onTap(handler) {
+    this.svg.addEventListener('pointerdown', (event) => {
+      if (!event.isPrimary || event.button !== 0) return;
+      // No text selection, no emulated mouse events after a touch: this press is the click.
+      event.preventDefault();
+      handler(event);
+    });
+  }
+
   /** The board position (in board units, 0…1000) of a mouse or touch event. */
   pointFromEvent(event) {
     // getScreenCTM maps board units to screen pixels, including the viewBox scaling, any

@@ -115,13 +115,15 @@ function joinPanel() {
   const youName = $('you-name');
   const hint = $('hint');
   return {
-    render({ me }) {
+    render({ me, client: c }) {
       form.hidden = me !== null;
       playing.hidden = me === null;
       youName.textContent = me ? me.name : '';
       hint.textContent = me
         ? 'Click the red target before anybody else.'
-        : 'Watching. Join to play: click the red target before anybody else.';
+        : c.state?.joins_open === false
+          ? 'Watching. The lecturer has closed joining for now.'
+          : 'Watching. Join to play: click the red target before anybody else.';
     },
   };
 }
@@ -257,6 +259,11 @@ function historyPanel() {
 
 // ---- events -------------------------------------------------------------------------------
 
+const LEFT_BECAUSE = {
+  idle: 'You were removed after 60 s without contact.',
+  kicked: 'The lecturer removed you from the game.',
+};
+
 /** After the client folded an event: what it means for "you". */
 function onEvent(event, verdict) {
   if (verdict === 'reset') {
@@ -264,10 +271,10 @@ function onEvent(event, verdict) {
     if (app.me && !client.state.players.some((p) => p.id === app.me.id)) forgetMe();
   } else if (verdict === 'apply' && event.type === 'player_left' && app.me?.id === event.player) {
     forgetMe();
-    showResult(
-      event.reason === 'idle' ? 'You were removed after 60 s without contact.' : 'You left.',
-      'info',
-    );
+    showResult(LEFT_BECAUSE[event.reason] ?? 'You left.', 'info');
+  } else if (verdict === 'apply' && event.type === 'player_renamed' && app.me?.id === event.player) {
+    rememberMe({ id: app.me.id, name: event.name });
+    showResult(`The lecturer renamed you to ${event.name}.`, 'info');
   }
 }
 
@@ -314,6 +321,7 @@ function restoreMe() {
 const JOIN_ERRORS = {
   name_taken: 'Somebody already plays with that name, or one that looks the same.',
   game_full: 'The game is full; try again when somebody leaves.',
+  joins_closed: 'The lecturer has closed joining for now; you can watch.',
 };
 
 async function join(name) {
@@ -453,7 +461,7 @@ async function start() {
   });
   $('leave').addEventListener('click', () => leave());
   $('drop').addEventListener('click', () => client.drop());
-  $('board').addEventListener('click', (event) => onBoardClick(event, board));
+  board.onTap((event) => onBoardClick(event, board));
 
   clock.onChange(() => scheduleRender());
   clock.start();

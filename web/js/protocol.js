@@ -27,6 +27,8 @@ export const EVENT_TYPES = Object.freeze([
   'game_paused',
   'scores_reset',
   'settings',
+  'player_renamed',
+  'joins_changed',
 ]);
 
 /** The board is BOARD × BOARD logical units, whatever size it is drawn at. */
@@ -78,6 +80,7 @@ const SHAPES = {
     isCount(e.board) &&
     isCount(e.poll_interval_ms) &&
     (e.paused === undefined || typeof e.paused === 'boolean') &&
+    (e.joins_open === undefined || typeof e.joins_open === 'boolean') &&
     (e.round === null || isRound(e.round)) &&
     Array.isArray(e.players) &&
     e.players.every(isPlayer) &&
@@ -99,6 +102,8 @@ const SHAPES = {
   game_paused: (e) => typeof e.paused === 'boolean',
   scores_reset: () => true,
   settings: (e) => isCount(e.poll_interval_ms),
+  player_renamed: (e) => isCount(e.player) && isString(e.name),
+  joins_changed: (e) => typeof e.open === 'boolean',
 };
 
 /**
@@ -133,6 +138,8 @@ export function stateFromSnapshot(s) {
     poll_interval_ms: s.poll_interval_ms,
     // Older servers (before the lecturer controls) send no `paused`: never paused.
     paused: s.paused === true,
+    // Older servers (before the lecturer could close joining) send no `joins_open`: open.
+    joins_open: s.joins_open !== false,
     round: s.round && { ...s.round },
     players: s.players.map((p) => ({ ...p })),
     transports,
@@ -202,6 +209,12 @@ export function applyEvent(state, e) {
     }
     case 'settings':
       next.poll_interval_ms = e.poll_interval_ms;
+      return next;
+    case 'player_renamed':
+      next.players = updatePlayer(state.players, e.player, () => ({ name: e.name }));
+      return next;
+    case 'joins_changed':
+      next.joins_open = e.open;
       return next;
     default:
       // Unknown types change nothing we know how to draw.

@@ -10,16 +10,7 @@
 // answer, so the new interval applies from the very poll that brought the change.
 
 import { DEFAULT_POLL_INTERVAL_MS } from '../protocol.js';
-import {
-  Backoff,
-  NO_PROBE,
-  ResumeWatch,
-  advance,
-  delay,
-  meteredFetch,
-  postClick,
-  resumeUrl,
-} from './common.js';
+import { NO_PROBE, Reconnector, delay, meteredFetch, postClick, resumeUrl } from './common.js';
 
 /** Never poll faster than this, whatever a (buggy) server says. */
 const MIN_INTERVAL_MS = 50;
@@ -34,68 +25,48 @@ export class AjaxPollingTransport {
     probe = NO_PROBE,
     auth = { kind: 'cookie' },
   }) {
-    this.onEvent = onEvent;
-    this.onStatus = onStatus;
     this.pollIntervalMs = pollIntervalMs;
     this.probe = probe;
     this.auth = auth;
-    this.position = { since: null, epoch: null };
-    this.abort = null;
     /** The request in flight, so drop() can cut just it. */
     this.request = null;
-    this.backoff = new Backoff();
-    this.resume = new ResumeWatch(probe);
+    this.reconnect = new Reconnector({
+      open: (link) => this.#loop(link),
+      onEvent,
+      onStatus,
+      probe,
+      retryLabel: 'next poll',
+    });
   }
 
   connect(since, epoch) {
-    this.position = { since, epoch };
-    this.abort = new AbortController();
-    this.onStatus('connecting');
-    this.#loop(this.abort.signal);
+    this.reconnect.start(since, epoch);
   }
 
-  async #loop(signal) {
-    let connected = false;
-    while (!signal.aborted) {
+  /** One "connection": polls until a poll fails, then reports it and ends. */
+  async #loop(link) {
+    while (link.alive) {
       const request = new AbortController();
       const cut = () => request.abort();
-      signal.addEventListener('abort', cut, { once: true });
+      link.signal.addEventListener('abort', cut, { once: true });
       this.request = request;
       try {
-        const url = resumeUrl('/api/poll', this.position.since, this.position.epoch);
+        const url = resumeUrl('/api/poll', link.position.since, link.position.epoch);
         const { body } = await meteredFetch(this.probe, url, {
           auth: this.auth,
           signal: request.signal,
           downstream: true,
         });
-        if (signal.aborted) return;
-        if (!connected) {
-          connected = true;
-          this.backoff.reset();
-          this.onStatus('connected');
-        }
-        const events = Array.isArray(body?.events) ? body.events : [];
-        this.resume.settle(events[0] ?? null);
-        for (const event of events) {
-          advance(this.position, event);
-          this.onEvent(event);
-          if (signal.aborted) return;
-        }
-        if (Number.isSafeInteger(body?.last_seq)) this.position.since = body.last_seq;
+        link.opened();
+        if (!link.answered(Array.isArray(body?.events) ? body.events : [], body?.last_seq)) return;
         // The price of this transport: an event that happens now waits here until we ask again.
         const interval = Math.max(MIN_INTERVAL_MS, Number(this.pollIntervalMs()) || DEFAULT_POLL_INTERVAL_MS);
-        await delay(interval, signal);
+        await delay(interval, link.signal);
       } catch (err) {
-        if (signal.aborted) return;
-        connected = false;
-        const wait = this.backoff.next();
-        const reason = request.signal.aborted ? 'request cut (simulated drop)' : String(err?.message ?? err);
-        this.probe.reconnecting({ wait, attempt: this.backoff.attempt, reason });
-        this.onStatus('reconnecting', `next poll in ${(wait / 1000).toFixed(1)} s (attempt ${this.backoff.attempt}): ${reason}`);
-        this.resume.arm();
-        await delay(wait, signal);
+        link.closed(request.signal.aborted ? 'request cut (simulated drop)' : String(err?.message ?? err));
+        return;
       } finally {
-        signal.removeEventListener('abort', cut);
+        link.signal.removeEventListener('abort', cut);
         if (this.request === request) this.request = null;
       }
     }
@@ -116,8 +87,6 @@ export class AjaxPollingTransport {
   }
 
   close() {
-    this.abort?.abort();
-    this.abort = null;
-    this.onStatus('closed');
+    this.reconnect.stop();
   }
 }

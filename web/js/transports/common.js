@@ -23,11 +23,13 @@
 // `POST /api/click` (`postClick` below) — the server's src/transport/command.rs. The WebSocket
 // carries clicks in-band instead.
 //
-// Reconnecting is the same everywhere (issue 6): after a failure wait `Backoff.next()` — 0.5 s
-// doubling to 10 s, with jitter so a classroom of clients dropped at once does not come back in
-// one burst — then resume from the last seq seen. The first answer after a reconnect says whether
-// the resume *recovered* (events continued where we were) or *resynced* (the server sent a
-// snapshot: its epoch changed or our gap had left its history).
+// Reconnecting is the same everywhere, and lives in one place: `Reconnector` below (the SignalR
+// client's shape — a transport opens one connection and reports how it went; the retry loop is
+// not its business). After a failure it waits `Backoff.next()` — 0.5 s doubling to 10 s, with
+// jitter so a classroom of clients dropped at once does not come back in one burst — then opens
+// again from the last seq seen. The first answer after a reconnect says whether the resume
+// *recovered* (events continued where we were) or *resynced* (the server sent a snapshot: its
+// epoch changed or our gap had left its history).
 
 /** Backoff: the first retry waits about this long… */
 export const BACKOFF_MIN_MS = 500;
@@ -259,5 +261,140 @@ export class ResumeWatch {
     if (!this.armed) return;
     this.armed = false;
     this.probe.resumed(event?.type === 'snapshot' ? 'resynced' : 'recovered');
+  }
+}
+
+/**
+ * The one reconnect loop of all four transports: backoff, status text, resume bookkeeping.
+ *
+ *   const reconnect = new Reconnector({ open: (link) => ..., onEvent, onStatus, probe });
+ *   reconnect.start(since, epoch)   status 'connecting', then open(link)
+ *   reconnect.stop()                status 'closed'; the current link dies, no retry follows
+ *
+ * `open(link)` makes one attempt — one poll loop, one EventSource, one WebSocket — and reports
+ * through its `link` (a transport does nothing else about reconnecting):
+ *
+ *   link.position        {since, epoch}: where to resume from (kept up to date by the link)
+ *   link.signal          aborts when the link dies (stop(), or after closed()): cancel fetches
+ *   link.alive           false once the link is dead; a dead link's reports are ignored
+ *   link.opened()        reached the server: status 'connected', the backoff starts over
+ *   link.event(event)    one event: advances the position, settles recovered/resynced, onEvent
+ *   link.answered(events, lastSeq)  a poll's answer (maybe empty): the same, then since = lastSeq
+ *   link.closed(reason)  the attempt failed or ended: status 'reconnecting', wait, open() again
+ *
+ * `timers` and `backoff` are injectable so the Node unit tests can drive time themselves.
+ */
+export class Reconnector {
+  constructor({
+    open,
+    onEvent,
+    onStatus = () => {},
+    probe = NO_PROBE,
+    retryLabel = 'next attempt',
+    backoff = new Backoff(),
+    timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (id) => clearTimeout(id) },
+  }) {
+    this.open = open;
+    this.onEvent = onEvent;
+    this.onStatus = onStatus;
+    this.probe = probe;
+    this.retryLabel = retryLabel;
+    this.backoff = backoff;
+    this.timers = timers;
+    this.resume = new ResumeWatch(probe);
+    /** Where to resume from: the last event seen, of which server run. */
+    this.position = { since: null, epoch: null };
+    this.running = false;
+    this.link = null;
+    this.timer = null;
+  }
+
+  /** Starts delivering every event after `since` (of server run `epoch`). */
+  start(since, epoch) {
+    this.#end();
+    this.position = { since, epoch };
+    this.running = true;
+    this.onStatus('connecting');
+    this.#attempt();
+  }
+
+  /** Stops for good: no report of the current link counts any more, no retry follows. */
+  stop() {
+    this.#end();
+    this.onStatus('closed');
+  }
+
+  #end() {
+    this.running = false;
+    this.timers.clearTimeout(this.timer);
+    this.timer = null;
+    const link = this.link;
+    this.link = null;
+    link?.kill();
+  }
+
+  #attempt() {
+    const controller = new AbortController();
+    let connected = false;
+    const owner = this;
+    const link = {
+      signal: controller.signal,
+      get alive() {
+        return owner.link === link && !controller.signal.aborted;
+      },
+      get position() {
+        return owner.position;
+      },
+      opened() {
+        if (!link.alive || connected) return;
+        connected = true;
+        owner.backoff.reset();
+        owner.onStatus('connected');
+      },
+      event(event) {
+        if (!link.alive) return false;
+        owner.resume.settle(event);
+        advance(owner.position, event);
+        owner.onEvent(event);
+        return link.alive;
+      },
+      answered(events, lastSeq) {
+        if (!link.alive) return false;
+        owner.resume.settle(events[0] ?? null);
+        for (const event of events) {
+          if (!link.event(event)) return false;
+        }
+        if (Number.isSafeInteger(lastSeq)) owner.position.since = lastSeq;
+        return true;
+      },
+      closed(reason) {
+        if (!link.alive) return;
+        owner.#retry(String(reason));
+      },
+      kill() {
+        controller.abort();
+      },
+    };
+    this.link = link;
+    try {
+      Promise.resolve(this.open(link)).catch((err) => link.closed(String(err?.message ?? err)));
+    } catch (err) {
+      link.closed(String(err?.message ?? err));
+    }
+  }
+
+  #retry(reason) {
+    const link = this.link;
+    this.link = null;
+    link?.kill();
+    const wait = this.backoff.next();
+    const attempt = this.backoff.attempt;
+    this.probe.reconnecting({ wait, attempt, reason });
+    this.onStatus('reconnecting', `${this.retryLabel} in ${(wait / 1000).toFixed(1)} s (attempt ${attempt}): ${reason}`);
+    this.resume.arm();
+    this.timer = this.timers.setTimeout(() => {
+      this.timer = null;
+      if (this.running) this.#attempt();
+    }, wait);
   }
 }

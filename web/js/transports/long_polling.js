@@ -6,16 +6,7 @@
 // price of one full HTTP request/response per delivery. Clicks go up separately with
 // `POST /api/click`.
 
-import {
-  Backoff,
-  NO_PROBE,
-  ResumeWatch,
-  advance,
-  delay,
-  meteredFetch,
-  postClick,
-  resumeUrl,
-} from './common.js';
+import { NO_PROBE, Reconnector, meteredFetch, postClick, resumeUrl } from './common.js';
 
 /** A long poll still unanswered after this long is parked at the server: we are connected. */
 const PARKED_MS = 1000;
@@ -24,43 +15,35 @@ export class LongPollingTransport {
   static transportName = 'longpoll';
 
   constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
-    this.onEvent = onEvent;
-    this.onStatus = onStatus;
     this.probe = probe;
     this.auth = auth;
-    this.position = { since: null, epoch: null };
-    this.abort = null;
     this.request = null;
-    this.backoff = new Backoff();
-    this.resume = new ResumeWatch(probe);
+    this.reconnect = new Reconnector({
+      open: (link) => this.#loop(link),
+      onEvent,
+      onStatus,
+      probe,
+      retryLabel: 'next long poll',
+    });
   }
 
   connect(since, epoch) {
-    this.position = { since, epoch };
-    this.abort = new AbortController();
-    this.onStatus('connecting');
-    this.#loop(this.abort.signal);
+    this.reconnect.start(since, epoch);
   }
 
-  async #loop(signal) {
-    let connected = false;
-    const markConnected = () => {
-      if (!connected && !signal.aborted) {
-        connected = true;
-        this.onStatus('connected');
-      }
-    };
-    while (!signal.aborted) {
+  /** One "connection": long polls back to back until one fails, then reports it and ends. */
+  async #loop(link) {
+    while (link.alive) {
       // fetch() tells us nothing until the answer, which may be 25 s away when nothing happens.
       // A request still pending after PARKED_MS has evidently reached the server and is parked
       // there (a refused connection fails much faster), so call that "connected".
-      const parked = connected ? null : setTimeout(markConnected, PARKED_MS);
+      const parked = setTimeout(() => link.opened(), PARKED_MS);
       const request = new AbortController();
       const cut = () => request.abort();
-      signal.addEventListener('abort', cut, { once: true });
+      link.signal.addEventListener('abort', cut, { once: true });
       this.request = request;
       try {
-        const url = resumeUrl('/api/longpoll', this.position.since, this.position.epoch);
+        const url = resumeUrl('/api/longpoll', link.position.since, link.position.epoch);
         // Aborting this fetch (close()) makes the server drop the parked request at once.
         const { res, body } = await meteredFetch(this.probe, url, {
           auth: this.auth,
@@ -68,35 +51,21 @@ export class LongPollingTransport {
           downstream: true,
         });
         clearTimeout(parked);
-        if (signal.aborted) return;
-        this.backoff.reset();
-        markConnected();
+        link.opened();
         const events = res.status === 204 || !Array.isArray(body?.events) ? [] : body.events;
-        this.resume.settle(events[0] ?? null);
-        for (const event of events) {
-          advance(this.position, event);
-          this.onEvent(event);
-          if (signal.aborted) return;
-        }
-        if (Number.isSafeInteger(body?.last_seq)) this.position.since = body.last_seq;
+        if (!link.answered(events, body?.last_seq)) return;
         // Re-request at once, with no pause: while no request is parked at the server, new
         // events cannot be pushed to us. None is lost (the next request asks for everything
         // after `since`), but every millisecond spent here is added to their latency.
         // A 204 (server timeout, or the lecturer dropped connections) is answered the same way.
       } catch (err) {
         clearTimeout(parked);
-        if (signal.aborted) return;
-        connected = false;
-        // Unlike after an answer, wait after an *error*: an immediate retry would hammer a
-        // server that is down or refusing us.
-        const wait = this.backoff.next();
-        const reason = request.signal.aborted ? 'request cut (simulated drop)' : String(err?.message ?? err);
-        this.probe.reconnecting({ wait, attempt: this.backoff.attempt, reason });
-        this.onStatus('reconnecting', `next long poll in ${(wait / 1000).toFixed(1)} s (attempt ${this.backoff.attempt}): ${reason}`);
-        this.resume.arm();
-        await delay(wait, signal);
+        // Unlike after an answer, wait after an *error* (the Reconnector's backoff): an
+        // immediate retry would hammer a server that is down or refusing us.
+        link.closed(request.signal.aborted ? 'request cut (simulated drop)' : String(err?.message ?? err));
+        return;
       } finally {
-        signal.removeEventListener('abort', cut);
+        link.signal.removeEventListener('abort', cut);
         if (this.request === request) this.request = null;
       }
     }
@@ -117,8 +86,6 @@ export class LongPollingTransport {
   }
 
   close() {
-    this.abort?.abort();
-    this.abort = null;
-    this.onStatus('closed');
+    this.reconnect.stop();
   }
 }

@@ -16,58 +16,41 @@
 // comment lines (`: keep-alive` heartbeats) and `retry:` are invisible to scripts.
 
 import { EVENT_TYPES } from '../protocol.js';
-import {
-  Backoff,
-  NO_PROBE,
-  ResumeWatch,
-  advance,
-  byteLength,
-  postClick,
-  resumeUrl,
-  streamAuthParams,
-} from './common.js';
+import { NO_PROBE, Reconnector, byteLength, postClick, resumeUrl, streamAuthParams } from './common.js';
 
 export class SseTransport {
   static transportName = 'sse';
 
   constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
-    this.onEvent = onEvent;
-    this.onStatus = onStatus;
     this.probe = probe;
     this.auth = auth;
-    this.position = { since: null, epoch: null };
     this.source = null;
+    /** The link `source` reports to (see Reconnector in common.js). */
+    this.link = null;
     /** True while `source` is open (counted as an open connection). */
     this.isOpen = false;
-    this.retryTimer = null;
-    this.closed = true;
-    this.backoff = new Backoff();
-    this.resume = new ResumeWatch(probe);
-    /** Bumped by every (re)open and by close(): a stale async step sees it changed and stops. */
-    this.generation = 0;
+    this.reconnect = new Reconnector({ open: (link) => this.#open(link), onEvent, onStatus, probe });
   }
 
   connect(since, epoch) {
-    this.position = { since, epoch };
-    this.closed = false;
-    this.onStatus('connecting');
-    this.#open();
+    this.reconnect.start(since, epoch);
   }
 
-  async #open() {
-    const generation = ++this.generation;
+  /** One attempt: one EventSource, until its first error. */
+  async #open(link) {
     let extra = {};
     try {
-      extra = await streamAuthParams(this.auth, this.probe);
+      extra = await streamAuthParams(this.auth, this.probe, link.signal);
     } catch (err) {
-      if (generation === this.generation && !this.closed) this.#retry(`no ticket: ${err.message}`);
+      link.closed(`no ticket: ${err.message}`);
       return;
     }
-    if (generation !== this.generation || this.closed) return;
-    const url = resumeUrl('/api/sse', this.position.since, this.position.epoch, extra);
+    if (!link.alive) return;
+    const url = resumeUrl('/api/sse', link.position.since, link.position.epoch, extra);
     // Same origin, so the session cookie (if any) goes along without `withCredentials`.
     const source = new EventSource(url);
     this.source = source;
+    this.link = link;
     this.probe.streamRequest({ method: 'GET', path: url, kind: 'EventSource' });
     const onMessage = (message) => {
       if (this.source !== source) return;
@@ -81,9 +64,7 @@ export class SseTransport {
         console.warn('sse: data is not JSON', message.data);
         return;
       }
-      this.resume.settle(event);
-      advance(this.position, event);
-      this.onEvent(event);
+      link.event(event);
     };
     // The server names every event (`event: round_won`), and EventSource only passes unnamed
     // events to `onmessage` — so we listen for each type by name. The gain: the type is visible
@@ -93,9 +74,8 @@ export class SseTransport {
     source.onopen = () => {
       if (this.source !== source) return;
       this.isOpen = true;
-      this.backoff.reset();
       this.probe.socketOpened({ label: '200 text/event-stream: stream open' });
-      this.onStatus('connected');
+      link.opened();
     };
     source.onerror = () => {
       if (this.source !== source) return;
@@ -103,29 +83,20 @@ export class SseTransport {
       // opened. Take over from the browser's own retry: see the top of this file.
       const reason = source.readyState === EventSource.CONNECTING ? 'stream ended' : 'EventSource failed';
       this.#shut(source, reason);
-      this.#retry(reason);
+      link.closed(reason);
     };
   }
 
   #shut(source, reason) {
     source.close();
-    if (this.source === source) this.source = null;
+    if (this.source === source) {
+      this.source = null;
+      this.link = null;
+    }
     if (this.isOpen) {
       this.isOpen = false;
       this.probe.socketClosed({ label: 'EventSource closed', detail: reason });
     }
-  }
-
-  #retry(reason) {
-    const wait = this.backoff.next();
-    this.probe.reconnecting({ wait, attempt: this.backoff.attempt, reason });
-    this.onStatus('reconnecting', `next attempt in ${(wait / 1000).toFixed(1)} s (attempt ${this.backoff.attempt}): ${reason}`);
-    this.resume.arm();
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      if (!this.closed) this.#open();
-    }, wait);
   }
 
   send(command) {
@@ -134,22 +105,18 @@ export class SseTransport {
 
   /** Closes the stream as a network failure would; the usual reconnect follows. */
   drop() {
-    const source = this.source;
-    if (!source || this.closed) {
+    const { source, link } = this;
+    if (!source || !link?.alive) {
       this.probe.note('drop: no stream open right now');
       return;
     }
     this.probe.note('drop: closing the EventSource');
     this.#shut(source, 'simulated drop');
-    this.#retry('simulated drop');
+    link.closed('simulated drop');
   }
 
   close() {
-    this.closed = true;
-    this.generation += 1;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.reconnect.stop();
     if (this.source) this.#shut(this.source, 'client closed');
-    this.onStatus('closed');
   }
 }

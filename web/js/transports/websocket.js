@@ -9,16 +9,7 @@
 // connection, 1001 when the server shuts down, 1006 when the network fails — we reopen it after a
 // backoff and send `resume` with the last seq we saw.
 
-import {
-  ApiError,
-  Backoff,
-  NO_PROBE,
-  ResumeWatch,
-  advance,
-  byteLength,
-  resumeUrl,
-  streamAuthParams,
-} from './common.js';
+import { ApiError, NO_PROBE, Reconnector, byteLength, resumeUrl, streamAuthParams } from './common.js';
 
 /** The sub-protocol the server insists on; it refuses a handshake that does not offer it. */
 export const WS_SUBPROTOCOL = 'clickgame.v1';
@@ -31,39 +22,29 @@ export class WebSocketTransport {
   static transportName = 'websocket';
 
   constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
-    this.onEvent = onEvent;
-    this.onStatus = onStatus;
     this.probe = probe;
     this.auth = auth;
-    this.position = { since: null, epoch: null };
     this.socket = null;
-    this.retryTimer = null;
-    this.closed = true;
     this.nextId = 1;
     /** Clicks waiting for their reply: id → {resolve, reject, timer}. */
     this.pending = new Map();
-    this.backoff = new Backoff();
-    this.resume = new ResumeWatch(probe);
-    this.generation = 0;
+    this.reconnect = new Reconnector({ open: (link) => this.#open(link), onEvent, onStatus, probe });
   }
 
   connect(since, epoch) {
-    this.position = { since, epoch };
-    this.closed = false;
-    this.onStatus('connecting');
-    this.#open();
+    this.reconnect.start(since, epoch);
   }
 
-  async #open() {
-    const generation = ++this.generation;
+  /** One attempt: one socket, until it closes. */
+  async #open(link) {
     let extra = {};
     try {
-      extra = await streamAuthParams(this.auth, this.probe);
+      extra = await streamAuthParams(this.auth, this.probe, link.signal);
     } catch (err) {
-      if (generation === this.generation && !this.closed) this.#retry(`no ticket: ${err.message}`);
+      link.closed(`no ticket: ${err.message}`);
       return;
     }
-    if (generation !== this.generation || this.closed) return;
+    if (!link.alive) return;
     const path = resumeUrl('/api/ws', null, null, extra);
     const url = new URL(path, window.location.href);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -75,16 +56,13 @@ export class WebSocketTransport {
     socket.onopen = () => {
       if (this.socket !== socket) return;
       opened = true;
-      this.backoff.reset();
       this.probe.socketOpened({ label: '101 Switching Protocols: WebSocket open' });
       // The server sends nothing until we say where we are. Saying it first, in-band, means no
       // event can slip by between "socket open" and "stream starts", and after a reconnect we
       // resume from our own position instead of a stale one baked into the URL.
-      this.#sendFrame(
-        socket,
-        JSON.stringify({ type: 'resume', since: this.position.since, epoch: this.position.epoch }),
-      );
-      this.onStatus('connected');
+      const { since, epoch } = link.position;
+      this.#sendFrame(socket, JSON.stringify({ type: 'resume', since, epoch }));
+      link.opened();
     };
     socket.onmessage = (message) => {
       if (this.socket !== socket) return;
@@ -99,9 +77,7 @@ export class WebSocketTransport {
       }
       // Events have a seq; replies to our commands do not.
       if (data !== null && typeof data === 'object' && 'seq' in data) {
-        this.resume.settle(data);
-        advance(this.position, data);
-        this.onEvent(data);
+        link.event(data);
       } else {
         this.#reply(data);
       }
@@ -112,23 +88,10 @@ export class WebSocketTransport {
       const detail = `${close.code}${close.reason ? ` ${close.reason}` : ''}`;
       if (opened) this.probe.socketClosed({ label: `WebSocket closed ${detail}`, detail });
       this.#failPending(new ApiError('disconnected', `socket closed (${close.code})`));
-      if (this.closed) return;
-      this.#retry(`closed with ${detail}`);
+      link.closed(`closed with ${detail}`);
     };
     // An 'error' is always followed by 'close', which does the work.
     socket.onerror = () => {};
-  }
-
-  #retry(reason) {
-    const wait = this.backoff.next();
-    this.probe.reconnecting({ wait, attempt: this.backoff.attempt, reason });
-    this.onStatus('reconnecting', `next attempt in ${(wait / 1000).toFixed(1)} s (attempt ${this.backoff.attempt}): ${reason}`);
-    this.resume.arm();
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      if (!this.closed) this.#open();
-    }, wait);
   }
 
   #sendFrame(socket, text) {
@@ -184,20 +147,18 @@ export class WebSocketTransport {
   /** Closes the socket as if the network had failed; the usual reconnect follows. */
   drop() {
     const socket = this.socket;
-    if (!socket || this.closed) {
+    if (!socket) {
       this.probe.note('drop: no socket open right now');
       return;
     }
     this.probe.note(`drop: closing the socket with ${DROP_CODE}`);
-    // onclose (not suppressed: this.closed stays false) counts it and reconnects.
+    // onclose (the link is alive) counts it and reconnects.
     socket.close(DROP_CODE, 'simulated drop');
   }
 
   close() {
-    this.closed = true;
-    this.generation += 1;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    // First: the socket's own close event, which comes later, then belongs to a dead link.
+    this.reconnect.stop();
     const socket = this.socket;
     this.socket = null;
     this.#failPending(new ApiError('closed', 'transport closed'));
@@ -206,6 +167,5 @@ export class WebSocketTransport {
       if (socket.readyState === WebSocket.OPEN) this.probe.socketClosed({ label: 'WebSocket closed 1000 (client closed)', detail: '1000' });
       socket.close(1000, 'client closed');
     }
-    this.onStatus('closed');
   }
 }

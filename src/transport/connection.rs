@@ -1,0 +1,212 @@
+//! # One connection, from open to close, the same on every transport
+//!
+//! Every downstream request — an AJAX poll, a parked long poll, an SSE stream, a WebSocket —
+//! is opened through this file, in two steps, and closes by being dropped:
+//!
+//! 1. [`Connection::admit`] takes what the connection will hold while the handler still checks
+//!    the request: a long-lived one takes one of its client's stream slots (`429` / `503` when
+//!    none is free, see `limits.rs`); a poll takes nothing.
+//! 2. [`Admitted::start`] is called once nothing can refuse the request any more: it spends the
+//!    request's one-time ticket, counts the request, counts the connection as open, tells the
+//!    hub that the player is connected (so they cannot go idle while it is open), and logs
+//!    "connection opened".
+//! 3. Dropping the [`Connection`] undoes all of it and logs "connection closed", however the
+//!    connection ended (finished, failed, the client went away, the server stopped).
+//!
+//! In between, a transport reports what it wrote through one method, [`Connection::delivered`]:
+//! the figures per transport hang off it today, and it is the place that knows *which player's*
+//! transport was handed *which* events *when* — where per-player delivery times belong.
+//!
+//! The type is bookkeeping only: how bytes reach the socket (a response body, an SSE stream, a
+//! WebSocket's frames) stays each transport's own, and may be rebuilt without touching this.
+//! The shape follows centrifuge's `NewClient` plus a deferred close, shared by every transport
+//! handler; the road not taken, each transport holding its own slot, guard and log lines, had
+//! written the same bookkeeping three ways.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest};
+
+use crate::error::ApiError;
+use crate::game::{PlayerId, Transport};
+use crate::hub::{Hub, StreamGuard};
+use crate::log::WireEvent;
+use crate::metrics::OpenConnection;
+use crate::security::{ConnLimiter, ConnSlot};
+use crate::session::MaybePlayer;
+
+/// How long a transport's connection stays open, which decides what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Answered at once (an AJAX poll): no stream slot, not counted as open; the player's
+    /// contact is refreshed. Logged at debug level (one a second per client).
+    Answer,
+    /// Held until there is news (a long poll): a slot, counted as open while parked. Logged at
+    /// debug level (one per delivery).
+    Parked,
+    /// Open until it ends (SSE, WebSocket): a slot, counted as open. Logged at info level.
+    Stream,
+}
+
+impl Hold {
+    /// The table to extend for a fifth transport.
+    pub fn of(transport: Transport) -> Hold {
+        match transport {
+            Transport::Ajax => Hold::Answer,
+            Transport::Longpoll => Hold::Parked,
+            Transport::Sse | Transport::Websocket => Hold::Stream,
+        }
+    }
+}
+
+/// A connection the limits let in, not yet started: the handler may still refuse it.
+#[must_use = "call start() once nothing can refuse the request"]
+pub struct Admitted {
+    hub: Hub,
+    transport: Transport,
+    peer: Option<SocketAddr>,
+    slot: Option<ConnSlot>,
+}
+
+/// One open connection of a transport: what it holds, who it serves, what it delivered.
+pub struct Connection {
+    hub: Hub,
+    transport: Transport,
+    hold: Hold,
+    player: Option<PlayerId>,
+    peer: Option<SocketAddr>,
+    opened: Instant,
+    events: u64,
+    bytes: u64,
+    /// How it ended, when the transport knows (a WebSocket's close code); for the close line.
+    end: Option<String>,
+    _stream: Option<StreamGuard>,
+    _open: Option<OpenConnection>,
+    _slot: Option<ConnSlot>,
+}
+
+impl Connection {
+    /// Step 1: a connection of `transport` for `req`, holding a stream slot if it stays open.
+    /// The hub and the stream limiter are the app's (`server.rs` registers them).
+    pub fn admit(req: &HttpRequest, transport: Transport) -> Result<Admitted, ApiError> {
+        let hub = req
+            .app_data::<web::Data<Hub>>()
+            .ok_or_else(|| ApiError::internal("no hub in this app"))?
+            .get_ref()
+            .clone();
+        let slot = match Hold::of(transport) {
+            Hold::Answer => None,
+            Hold::Parked | Hold::Stream => Some(
+                req.app_data::<web::Data<ConnLimiter>>()
+                    .ok_or_else(|| ApiError::internal("no connection limiter in this app"))?
+                    .acquire(req.peer_addr())?,
+            ),
+        };
+        Ok(Admitted {
+            hub,
+            transport,
+            peer: req.peer_addr(),
+            slot,
+        })
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// The player this connection serves; `None` for a spectator.
+    pub fn player(&self) -> Option<PlayerId> {
+        self.player
+    }
+
+    /// **Every transport reports what it wrote here**: `events` (none for a heartbeat or a
+    /// poll that found nothing) as `bytes` bytes of payload (bodies and frame payloads as
+    /// handed to actix; HTTP heads, TLS records and frame headers are not counted). Call it
+    /// once the bytes are handed to the connection.
+    ///
+    /// Today it feeds the per-transport figures (events, bytes, delivery lag). It knows the
+    /// player and the transport, so per-player delivery times (when `round_started` reached
+    /// *this* player's transport) belong here too.
+    pub fn delivered(&mut self, events: &[Arc<WireEvent>], bytes: usize) {
+        self.events += events.len() as u64;
+        self.bytes += bytes as u64;
+        self.hub.metrics().delivered(self.transport, events, bytes);
+    }
+
+    /// Waits for the lecturer's simulated network delay of this transport, if any.
+    pub async fn simulate_delay(&self) {
+        self.hub.simulate_delay(self.transport).await;
+    }
+
+    /// How the connection ended, for its close line (e.g. a WebSocket close code).
+    pub fn ended(&mut self, how: impl Into<String>) {
+        self.end = Some(how.into());
+    }
+}
+
+impl Admitted {
+    /// Step 2, once nothing can refuse the request: spends its ticket (`401` if another request
+    /// spent it first), counts it, and marks the player connected.
+    pub fn start(self, viewer: MaybePlayer) -> Result<Connection, ApiError> {
+        let player = viewer.commit()?.0;
+        let Admitted {
+            hub,
+            transport,
+            peer,
+            slot,
+        } = self;
+        let hold = Hold::of(transport);
+        hub.metrics().request(transport);
+        let (open, stream) = match hold {
+            Hold::Answer => {
+                if let Some(p) = player {
+                    hub.contact(p, transport);
+                }
+                (None, None)
+            }
+            Hold::Parked | Hold::Stream => (
+                Some(hub.metrics().open(transport)),
+                player.and_then(|p| hub.open_stream(p, transport)),
+            ),
+        };
+        let conn = Connection {
+            hub,
+            transport,
+            hold,
+            player,
+            peer,
+            opened: Instant::now(),
+            events: 0,
+            bytes: 0,
+            end: None,
+            _stream: stream,
+            _open: open,
+            _slot: slot,
+        };
+        if hold == Hold::Stream {
+            tracing::info!(transport = %transport, ?player, ?peer, "connection opened");
+        } else {
+            tracing::debug!(transport = %transport, ?player, ?peer, "connection opened");
+        }
+        Ok(conn)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        let (transport, player, peer, end) = (self.transport, self.player, self.peer, &self.end);
+        let (events, bytes) = (self.events, self.bytes);
+        if self.hold == Hold::Stream {
+            tracing::info!(%transport, ?player, ?peer, ms, events, bytes, ?end, "connection closed");
+        } else {
+            tracing::debug!(%transport, ?player, ?peer, ms, events, bytes, ?end, "connection closed");
+        }
+    }
+}

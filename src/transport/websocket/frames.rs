@@ -1,0 +1,307 @@
+//! # WebSocket frames: what RFC 6455 says, apart from what the game says
+//!
+//! Everything here is about frames, not about the game: the size guard that refuses an
+//! oversized message by its header alone ([`FrameSizeGuard`], fuzzed by
+//! `fuzz/fuzz_targets/ws_frame_guard.rs`), and the mapping from what actix-http's frame codec
+//! refused to the close code RFC 6455 assigns (`1009` too big, `1007` invalid UTF-8, `1002`
+//! any other violation). The socket loop (`socket.rs`) and the game (`mod.rs`) only use it.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::error::PayloadError;
+use actix_web::{dev, web, web::Bytes, FromRequest, HttpRequest};
+use actix_ws::{CloseCode, CloseReason};
+use futures_util::Stream;
+
+use crate::error::ApiError;
+
+/// A close frame with `code` and a human `description`.
+pub fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
+    Some(CloseReason {
+        code,
+        description: Some(description.to_string()),
+    })
+}
+
+/// Errors actix-http's frame parser raises from a frame's header *without consuming the
+/// frame*: decoding again hits the same error, so the socket loop can answer exactly the
+/// messages
+/// that came before it. Other errors (a continuation out of place, invalid UTF-8) come after
+/// the frame was consumed, and what decodes next came *after* the bad frame; those close at
+/// once, and Autobahn's case 5.15 stays NON-STRICT (see docs/security.md).
+pub fn refused_by_header(e: &actix_ws::ProtocolError) -> bool {
+    use actix_ws::ProtocolError;
+    match e {
+        ProtocolError::UnmaskedFrame | ProtocolError::InvalidOpcode(_) => true,
+        // Non-zero reserved bits (actix reports them as `InvalidData`, like invalid UTF-8).
+        ProtocolError::Io(io) => {
+            io.kind() == std::io::ErrorKind::InvalidData
+                && !is_invalid_utf8(io)
+                && !is_payload_overflow(io)
+        }
+        _ => false,
+    }
+}
+
+/// The close frame for a frame the codec refused.
+pub fn protocol_error_close(e: &actix_ws::ProtocolError) -> Option<CloseReason> {
+    use actix_ws::ProtocolError;
+    match e {
+        ProtocolError::Overflow => close(CloseCode::Size, "message too large"),
+        // [`FrameSizeGuard`]'s refusal, passed through actix-ws as a payload error.
+        ProtocolError::Io(io) if is_payload_overflow(io) => {
+            close(CloseCode::Size, "message too large")
+        }
+        // actix reports invalid UTF-8 *and* non-zero RSV bits as `InvalidData`; only the first
+        // is 1007 (RFC 6455 §8.1), the second is a protocol error like any other (§5.2).
+        ProtocolError::Io(io) if is_invalid_utf8(io) => {
+            close(CloseCode::Invalid, "text message is not valid UTF-8")
+        }
+        other => {
+            tracing::debug!(error = %other, "websocket protocol error");
+            close(CloseCode::Protocol, "protocol error")
+        }
+    }
+}
+
+/// actix-ws's invalid UTF-8: a whole text frame (a `Utf8Error` inside), or the end of a
+/// fragmented one (the `Utf8Error`'s text inside).
+fn is_invalid_utf8(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::InvalidData
+        && io.get_ref().is_some_and(|inner| {
+            inner.is::<std::str::Utf8Error>() || inner.to_string().contains("utf-8")
+        })
+}
+
+fn is_payload_overflow(io: &std::io::Error) -> bool {
+    io.get_ref()
+        .and_then(|inner| inner.downcast_ref::<PayloadError>())
+        .is_some_and(|e| matches!(e, PayloadError::Overflow))
+}
+
+/// Puts a [`FrameSizeGuard`] between the connection and actix's WebSocket codec.
+pub async fn guard_frames(
+    req: &HttpRequest,
+    body: web::Payload,
+    max: usize,
+) -> Result<web::Payload, ApiError> {
+    let guarded = GuardedPayload {
+        inner: body.into_inner(),
+        guard: FrameSizeGuard::new(max),
+        refused: false,
+    };
+    let mut payload: dev::Payload = dev::Payload::Stream {
+        payload: Box::pin(guarded),
+    };
+    web::Payload::from_request(req, &mut payload)
+        .await
+        .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))
+}
+
+/// Refuses a message that is too large as soon as a frame header announces it.
+///
+/// actix-http's codec compares a frame's length with `max_frame_size` only once the *whole*
+/// frame has arrived: a client announcing a 1 GiB frame made the server buffer it all first
+/// (measured before this guard: 200 MiB streamed into one socket of the 4 KiB game endpoint
+/// grew the server by 200 MiB). This follows the frame boundaries in the raw byte stream and
+/// reads only the lengths: a frame longer than the limit, or a fragmented message whose
+/// fragments add up to more, is refused when its header is in. Everything else (masking,
+/// opcodes, UTF-8, close payloads) is left to actix's codec.
+#[derive(Debug, Clone)]
+pub struct FrameSizeGuard {
+    max: u64,
+    /// The header of the next frame, as far as it has arrived (at most 14 bytes).
+    header: [u8; 14],
+    have: usize,
+    /// Payload bytes of the current frame still to come.
+    payload_left: u64,
+    /// Payload bytes of the data message in progress, over all its fragments.
+    message: u64,
+}
+
+/// A frame header announced more than the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge;
+
+impl FrameSizeGuard {
+    pub fn new(max: usize) -> FrameSizeGuard {
+        FrameSizeGuard {
+            max: u64::try_from(max).unwrap_or(u64::MAX),
+            header: [0; 14],
+            have: 0,
+            payload_left: 0,
+            message: 0,
+        }
+    }
+
+    /// Follows the next bytes of the stream; chunk boundaries may fall anywhere.
+    pub fn scan(&mut self, mut bytes: &[u8]) -> Result<(), TooLarge> {
+        while let Some((&first, rest)) = bytes.split_first() {
+            if self.payload_left > 0 {
+                let n = usize::try_from(self.payload_left)
+                    .map_or(bytes.len(), |left| left.min(bytes.len()));
+                bytes = &bytes[n..];
+                self.payload_left -= n as u64;
+                continue;
+            }
+            if let Some(slot) = self.header.get_mut(self.have) {
+                *slot = first;
+                self.have += 1;
+            }
+            bytes = rest;
+            if let Some(len) = self.header_complete() {
+                self.frame(len)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The payload length, once the whole header (lengths and mask key) is in.
+    fn header_complete(&self) -> Option<u64> {
+        if self.have < 2 {
+            return None;
+        }
+        let b1 = self.header[1];
+        let (extended, len7) = match b1 & 0x7f {
+            126 => (2, None),
+            127 => (8, None),
+            n => (0, Some(u64::from(n))),
+        };
+        let mask = if b1 & 0x80 != 0 { 4 } else { 0 };
+        if self.have < 2 + extended + mask {
+            return None;
+        }
+        Some(len7.unwrap_or_else(|| {
+            self.header[2..2 + extended]
+                .iter()
+                .fold(0u64, |n, &b| (n << 8) | u64::from(b))
+        }))
+    }
+
+    /// A whole header is in: check the frame and its message, then pass its payload.
+    fn frame(&mut self, len: u64) -> Result<(), TooLarge> {
+        let b0 = self.header[0];
+        self.have = 0;
+        let fin = b0 & 0x80 != 0;
+        match b0 & 0x0f {
+            // Continuation: adds to the message in progress.
+            0x0 => self.message = self.message.saturating_add(len),
+            // Text or binary: starts a message.
+            0x1 | 0x2 => self.message = len,
+            // Control (or reserved) frames stand alone, between fragments too.
+            _ if len > self.max => return Err(TooLarge),
+            _ => {
+                self.payload_left = len;
+                return Ok(());
+            }
+        }
+        if self.message > self.max {
+            return Err(TooLarge);
+        }
+        if fin {
+            self.message = 0;
+        }
+        self.payload_left = len;
+        Ok(())
+    }
+}
+
+/// The request body seen through a [`FrameSizeGuard`]: a refusal is a
+/// `PayloadError::Overflow`, which actix-ws hands on as a protocol error (close `1009`).
+struct GuardedPayload {
+    inner: dev::Payload,
+    guard: FrameSizeGuard,
+    refused: bool,
+}
+
+impl Stream for GuardedPayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.refused {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => {
+                if this.guard.scan(&bytes).is_err() {
+                    this.refused = true;
+                    return Poll::Ready(Some(Err(PayloadError::Overflow)));
+                }
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame header (payload not included) announcing `len` bytes.
+    fn header(first: u8, len: u64) -> Vec<u8> {
+        let mut h = vec![first];
+        match len {
+            0..=125 => h.push(0x80 | len as u8),
+            126..=0xffff => {
+                h.push(0x80 | 126);
+                h.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                h.push(0x80 | 127);
+                h.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        h.extend_from_slice(&[1, 2, 3, 4]);
+        h
+    }
+
+    fn frame(first: u8, len: usize) -> Vec<u8> {
+        let mut f = header(first, len as u64);
+        f.resize(f.len() + len, b'a');
+        f
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_refused_by_its_header_alone() {
+        let mut guard = FrameSizeGuard::new(4096);
+        assert_eq!(guard.scan(&frame(0x81, 4096)), Ok(()));
+        assert_eq!(guard.scan(&header(0x81, 1 << 30)), Err(TooLarge));
+        let mut guard = FrameSizeGuard::new(4096);
+        assert_eq!(guard.scan(&header(0x82, u64::MAX)), Err(TooLarge));
+    }
+
+    #[test]
+    fn fragments_add_up_and_control_frames_between_them_do_not_count() {
+        let mut guard = FrameSizeGuard::new(100);
+        let mut bytes = frame(0x01, 60);
+        bytes.extend(frame(0x89, 20)); // a ping between the fragments
+        bytes.extend(frame(0x80, 40)); // the last fragment: 100 in all
+        bytes.extend(frame(0x81, 100)); // a new message starts from zero
+        assert_eq!(guard.scan(&bytes), Ok(()));
+        assert_eq!(guard.scan(&frame(0x01, 60)), Ok(()));
+        assert_eq!(guard.scan(&frame(0x00, 41)), Err(TooLarge));
+    }
+
+    #[test]
+    fn chunk_boundaries_do_not_matter() {
+        let mut bytes = Vec::new();
+        for len in [0, 1, 125, 126, 300, 4096] {
+            bytes.extend(frame(0x81, len));
+        }
+        bytes.extend(header(0x81, 4097));
+        for size in [1, 2, 3, 7, 13, 1000] {
+            let mut guard = FrameSizeGuard::new(4096);
+            let verdict = bytes.chunks(size).try_for_each(|c| guard.scan(c));
+            assert_eq!(verdict, Err(TooLarge), "chunks of {size}");
+            let mut guard = FrameSizeGuard::new(4096);
+            let whole = bytes.len() - header(0x81, 4097).len();
+            assert_eq!(
+                bytes[..whole].chunks(size).try_for_each(|c| guard.scan(c)),
+                Ok(())
+            );
+        }
+    }
+}
