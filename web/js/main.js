@@ -14,7 +14,8 @@
 //   To add one, write a render function and `addPanel` it — nothing else needs to know.
 //
 // Every string from the server (player names above all) is written with textContent, never as
-// HTML.
+// HTML — the one exception is the lab's demonstration (`showName` in js/lab.js, only with
+// `--lab` and its server_data defence switched off).
 
 import { GameClient, TRANSPORT_LABELS } from './client.js';
 import { ServerClock } from './clock.js';
@@ -24,6 +25,7 @@ import { WireView } from './wire.js';
 import { errorFrom } from './transports/common.js';
 import { TRANSPORTS, meanReactionMs, validateEvent } from './protocol.js';
 import { Board } from './game.js';
+import { onLabChange, showName } from './lab.js';
 
 const DEFAULT_TRANSPORT = 'websocket';
 /** How long a click result stays on screen. */
@@ -143,7 +145,9 @@ function scoreboardPanel() {
       const rows = players.map((p) => {
         const tr = document.createElement('tr');
         tr.dataset.player = String(p.id);
-        const name = cell(p.name, 'name');
+        const name = cell('', 'name');
+        // As text — or, only while the lab's server_data defence is off, as HTML (js/lab.js).
+        showName(name, p.name);
         if (me && p.id === me.id) {
           tr.classList.add('you');
           const badge = document.createElement('span');
@@ -464,6 +468,7 @@ async function start() {
   board.onTap((event) => onBoardClick(event, board));
 
   clock.onChange(() => scheduleRender());
+  onLabChange(() => scheduleRender());
   clock.start();
   statsPoller.start();
 
