@@ -31,6 +31,8 @@ pub const DEFAULT_EAVESDROP_ADDR: &str = "127.0.0.1:8081";
 pub const DEFAULT_EAVESDROP_TLS_ADDR: &str = "127.0.0.1:8444";
 /// The lab's attacker's site (`--lab`): loopback, another port of the game's host.
 pub const DEFAULT_LAB_ATTACKER_ADDR: &str = "127.0.0.1:8666";
+/// With `--lan` (and `--lab-allow-remote`): every interface, so students' machines reach it.
+pub const DEFAULT_LAN_LAB_ATTACKER_ADDR: &str = "[::]:8666";
 /// Where the generated certificate (and, later, saved game state) lives.
 pub const DEFAULT_DATA_DIR: &str = "data";
 /// Clicks per second a player may send before `429 Too Many Requests`.
@@ -207,7 +209,7 @@ pub struct Config {
     pub lab: bool,
 
     /// With --lab: the attacker's site's address (another port of this host: another origin,
-    /// the same site).
+    /// the same site). With --lan: every interface, port 8666.
     #[arg(long, env = "CLICKGAME_LAB_ATTACKER_ADDR", default_value = DEFAULT_LAB_ATTACKER_ADDR)]
     pub lab_attacker_addr: SocketAddr,
 
@@ -370,6 +372,9 @@ impl Config {
             if defaulted("https_addr") {
                 config.https_addr = lan_default(DEFAULT_LAN_HTTPS_ADDR);
             }
+            if defaulted("lab_attacker_addr") {
+                config.lab_attacker_addr = lan_default(DEFAULT_LAN_LAB_ATTACKER_ADDR);
+            }
         }
         if config.lab {
             // A lab game holds names a normal restore would refuse: it is never saved.
@@ -528,9 +533,9 @@ mod tests {
         let c = Config::from_arg_list(["clickgame"]).unwrap();
         assert!(!c.lab && !c.no_persist);
         assert!(Config::from_arg_list(["clickgame", "--lab-allow-remote"]).is_err());
-        assert!(
-            Config::from_arg_list(["clickgame", "--lab", "--lan", "--lab-allow-remote"]).is_ok()
-        );
+        let c =
+            Config::from_arg_list(["clickgame", "--lab", "--lan", "--lab-allow-remote"]).unwrap();
+        assert_eq!(c.lab_attacker_addr.to_string(), "[::]:8666");
     }
 
     #[test]
