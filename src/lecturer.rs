@@ -180,7 +180,8 @@ fn admin_state(hub: &Hub) -> AdminState {
     }
 }
 
-async fn stats(hub: web::Data<Hub>, lab: Option<web::Data<Lab>>) -> HttpResponse {
+async fn stats(req: HttpRequest, hub: web::Data<Hub>) -> HttpResponse {
+    let lab = req.app_data::<web::Data<Lab>>();
     let m = hub.metrics();
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
