@@ -336,13 +336,14 @@ export function assertNoPageProblems(player, assert) {
   assert.deepEqual(csp, [], `${player.label}: CSP violations`);
 }
 
-/** The live figures table of `/`: {figure: {client, server}} as the page shows them. */
+/** The live figures table of `/`: {figure: {window, client, server}} as the page shows them (client = since picked). */
 export async function readFigures(player) {
   return player.page.evaluate(() =>
     Object.fromEntries(
       [...document.querySelectorAll('[data-testid="figures"] tr[data-figure]')].map((tr) => [
         tr.dataset.figure,
         {
+          window: tr.querySelector('[data-side="window"]')?.textContent ?? '',
           client: tr.querySelector('[data-side="client"]')?.textContent ?? '',
           server: tr.querySelector('[data-side="server"]')?.textContent ?? '',
         },

@@ -69,6 +69,10 @@ pub const DEFAULT_LONGPOLL_TIMEOUT_MS: u64 = 25_000;
 pub const DEFAULT_ROUND_PAUSE_MS: u64 = 1500;
 /// ...plus a random extra of up to this, so the next target cannot be timed.
 pub const DEFAULT_ROUND_PAUSE_JITTER_MS: u64 = 500;
+/// A round nobody hits ends by itself after this long (`round_expired`): long enough for a
+/// student to find the target on a phone, short enough that a forgotten target does not turn
+/// the next reaction time into minutes.
+pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 10_000;
 /// The target's radius in board units (the board is 1000 × 1000).
 pub const DEFAULT_TARGET_RADIUS: u32 = 40;
 /// A player with no transport contact for this long leaves.
@@ -318,6 +322,12 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_ROUND_PAUSE_JITTER_MS", default_value_t = DEFAULT_ROUND_PAUSE_JITTER_MS)]
     pub round_pause_jitter_ms: u64,
 
+    /// A round nobody hits ends by itself this long after it started (a `round_expired` event;
+    /// the next round follows the usual pause). 0 = rounds wait for a winner for ever.
+    #[arg(long, env = "CLICKGAME_ROUND_TIMEOUT_MS", default_value_t = DEFAULT_ROUND_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub round_timeout_ms: u64,
+
     /// Radius of the target in board units (board is 1000 × 1000).
     #[arg(long, env = "CLICKGAME_TARGET_RADIUS", default_value_t = DEFAULT_TARGET_RADIUS,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(BOARD_SIZE / 2)))]
@@ -405,6 +415,9 @@ impl Config {
         config.join_rate = 0;
         config.join_rate_total = 0;
         config.max_players = 100_000;
+        // Tests drive their rounds themselves and some hold one open for long; a test about
+        // the round timeout sets it.
+        config.round_timeout_ms = 0;
         config
     }
 
@@ -416,6 +429,7 @@ impl Config {
             idle_timeout_ms: self.player_timeout_ms,
             poll_interval_ms: self.poll_interval_ms,
             max_players: self.max_players,
+            round_timeout_ms: self.round_timeout_ms,
         }
     }
 
@@ -451,6 +465,7 @@ impl Default for Rules {
             idle_timeout_ms: DEFAULT_PLAYER_TIMEOUT_MS,
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             max_players: DEFAULT_MAX_PLAYERS,
+            round_timeout_ms: DEFAULT_ROUND_TIMEOUT_MS,
         }
     }
 }

@@ -29,6 +29,8 @@
 //! * [`eavesdrop`] — `--eavesdrop`: relays that show what an attacker on the wire sees.
 //! * [`error`] — the one mapping from failures to HTTP statuses and JSON bodies.
 //! * [`persist`] — the game saved on shutdown and restored on start.
+//! * [`cluster`] — several nodes, one game, through Redis (issue 16; not wired in yet).
+//! * [`forwarded`] — the client's address behind a trusted reverse proxy.
 //! * [`config`] — flags and environment variables, and every default.
 //! * [`server`] — builds the app, binds, runs.
 
@@ -37,9 +39,11 @@
 
 pub mod ca;
 pub mod classroom;
+pub mod cluster;
 pub mod config;
 pub mod eavesdrop;
 pub mod error;
+pub mod forwarded;
 pub mod game;
 pub mod hub;
 pub mod lab;

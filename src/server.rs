@@ -62,6 +62,9 @@ pub struct RunningServer {
     pub state_file: Option<PathBuf>,
     /// The join URLs and QR code (`/api/join-info`); LAN ones with `--lan`.
     pub join_info: std::sync::Arc<JoinInfo>,
+    /// The socket counts every listener shares (tests wait on them: a client's close reaches
+    /// the count a moment after the client sees it).
+    pub sockets: SocketLimiter,
     handle: ServerHandle,
     server: actix_web::rt::task::JoinHandle<io::Result<()>>,
     timer: actix_web::rt::task::JoinHandle<()>,
@@ -469,7 +472,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
                     https_port: https_addr.map(|a| a.port()),
                 },
                 settings,
-                sockets,
+                sockets.clone(),
             )?;
             lab::log_start(addr, http_addr);
             Some((site.handle(), actix_web::rt::spawn(site)))
@@ -524,6 +527,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         classroom::log_caps(&limits, &config);
     }
     Ok(RunningServer {
+        sockets,
         http_addr,
         https_addr,
         cert,

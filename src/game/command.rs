@@ -29,6 +29,8 @@ pub enum ClickOutcome {
         winner: Option<PlayerId>,
         winner_name: Option<String>,
     },
+    /// Nobody hit that round in time: it ended by itself (`round_expired`) before this click.
+    Expired { round: u64 },
 }
 
 /// Why the game refused a command. `error.rs` maps each to an HTTP status and an error code.

@@ -14,6 +14,7 @@ mod lecturer;
 mod limits;
 mod path_spellings;
 mod recovery;
+mod rounds;
 mod security;
 mod slow_clients;
 mod state_file;

@@ -28,7 +28,8 @@ const KNOWN = new Set(DEFENCES.map((d) => d.id));
 const STATS_MS = 2000;
 const ABSENT_MS = 15_000;
 
-const state = { present: false, off: [], attackerPort: null };
+/** `known`: the server has answered once (before that, `present` means nothing yet). */
+const state = { known: false, present: false, off: [], attackerPort: null };
 const listeners = new Set();
 const reported = new Set();
 
@@ -125,9 +126,9 @@ function renderBanner() {
 }
 
 function update(next) {
-  const changed = next.present !== state.present || next.off.join() !== state.off.join() ||
-    next.attackerPort !== state.attackerPort;
-  Object.assign(state, next);
+  const changed = !state.known || next.present !== state.present ||
+    next.off.join() !== state.off.join() || next.attackerPort !== state.attackerPort;
+  Object.assign(state, next, { known: true });
   if (!changed) return;
   renderBanner();
   for (const fn of listeners) fn(state);

@@ -1,9 +1,10 @@
 // # The lecturer's lab panels: the defence switches and the defence log (docs/lab.md)
 //
 // Two self-contained panels, like js/tls_panel.js and js/join_card.js: each mounts itself on
-// every element marked `[data-lab-switches]` or `[data-lab-log]` — on /lab.html, and in
-// /compare.html's drawers. Both need the admin token, which they read from where the page's
-// own token field keeps it (js/admin.js, sessionStorage), at every request.
+// every element marked `[data-lab-switches]` or `[data-lab-log]` — on /lab.html, and on
+// /compare.html as two drawers of the shared mechanism (js/drawers.js; listed in js/layout.js's
+// DRAWERS as `lab-switches` and `lab-log`). Both need the admin token, which they read from
+// where the page's own token field keeps it (js/admin.js, sessionStorage), at every request.
 //
 // * Switches: `GET /api/admin/lab` → one checkbox per defence; a change is
 //   `POST /api/admin/lab {"<defence>": bool}`. Every page then learns the new set from
@@ -11,10 +12,12 @@
 // * Log: `GET /api/admin/lab/log?since=N`, once a second, newest first: every refusal with its
 //   rule, code, origin and client address, and a tally per rule.
 //
-// Panels without `--lab` (a 404) hide their drawer: the lab does not exist then. Everything from
-// the server is written with textContent.
+// Without `--lab` the panels hide themselves — on /compare.html, their drawers' tabs — as soon as
+// `/api/stats` says so (js/lab.js): the lab does not exist then. Everything from the server is
+// written with textContent.
 
 import { loadAdminToken } from './admin.js';
+import { close as closeDrawer } from './drawers.js';
 import { DEFENCES, labState, onLabChange, refreshLab } from './lab.js';
 
 const LOG_MS = 1000;
@@ -73,16 +76,29 @@ async function call(method, path, body) {
   return { ok: false, status: res.status, message: `${parsed?.error ?? res.status}: ${parsed?.detail ?? ''}` };
 }
 
-/** Hides the drawer (or panel) around `root` while the lab does not exist. */
-function showDrawer(root, present) {
-  const drawer = root.closest('[data-lab-drawer]') ?? root;
-  drawer.hidden = !present;
+/**
+ * Shows `root` — in a drawer (js/drawers.js), that drawer's tab — only while the lab exists. A
+ * drawer's tab is there from the start and goes only once the server has said there is no lab,
+ * so on a lab server it never flickers.
+ */
+function showLab(root, present) {
+  const drawer = root.closest('.drawer');
+  if (!drawer) {
+    root.hidden = !present;
+    return;
+  }
+  const tab = document.querySelector(`[aria-controls="${drawer.id}"]`);
+  if (tab) tab.hidden = !present;
+  if (!present) closeDrawer(drawer.dataset.drawerId);
 }
 
-/** Shows `root` exactly while the server runs with --lab (as /api/stats says, js/lab.js). */
+/** Shows `root` exactly while the server runs with --lab, once /api/stats has said (js/lab.js). */
 function followLab(root) {
-  showDrawer(root, labState().present);
-  onLabChange((lab) => showDrawer(root, lab.present));
+  const follow = (lab) => {
+    if (lab.known) showLab(root, lab.present);
+  };
+  follow(labState());
+  onLabChange(follow);
 }
 
 /** `{defences: {...}}` from the server, as `[[id, on]]` for the known defences. Pure, for tests. */
@@ -122,7 +138,7 @@ export class SwitchesPanel {
 
   async load() {
     const answer = await call('GET', '/api/admin/lab');
-    if (answer.status === 404) showDrawer(this.root, false);
+    if (answer.status === 404) showLab(this.root, false);
     if (answer.ok) {
       if (!this.root.dataset.loaded) this.message.textContent = '';
       this.show(answer.body);
@@ -197,7 +213,7 @@ export class LogPanel {
 
   async tick() {
     const answer = await call('GET', `/api/admin/lab/log?since=${this.since}`);
-    if (answer.status === 404) showDrawer(this.root, false);
+    if (answer.status === 404) showLab(this.root, false);
     if (answer.ok) {
       this.status.textContent = '';
       this.add(answer.body);
@@ -238,11 +254,4 @@ export class LogPanel {
 if (typeof document !== 'undefined') {
   for (const root of document.querySelectorAll('[data-lab-switches]')) new SwitchesPanel(root);
   for (const root of document.querySelectorAll('[data-lab-log]')) new LogPanel(root);
-  // Two corner drawers on /compare.html: one open at a time.
-  const drawers = [...document.querySelectorAll('details[data-lab-drawer]')];
-  for (const d of drawers) {
-    d.addEventListener('toggle', () => {
-      if (d.open) for (const other of drawers) if (other !== d) other.open = false;
-    });
-  }
 }
