@@ -505,7 +505,7 @@ describe('layout.js: the list of panels the layout test checks', () => {
     }
     assert.ok(ids.includes('race-table') && ids.includes('game-state'));
     const drawers = DRAWERS.map((d) => d.id);
-    assert.deepEqual(drawers, ['controls', 'figures', 'security', 'join']);
+    assert.deepEqual(drawers, ['controls', 'figures', 'security', 'join', 'lab-switches', 'lab-log']);
     assert.deepEqual(drawerTestids(DRAWERS[2]), { drawer: 'tls-drawer', toggle: 'tls-drawer-toggle' });
     assert.deepEqual(drawerTestids(DRAWERS[0]), { drawer: 'drawer-controls', toggle: 'drawer-tab-controls' });
   });

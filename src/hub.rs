@@ -30,8 +30,8 @@ use tokio::sync::{watch, Notify};
 use crate::error::to_json;
 use crate::game::{
     validate_event, Click, ClickOutcome, Event, EventKind, Game, GameError, GameState,
-    InvalidState, LeaveReason, Player, PlayerId, Round, Rules, Transport, TransportTally,
-    BOARD_SIZE, MAX_SAFE_INTEGER, ROUND_STARTED,
+    InvalidState, LeaveReason, NameCheck, Player, PlayerId, Round, Rules, Transport,
+    TransportTally, BOARD_SIZE, MAX_SAFE_INTEGER, ROUND_STARTED,
 };
 use crate::log::{now_ms, Batch, Log, WireEvent};
 use crate::metrics::Metrics;
@@ -553,9 +553,14 @@ impl Hub {
     }
 
     pub fn join(&self, name: &str) -> Result<Joined, GameError> {
+        self.join_with(name, NameCheck::Validate)
+    }
+
+    /// [`Hub::join`] with the name checked as `check` says (naive only in the lab).
+    pub fn join_with(&self, name: &str, check: NameCheck) -> Result<Joined, GameError> {
         let now = now_ms();
         let mut core = self.core();
-        let (player, events) = core.game.join(name, now)?;
+        let (player, events) = core.game.join_with(name, check, now)?;
         let secret = random_bytes::<16>();
         core.secrets.insert(player, secret);
         self.publish(&mut core, events, now);

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::game::{GameError, PlayerId, Transport, POLL_INTERVAL_MS};
 use crate::hub::Hub;
+use crate::lab::{Lab, LabStats};
 use crate::log::now_ms;
 use crate::metrics::TransportStats;
 use crate::security::{self, RateLimiter};
@@ -159,6 +160,9 @@ struct Stats {
     uptime_s: u64,
     transports: Transports,
     admin: AdminState,
+    /// With `--lab` only: which defences are off, so every page can show the banner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lab: Option<LabStats>,
 }
 
 fn admin_state(hub: &Hub) -> AdminState {
@@ -176,7 +180,8 @@ fn admin_state(hub: &Hub) -> AdminState {
     }
 }
 
-async fn stats(hub: web::Data<Hub>) -> HttpResponse {
+async fn stats(req: HttpRequest, hub: web::Data<Hub>) -> HttpResponse {
+    let lab = req.app_data::<web::Data<Lab>>();
     let m = hub.metrics();
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -189,6 +194,7 @@ async fn stats(hub: web::Data<Hub>) -> HttpResponse {
                 websocket: m.stats(Transport::Websocket),
             },
             admin: admin_state(&hub),
+            lab: lab.map(|l| l.stats()),
         })
 }
 

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::game::Transport;
 use crate::log::{now_ms, WireEvent};
+use crate::refusal::Rule;
 
 /// Counters of one transport.
 #[derive(Debug)]
@@ -102,6 +103,8 @@ pub struct Metrics {
 struct MetricsInner {
     started: Instant,
     by: [TransportMetrics; Transport::COUNT],
+    /// Refusals per defence (`refusal.rs`), counted with or without `--lab`.
+    refusals: [AtomicU64; Rule::COUNT],
 }
 
 /// Counts an open connection until dropped.
@@ -126,6 +129,7 @@ impl Default for Metrics {
             inner: Arc::new(MetricsInner {
                 started: Instant::now(),
                 by: Default::default(),
+                refusals: Default::default(),
             }),
         }
     }
@@ -191,6 +195,16 @@ impl Metrics {
             &m.clicks_rejected
         }
         .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One refusal by the defence `rule`.
+    pub fn refused(&self, rule: Rule) {
+        self.inner.refusals[rule.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Refusals by the defence `rule` since the start.
+    pub fn refusals(&self, rule: Rule) -> u64 {
+        self.inner.refusals[rule.index()].load(Ordering::Relaxed)
     }
 
     pub fn stats(&self, t: Transport) -> TransportStats {
@@ -298,6 +312,14 @@ impl Metrics {
                 l.mean * l.count as f64
             );
             let _ = writeln!(out, "{name}_count{{transport=\"{t}\"}} {}", l.count);
+        }
+        let name = "clickgame_refusals_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests, messages and sockets refused, by the defence that refused them.\n# TYPE {name} counter"
+        );
+        for rule in Rule::ALL {
+            let _ = writeln!(out, "{name}{{rule=\"{rule}\"}} {}", self.refusals(rule));
         }
         out
     }

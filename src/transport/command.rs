@@ -11,8 +11,9 @@ use actix_web::{
 };
 
 use crate::error::ApiError;
-use crate::game::{Click, ClickOutcome, GameError, PlayerId, Transport};
+use crate::game::{Click, ClickOutcome, GameError, NameCheck, PlayerId, Transport};
 use crate::hub::Hub;
+use crate::lab::{self, Defence, Lab};
 use crate::protocol::{ClickRequest, JoinRequest};
 use crate::security::{JoinLimiter, RateLimiter};
 use crate::session::{AuthPlayer, SESSION_COOKIE};
@@ -71,7 +72,13 @@ async fn join(
 ) -> Result<HttpResponse, ApiError> {
     let peer = req.peer_addr().map(|a| a.ip());
     joins.check(peer)?;
-    let joined = hub.join(&body.name).inspect_err(|err| {
+    // The lab's input switch: a naive server stores whatever name it is sent.
+    let check = if lab::defence_on(req.app_data::<web::Data<Lab>>(), Defence::Input) {
+        NameCheck::Validate
+    } else {
+        NameCheck::Naive
+    };
+    let joined = hub.join_with(&body.name, check).inspect_err(|err| {
         if let GameError::GameFull { max } = err {
             joins.note_game_full(peer, *max);
         }
@@ -110,13 +117,49 @@ pub fn apply_click(
     outcome
 }
 
+/// The player a click counts for: **the session's, never the message's**. A click may name a
+/// `player` (`claimed`); if that is anybody but the session's player it is refused
+/// `403 impersonation`, and without a session it is `401` as always. Only with the lab's `auth`
+/// defence off (`auth_on` false) does the server trust the message, like a naive server:
+/// whoever a click names, it counts for — session or not.
+pub fn click_identity(
+    session: Option<PlayerId>,
+    claimed: Option<PlayerId>,
+    auth_on: bool,
+) -> Result<PlayerId, ApiError> {
+    match (claimed, session) {
+        (Some(claimed), _) if !auth_on => Ok(claimed),
+        (Some(claimed), Some(session)) if claimed != session => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "impersonation",
+            format!(
+                "this session is player {session}; a click cannot claim to be player {claimed} \
+                 (who clicks comes from the session, never from the message)"
+            ),
+        )),
+        (_, Some(session)) => Ok(session),
+        (_, None) => Err(ApiError::unauthorized()),
+    }
+}
+
+/// `POST /api/click`. The session is checked first (a `401` comes before the body is looked
+/// at), except with the lab's `auth` defence off, where the body's `player` may stand in for it.
 async fn click(
+    req: HttpRequest,
     hub: web::Data<Hub>,
     limiter: web::Data<RateLimiter>,
-    player: AuthPlayer,
-    body: web::Json<ClickRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let outcome = apply_click(&hub, &limiter, player.0, None, body.into_inner().into())?;
+    session: Result<AuthPlayer, ApiError>,
+    body: Result<web::Json<ClickRequest>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let auth_on = lab::defence_on(req.app_data::<web::Data<Lab>>(), Defence::Auth);
+    let session = match session {
+        Ok(player) => Some(player.0),
+        Err(err) if auth_on => return Err(err.into()),
+        Err(_) => None,
+    };
+    let body = body?.into_inner();
+    let player = click_identity(session, body.player, auth_on)?;
+    let outcome = apply_click(&hub, &limiter, player, None, body.into())?;
     Ok(HttpResponse::Ok().json(outcome))
 }
 

@@ -9,6 +9,7 @@ mod credentials;
 mod heartbeat;
 mod helpers;
 mod joins;
+mod lab;
 mod lecturer;
 mod limits;
 mod path_spellings;
