@@ -342,8 +342,9 @@ describe('metrics.js: the figures', () => {
     m.resumed('recovered');
     assert.deepEqual(
       [m.open, m.requests, m.downstreamRequests, m.downstreamPolls, m.wasted, m.bytes, m.reconnects, m.recovered],
-      [0, 3, 2, 2, 1, 300, 1, 1],
+      [0, 3, 2, 2, 1, 256, 1, 1],
     );
+    // Only the polls' bytes: what delivering events took, not the click's answer.
     m.eventSeen({ seq: 5, ts: 1000, type: 'round_started' }, 'apply', 1040);
     m.eventSeen({ seq: 5, ts: 1000, type: 'round_started' }, 'skip', 1050);
     m.eventSeen(snapshot(), 'reset', 1060);

@@ -256,7 +256,7 @@ function summaryPanel() {
           const ms = document.createElement('span');
           ms.dataset.col = 'mean';
           ms.textContent = mean === null ? 'mean –' : `mean ${Math.round(mean)} ms`;
-          ms.title = 'The winners\' mean reaction_ms on this transport, by the server\'s clock: from the round\'s start to the winning click.';
+          ms.title = tooltip('reaction');
           li.append(label, wins, ms);
           return li;
         }),
