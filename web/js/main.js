@@ -513,6 +513,15 @@ async function play(board, round, point) {
       forgetMe();
       scheduleRender();
     }
+    if (err.late) {
+      // The WebSocket had no answer in time, but the click may be on its way (websocket.js).
+      showResult(`Your click: ${err.detail}.`, 'info');
+      err.late.then((result) => {
+        board.markClick(point, String(result.result));
+        showResult(`Your click arrived late — ${describeResult(result, via)}`, String(result.result));
+      });
+      return;
+    }
     showResult(`Click not counted: ${err.detail || err.message} (${err.code ?? 'error'})`, 'error');
   }
 }
