@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { Stream, applyEvent, stateFromSnapshot, validateEvent } from '../web/js/protocol.js';
+import { ghostText } from '../web/js/game.js';
 import {
   BACKOFF_MAX_MS,
   BACKOFF_MIN_MS,
@@ -75,6 +76,24 @@ describe('protocol.js: the lecturer events fold like the server folds them', () 
     const { paused: _, ...old } = snapshot();
     assert.equal(validateEvent(old), 'ok');
     assert.equal(stateFromSnapshot(old).paused, false);
+  });
+
+  test('a won round keeps its winner\'s name on the board after the winner leaves (the bots, after a race)', () => {
+    let state = stateFromSnapshot(snapshot());
+    const won = (round, winner, name) => ({ seq: 20 + round, ts: 2000, type: 'round_won', round, winner, name, reaction_ms: 150, transport: 'sse', reaction_from: 'delivery' });
+    state = applyEvent(state, { seq: 11, ts: 1100, type: 'round_started', round: 6, x: 10, y: 10, r: 40 });
+    state = applyEvent(state, won(6, 2, 'Bob'));
+    assert.equal(ghostText(state.round, state.players), 'Bob wins!');
+    state = applyEvent(state, { seq: 30, ts: 3000, type: 'player_left', player: 2, reason: 'left' });
+    assert.equal(ghostText(state.round, state.players), 'Bob wins!', 'not just "won" once Bob has left');
+    // A rename reaches the board too; a player the lecturer removed loses the name there.
+    state = applyEvent(state, { seq: 31, ts: 3100, type: 'round_started', round: 7, x: 10, y: 10, r: 40 });
+    state = applyEvent(state, won(7, 1, 'Rude'));
+    state = applyEvent(state, { seq: 40, ts: 4000, type: 'player_renamed', player: 1, name: 'Polite' });
+    assert.equal(ghostText(state.round, state.players), 'Polite wins!');
+    state = applyEvent(state, { seq: 41, ts: 4100, type: 'player_left', player: 1, reason: 'kicked' });
+    assert.equal(ghostText(state.round, state.players), 'won', 'a removed player\'s name leaves the projector');
+    assert.equal(ghostText({ ...state.round, winner: null, expired: true }, state.players), 'expired');
   });
 
   test('kicked, renamed and joins_changed fold like the server folds them', () => {

@@ -16,6 +16,16 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 /** How long the mark of a click stays on the board. */
 const MARK_MS = 900;
 
+/**
+ * The label of a round that ended: "<winner> wins!" — the player's current name, or the one
+ * round_won carried once they have left — "won" when no name is known, or "expired". Pure.
+ */
+export function ghostText(round, players) {
+  if (round.winner === null || round.winner === undefined) return 'expired';
+  const name = players.find((p) => p.id === round.winner)?.name ?? round.winner_name;
+  return typeof name === 'string' && name !== '' ? `${name} wins!` : 'won';
+}
+
 export class Board {
   /** @param {SVGSVGElement} svg the board element, with a `[data-testid=target]` circle inside */
   constructor(svg) {
@@ -66,9 +76,8 @@ export class Board {
       this.ghostCircle.setAttribute('cx', String(round.x));
       this.ghostCircle.setAttribute('cy', String(round.y));
       this.ghostCircle.setAttribute('r', String(round.r));
-      const winner = won ? state.players.find((p) => p.id === round.winner) : null;
       // Player names are untrusted: SVG text via textContent, never markup.
-      this.ghostLabel.textContent = !won ? 'expired' : winner ? `${winner.name} wins!` : 'won';
+      this.ghostLabel.textContent = ghostText(round, state.players);
       // Label below the target, or above it near the bottom edge; kept whole on the board.
       const below = round.y + round.r + 50 < BOARD;
       this.ghostLabel.setAttribute('y', String(below ? round.y + round.r + 42 : round.y - round.r - 16));
