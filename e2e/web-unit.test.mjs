@@ -300,6 +300,42 @@ describe('common.js: the Reconnector every transport reconnects through', () => 
     assert.deepEqual(timers.due(), []);
   });
 
+  test('a phone back on the network retries at once instead of sitting out the backoff', () => {
+    // A student's phone off the Wi-Fi for half a minute has backed off to 5–10 s between
+    // attempts; when the browser says it is online again, the next attempt is now.
+    const network = new EventTarget();
+    const timers = manualTimers();
+    let opens = 0;
+    const statuses = [];
+    const reconnect = new Reconnector({
+      open: () => { opens += 1; },
+      onEvent: () => {},
+      onStatus: (state) => statuses.push(state),
+      probe: { reconnecting() {}, resumed() {} },
+      backoff: new Backoff({ random: () => 0 }),
+      timers,
+      network,
+    });
+    reconnect.start(5, 'e1');
+    for (let i = 0; i < 5; i += 1) {
+      reconnect.link.closed('offline');
+      timers.fire();
+    }
+    reconnect.link.closed('offline');
+    assert.equal(opens, 6);
+    assert.deepEqual(timers.due(), [5000], 'backed off to the cap (10 s, half of it with no jitter)');
+    network.dispatchEvent(new Event('online'));
+    assert.equal(opens, 7, 'online: the next attempt at once');
+    assert.deepEqual(timers.due(), [], 'and the backoff timer is gone');
+    network.dispatchEvent(new Event('online'));
+    assert.equal(opens, 7, 'online while an attempt runs changes nothing');
+    reconnect.link.opened();
+    assert.equal(statuses.at(-1), 'connected');
+    reconnect.stop();
+    network.dispatchEvent(new Event('online'));
+    assert.equal(opens, 7, 'stopped: online wakes nothing');
+  });
+
   test('an open() that throws or rejects is a failed attempt like any other', async () => {
     const timers = manualTimers();
     const reasons = [];
