@@ -14,6 +14,7 @@ mod lecturer;
 mod limits;
 mod path_spellings;
 mod reaction;
+mod readme;
 mod recovery;
 mod rounds;
 mod security;

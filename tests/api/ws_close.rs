@@ -137,7 +137,10 @@ async fn a_socket_that_vanishes_without_a_close_frame_is_no_refusal() {
     let input_before = refusals(&app, "input").await;
     for (what, bytes) in [
         ("right after the handshake", Vec::new()),
-        ("in the middle of a frame", frame(0x81, br#"{"type":"resume"}"#)[..9].to_vec()),
+        (
+            "in the middle of a frame",
+            frame(0x81, br#"{"type":"resume"}"#)[..9].to_vec(),
+        ),
     ] {
         let (_, framed) = app
             .client
