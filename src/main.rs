@@ -11,11 +11,19 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> std::io::Result<()> {
     let config = Config::from_args();
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, bad_filter) = match EnvFilter::try_new(&config.log) {
+        Ok(filter) => (filter, None),
+        Err(e) => (EnvFilter::new("info"), Some(e)),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file or a pipe gets plain text, not escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Some(e) = bad_filter {
+        tracing::warn!(log = %config.log, error = %e, "--log does not parse; logging at info instead");
+    }
     if config.init_ca {
         return init_ca(&config);
     }

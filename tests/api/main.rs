@@ -4,6 +4,7 @@
 mod bad_input;
 mod bad_input_table;
 mod classroom;
+mod cli;
 mod clients;
 mod credentials;
 mod heartbeat;

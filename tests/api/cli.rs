@@ -1,0 +1,41 @@
+//! The binary as a lecturer starts it, its log read from a pipe (a file, a terminal multiplexer's
+//! log, `make run 2> log.txt`): plain text, and a mistyped `--log` is reported, not ignored.
+
+use std::process::Command;
+
+/// Runs `clickgame --init-certs` (it logs, then exits) with `extra` flags; returns its stderr.
+fn init_certs_log(extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_clickgame"))
+        .arg("--init-certs")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(extra)
+        .output()
+        .expect("clickgame runs");
+    assert!(
+        out.status.success(),
+        "clickgame --init-certs failed: {out:?}"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_log_written_to_a_pipe_carries_no_terminal_colour_codes() {
+    let log = init_certs_log(&[]);
+    assert!(log.contains("TLS certificate"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape codes in a log that is no terminal: {log:?}"
+    );
+}
+
+#[test]
+fn a_log_filter_that_does_not_parse_is_reported_and_info_is_used() {
+    let log = init_certs_log(&["--log", "clickgame=[nonsense"]);
+    assert!(log.contains("--log"), "no word about the bad --log: {log}");
+    assert!(
+        log.contains("TLS certificate"),
+        "info lines still logged: {log}"
+    );
+}
