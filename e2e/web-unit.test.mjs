@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { Stream, applyEvent, stateFromSnapshot, validateEvent } from '../web/js/protocol.js';
-import { ghostText } from '../web/js/game.js';
+import { ghostLabelY, ghostText } from '../web/js/game.js';
 import {
   BACKOFF_MAX_MS,
   BACKOFF_MIN_MS,
@@ -94,6 +94,18 @@ describe('protocol.js: the lecturer events fold like the server folds them', () 
     state = applyEvent(state, { seq: 41, ts: 4100, type: 'player_left', player: 1, reason: 'kicked' });
     assert.equal(ghostText(state.round, state.players), 'won', 'a removed player\'s name leaves the projector');
     assert.equal(ghostText({ ...state.round, winner: null, expired: true }, state.players), 'expired');
+  });
+
+  test('the label of an ended round clears its dashed circle at the player\'s and the projector\'s font size', () => {
+    for (const size of [40, 64]) {
+      const capHeight = size * 0.75;
+      const middle = { x: 500, y: 400, r: 40 };
+      const y = ghostLabelY(middle, size);
+      assert.ok(y - capHeight >= middle.y + middle.r, `${size}: the text's top (${y - capHeight}) is below the circle`);
+      const low = { x: 500, y: 940, r: 40 };
+      const above = ghostLabelY(low, size);
+      assert.ok(above <= low.y - low.r && above - capHeight >= 0, `${size}: above the circle near the bottom edge, inside the board: ${above}`);
+    }
   });
 
   test('kicked, renamed and joins_changed fold like the server folds them', () => {

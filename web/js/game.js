@@ -26,6 +26,16 @@ export function ghostText(round, players) {
   return typeof name === 'string' && name !== '' ? `${name} wins!` : 'won';
 }
 
+/**
+ * Where the ended round's label goes (its baseline, board units) for a font of `size` units:
+ * clear of the dashed circle — below it, or above it near the bottom edge. The projector's panes
+ * use a larger font (64) than the player's board (40), so the gap scales with it. Pure.
+ */
+export function ghostLabelY(round, size) {
+  const below = round.y + round.r + size * 1.25 < BOARD;
+  return below ? round.y + round.r + size * 1.05 : round.y - round.r - size * 0.4;
+}
+
 export class Board {
   /** @param {SVGSVGElement} svg the board element, with a `[data-testid=target]` circle inside */
   constructor(svg) {
@@ -79,8 +89,13 @@ export class Board {
       // Player names are untrusted: SVG text via textContent, never markup.
       this.ghostLabel.textContent = ghostText(round, state.players);
       // Label below the target, or above it near the bottom edge; kept whole on the board.
-      const below = round.y + round.r + 50 < BOARD;
-      this.ghostLabel.setAttribute('y', String(below ? round.y + round.r + 42 : round.y - round.r - 16));
+      let size = 40;
+      try {
+        size = parseFloat(getComputedStyle(this.ghostLabel).fontSize) || 40;
+      } catch {
+        size = 40;
+      }
+      this.ghostLabel.setAttribute('y', String(ghostLabelY(round, size)));
       this.placeLabel(round.x);
     }
     this.waiting.classList.toggle('is-hidden', round !== null);
