@@ -9,7 +9,20 @@ use clickgame::{
 };
 use tracing_subscriber::EnvFilter;
 
-fn main() -> std::io::Result<()> {
+/// A configuration the server refuses, or a port it cannot bind, ends here: one line a lecturer
+/// can read (`error: …`) and a failing exit status — not the `Debug` form of an `io::Error`,
+/// which is what returning the error from `main` prints.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let config = Config::from_args();
     let (filter, bad_filter) = match EnvFilter::try_new(&config.log) {
         Ok(filter) => (filter, None),
