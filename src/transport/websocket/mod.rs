@@ -48,7 +48,10 @@ use actix_web::{http::header, rt, web, web::Bytes, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason};
 use tokio::sync::watch;
 
+use crate::cluster::IdemKey;
+use crate::commands::Commands;
 use crate::error::{to_json, ApiError};
+use crate::forwarded::client_addr;
 use crate::game::{Click, Transport};
 use crate::hub::Control;
 use crate::limits::disarm_body_deadline;
@@ -56,7 +59,8 @@ use crate::listener::ConnHandle;
 use crate::protocol::{
     decode_client_message, ClickReply, ClientMessage, ErrorReply, WS_SUBPROTOCOL,
 };
-use crate::security::{ConnLimiter, ConnSlot, RateLimiter};
+use crate::secret::{hex, random_bytes};
+use crate::security::{ConnLimiter, ConnSlot};
 use crate::session::MaybePlayer;
 use crate::transport::command::apply_click;
 use crate::transport::{method_not_allowed, Connection, ResumePoint};
@@ -115,7 +119,7 @@ fn offers_subprotocol(req: &HttpRequest) -> bool {
 async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
-    limiter: web::Data<RateLimiter>,
+    commands: web::Data<Commands>,
     player: MaybePlayer,
 ) -> Result<HttpResponse, ApiError> {
     let start = ResumePoint::from_query(&req)?;
@@ -134,7 +138,7 @@ async fn upgrade(
         actix_ws::handle_with_protocols(&req, body, &[WS_SUBPROTOCOL])
             .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
     // Accepted (the 101 is ready): only now is a `?ticket=` spent.
-    let conn = admitted.start(player)?;
+    let conn = admitted.start(player).await?;
     let messages = messages
         .max_frame_size(WS_MAX_MESSAGE)
         .aggregate_continuations()
@@ -148,8 +152,10 @@ async fn upgrade(
     let game = GameSocket {
         changes: conn.hub().subscribe(),
         control: conn.hub().control(),
+        greeting: conn.hub().node().map(|n| node_greeting(n.id().as_str())),
         conn,
-        limiter,
+        commands,
+        nonce: hex(&random_bytes::<6>()),
         resume,
         strikes: 0,
     };
@@ -162,7 +168,7 @@ async fn upgrade_echo(
     body: web::Payload,
     conns: web::Data<ConnLimiter>,
 ) -> Result<HttpResponse, ApiError> {
-    let slot = conns.acquire(req.peer_addr())?;
+    let slot = conns.acquire(client_addr(&req).map(|ip| std::net::SocketAddr::new(ip, 0)))?;
     disarm_body_deadline(&req);
     let handle = ConnHandle::of(&req);
     let body = guard_frames(&req, body, WS_ECHO_MAX_MESSAGE).await?;
@@ -188,7 +194,14 @@ async fn upgrade_echo(
 struct GameSocket {
     /// The bookkeeping every transport shares: slot, figures, the player's stream, log lines.
     conn: Connection,
-    limiter: web::Data<RateLimiter>,
+    commands: web::Data<Commands>,
+    /// Random per socket: a click's idempotency key is `<player>:ws:<nonce>:<id>`, so that in a
+    /// cluster a click the socket repeats with the same `id` runs once, and ids that restart
+    /// at 1 on another socket (a reloaded page) are other clicks.
+    nonce: String,
+    /// In a cluster: `{"type":"node","node":"a"}`, sent first, so a page can show which node
+    /// it is connected to (a WebSocket cannot read response headers).
+    greeting: Option<String>,
     /// `None` until the client says where it is.
     resume: Option<ResumePoint>,
     /// Bad or rate-limited messages so far.
@@ -201,19 +214,20 @@ struct GameSocket {
 
 impl GameSocket {
     /// A click message: the same [`apply_click`] as `POST /api/click`, answered in-band.
-    fn click(&mut self, id: Option<i64>, click: Click) -> Result<String, ApiError> {
+    async fn click(&mut self, id: Option<i64>, click: Click) -> Result<String, ApiError> {
         let Some(player) = self.conn.player() else {
             // A spectator's click: a fair answer, not abuse.
             return Ok(error_reply(id, &ApiError::unauthorized()));
         };
-        let hub = self.conn.hub();
-        match apply_click(
-            hub,
-            &self.limiter,
+        let key = id.and_then(|id| IdemKey::new(format!("{player}:ws:{}:{id}", self.nonce)).ok());
+        let clicked = apply_click(
+            &self.commands,
             player,
             Some(Transport::Websocket),
             click,
-        ) {
+            key,
+        );
+        match clicked.await {
             Ok(outcome) => {
                 let reply = ClickReply {
                     kind: "click_result",
@@ -230,14 +244,14 @@ impl GameSocket {
 }
 
 impl Mode for GameSocket {
-    fn on_text(&mut self, text: &str) -> Step {
+    async fn on_text(&mut self, text: &str) -> Step {
         let (id, err) = match decode_client_message(text) {
             Ok(ClientMessage::Resume { since, epoch }) => {
                 self.resume = Some(ResumePoint { since, epoch });
                 return Step::Continue;
             }
             Ok(ClientMessage::Click { id, round, x, y }) => {
-                match self.click(id, Click { round, x, y }) {
+                match self.click(id, Click { round, x, y }).await {
                     Ok(reply) => return Step::Send(reply),
                     Err(e) => (id, e),
                 }
@@ -260,6 +274,9 @@ impl Mode for GameSocket {
 
     /// Sends the events after the client's resume point, if it has one.
     async fn flush(&mut self, out: &mut Out) -> Result<(), SendError> {
+        if let Some(greeting) = self.greeting.take() {
+            out.text(greeting).await?;
+        }
         let Some(point) = self.resume.as_mut() else {
             return Ok(());
         };
@@ -322,7 +339,7 @@ struct EchoSocket {
 }
 
 impl Mode for EchoSocket {
-    fn on_text(&mut self, text: &str) -> Step {
+    async fn on_text(&mut self, text: &str) -> Step {
         Step::Send(text.to_string())
     }
 
@@ -341,6 +358,11 @@ impl Mode for EchoSocket {
     fn closing(&mut self, reason: Option<&CloseReason>, stalled: bool) {
         tracing::info!(close = ?reason.map(|r| r.code), stalled, "echo socket closed");
     }
+}
+
+/// The first message of a game socket in a cluster: which node this is.
+fn node_greeting(node: &str) -> String {
+    serde_json::json!({"type": "node", "node": node}).to_string()
 }
 
 fn error_reply(id: Option<i64>, err: &ApiError) -> String {
