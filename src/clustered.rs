@@ -141,7 +141,10 @@ async fn follow(hub: Hub, node: Arc<Node>) {
             epoch.clone_from(&restored.epoch);
         }
         if let Err(why) = hub.load_replica(&restored) {
-            tracing::error!(why, "the game in Redis cannot be read; trying again in a second");
+            tracing::error!(
+                why,
+                "the game in Redis cannot be read; trying again in a second"
+            );
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }

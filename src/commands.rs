@@ -41,26 +41,44 @@ use crate::tickets::{
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// `addr`: the client's address as the receiving node believes it (`forwarded.rs`).
-    Join { name: String, addr: Option<IpAddr> },
+    Join {
+        name: String,
+        addr: Option<IpAddr>,
+    },
     Click {
         player: PlayerId,
         round: u64,
         x: f64,
         y: f64,
     },
-    Leave { player: PlayerId },
+    Leave {
+        player: PlayerId,
+    },
     /// A player was heard from over `transport` (their idle clock, their scoreboard label).
     Contact {
         player: PlayerId,
         transport: Transport,
     },
-    Ticket { player: PlayerId },
-    Paused { paused: bool },
+    Ticket {
+        player: PlayerId,
+    },
+    Paused {
+        paused: bool,
+    },
     Reset,
-    PollInterval { ms: u64 },
-    Kick { player: PlayerId },
-    Rename { player: PlayerId, name: String },
-    Joins { open: bool },
+    PollInterval {
+        ms: u64,
+    },
+    Kick {
+        player: PlayerId,
+    },
+    Rename {
+        player: PlayerId,
+        name: String,
+    },
+    Joins {
+        open: bool,
+    },
 }
 
 /// The game's answer to a [`Command`].
@@ -73,16 +91,22 @@ pub enum Reply {
         token: String,
         body: String,
     },
-    Click { outcome: ClickOutcome },
+    Click {
+        outcome: ClickOutcome,
+    },
     Done,
-    Ticket { ticket: String },
+    Ticket {
+        ticket: String,
+    },
     /// The game's switches after a lecturer control, as the game that ran it has them.
     Game {
         paused: bool,
         joins_open: bool,
         poll_interval_ms: u64,
     },
-    Renamed { name: String },
+    Renamed {
+        name: String,
+    },
 }
 
 /// An [`ApiError`] on its way back from the authority.
@@ -139,13 +163,13 @@ fn encode(result: Result<Reply, ApiError>) -> String {
 }
 
 fn decode(answer: &str) -> Result<Reply, ApiError> {
-    let answer: Answer = serde_json::from_str(answer).map_err(|e| {
-        ApiError::internal(format!("the authority's answer does not parse: {e}"))
-    })?;
+    let answer: Answer = serde_json::from_str(answer)
+        .map_err(|e| ApiError::internal(format!("the authority's answer does not parse: {e}")))?;
     match answer {
         Answer::Ok(reply) => Ok(reply),
         Answer::Err(err) => {
-            let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status =
+                StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let code = CODES
                 .iter()
                 .find(|c| **c == err.error)
@@ -291,7 +315,12 @@ impl Commands {
                     body: to_json(&joined, "a join")?,
                 })
             }
-            Command::Click { player, round, x, y } => {
+            Command::Click {
+                player,
+                round,
+                x,
+                y,
+            } => {
                 self.rate.check(player)?;
                 let outcome = hub.click(player, Click { round, x, y })?;
                 Ok(Reply::Click { outcome })
@@ -398,7 +427,10 @@ mod tests {
             y: 99.0,
         };
         let json = serde_json::to_string(&cmd).unwrap();
-        assert_eq!(json, r#"{"cmd":"click","player":7,"round":3,"x":410.5,"y":99.0}"#);
+        assert_eq!(
+            json,
+            r#"{"cmd":"click","player":7,"round":3,"x":410.5,"y":99.0}"#
+        );
         assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), cmd);
         assert!(serde_json::from_str::<Command>(r#"{"cmd":"reset","x":1}"#).is_err());
     }

@@ -344,12 +344,22 @@ pub struct Config {
     /// Serve one game together with every other node started with the same Redis
     /// (`redis://host:port[/db]`; docs/scaling.md). Without it this process is the whole game,
     /// as always. Needs --node-id.
-    #[arg(long, env = "CLICKGAME_REDIS_URL", value_name = "URL", requires = "node_id")]
+    #[arg(
+        long,
+        env = "CLICKGAME_REDIS_URL",
+        value_name = "URL",
+        requires = "node_id"
+    )]
     pub redis_url: Option<String>,
 
     /// With --redis-url: this node's name (1 to 32 of a-z, 0-9, - and _), shown in /api/stats,
     /// /metrics and on /compare.html.
-    #[arg(long, env = "CLICKGAME_NODE_ID", value_name = "ID", requires = "redis_url")]
+    #[arg(
+        long,
+        env = "CLICKGAME_NODE_ID",
+        value_name = "ID",
+        requires = "redis_url"
+    )]
     pub node_id: Option<NodeId>,
 
     /// With --redis-url: how long the lease of the node running the game lives without being

@@ -56,11 +56,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ] {
         cfg.service(
             web::resource(path)
-                .route(web::post().to(
-                    move |commands: web::Data<Commands>, _: Admin| async move {
+                .route(
+                    web::post().to(move |commands: web::Data<Commands>, _: Admin| async move {
                         control(&commands, handler).await
-                    },
-                ))
+                    }),
+                )
                 .default_service(method_not_allowed("POST")),
         );
     }
@@ -189,12 +189,22 @@ fn node_stats(hub: &Hub) -> Option<NodeStats> {
 }
 
 fn admin_state(hub: &Hub) -> AdminState {
-    admin_state_with(hub, hub.is_paused(), hub.joins_open(), hub.poll_interval_ms())
+    admin_state_with(
+        hub,
+        hub.is_paused(),
+        hub.joins_open(),
+        hub.poll_interval_ms(),
+    )
 }
 
 /// The game's switches as given (after a control: as the game that ran it has them, which in a
 /// cluster may be ahead of this node's replica), with this node's simulated delays.
-fn admin_state_with(hub: &Hub, paused: bool, joins_open: bool, poll_interval_ms: u64) -> AdminState {
+fn admin_state_with(
+    hub: &Hub,
+    paused: bool,
+    joins_open: bool,
+    poll_interval_ms: u64,
+) -> AdminState {
     let ms = |t| hub.delay(t).as_millis() as u64;
     AdminState {
         paused,
@@ -273,7 +283,12 @@ async fn game_control(commands: &Commands, cmd: Command) -> Result<HttpResponse,
             paused,
             joins_open,
             poll_interval_ms,
-        } => Ok(HttpResponse::Ok().json(admin_state_with(hub, paused, joins_open, poll_interval_ms))),
+        } => Ok(HttpResponse::Ok().json(admin_state_with(
+            hub,
+            paused,
+            joins_open,
+            poll_interval_ms,
+        ))),
         _ => Err(ApiError::internal("a control answered with something else")),
     }
 }
@@ -361,7 +376,12 @@ async fn kick(
     body: web::Json<Kick>,
 ) -> Result<HttpResponse, ApiError> {
     commands
-        .run(Command::Kick { player: body.player }, None)
+        .run(
+            Command::Kick {
+                player: body.player,
+            },
+            None,
+        )
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "player": body.player, "kicked": true })))
 }

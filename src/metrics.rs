@@ -266,11 +266,7 @@ impl Metrics {
                 "{name}_sum{{{extra}transport=\"{t}\"}} {}",
                 l.mean * l.count as f64
             );
-            let _ = writeln!(
-                out,
-                "{name}_count{{{extra}transport=\"{t}\"}} {}",
-                l.count
-            );
+            let _ = writeln!(out, "{name}_count{{{extra}transport=\"{t}\"}} {}", l.count);
         }
         out
     }

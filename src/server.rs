@@ -433,9 +433,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     );
     let body_timeout = Duration::from_millis(config.body_timeout_ms);
     // In a cluster every response says which node answered (`/compare.html` shows it).
-    let node_id = cluster
-        .as_ref()
-        .map(|(node, _)| node.id().to_string());
+    let node_id = cluster.as_ref().map(|(node, _)| node.id().to_string());
     let app = move || {
         App::new()
             .wrap(actix_web::middleware::Condition::new(
@@ -468,7 +466,11 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     let server = server.run();
     let handle = server.handle();
     let (timer, node, cluster) = match cluster {
-        None => (Some(actix_web::rt::spawn(hub.clone().run_timer())), None, None),
+        None => (
+            Some(actix_web::rt::spawn(hub.clone().run_timer())),
+            None,
+            None,
+        ),
         Some((node, told)) => {
             let tasks = ClusterTasks::start(Arc::clone(&node), hub.clone(), commands, told);
             (None, Some(node), Some(tasks))

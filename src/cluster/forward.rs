@@ -376,7 +376,10 @@ async fn listen(router: Arc<Router>) {
             continue;
         };
         let (mut sink, mut messages) = pubsub.split();
-        let channels = [router.reply_channel.as_str(), router.broadcast_channel.as_str()];
+        let channels = [
+            router.reply_channel.as_str(),
+            router.broadcast_channel.as_str(),
+        ];
         let subscribed = tokio::time::timeout(op, sink.subscribe(&channels[..])).await;
         if !matches!(subscribed, Ok(Ok(()))) {
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -34,9 +34,7 @@ use super::{Batch, Core, Hub, HubConfig, Snapshot};
 use crate::cluster::fold::fold;
 use crate::cluster::{Appender, LogEntry, Node, Restored};
 use crate::error::to_json;
-use crate::game::{
-    Event, EventKind, Game, GameState, LeaveReason, PlayerId, Rules, Transport,
-};
+use crate::game::{Event, EventKind, Game, GameState, LeaveReason, PlayerId, Rules, Transport};
 use crate::log::{now_ms, Log, WireEvent};
 
 /// The authority checkpoints the game after this many events (and when its term starts on a
@@ -94,7 +92,8 @@ pub(crate) struct Cluster {
 /// A player's presence is renewed this often while they hold a stream on a node: a quarter of
 /// the idle timeout, between 1 and 15 seconds.
 pub fn presence_refresh(idle_timeout_ms: u64) -> Duration {
-    Duration::from_millis(idle_timeout_ms / 4).clamp(Duration::from_secs(1), Duration::from_secs(15))
+    Duration::from_millis(idle_timeout_ms / 4)
+        .clamp(Duration::from_secs(1), Duration::from_secs(15))
 }
 
 impl Cluster {
@@ -127,10 +126,13 @@ impl Cluster {
     }
 
     pub(crate) fn token_for(&self, player: PlayerId) -> String {
-        self.node.sessions().token_for(player).unwrap_or_else(|err| {
-            tracing::error!(%err, player, "no token could be made");
-            String::new()
-        })
+        self.node
+            .sessions()
+            .token_for(player)
+            .unwrap_or_else(|err| {
+                tracing::error!(%err, player, "no token could be made");
+                String::new()
+            })
     }
 
     /// The MAC check against the game's key, then the replica: see [`Cluster::knows`]. A
@@ -178,7 +180,9 @@ impl Cluster {
     pub(crate) fn renew_presence(&self) {
         let mut book = self.presence();
         book.retain(|_, p| {
-            p.streams > 0 || p.told.is_some_and(|(at, _)| at.elapsed() < self.refresh * 2)
+            p.streams > 0
+                || p.told
+                    .is_some_and(|(at, _)| at.elapsed() < self.refresh * 2)
         });
         for (player, p) in book.iter_mut() {
             let due = p.told.is_none_or(|(at, _)| at.elapsed() >= self.refresh);
@@ -259,14 +263,7 @@ impl Hub {
             tell,
         };
         let game = Game::new(rules, seed, now_ms());
-        let hub = Hub::build_with(
-            game,
-            0,
-            HashMap::new(),
-            Vec::new(),
-            config,
-            Some(cluster),
-        );
+        let hub = Hub::build_with(game, 0, HashMap::new(), Vec::new(), config, Some(cluster));
         (hub, told)
     }
 
@@ -389,11 +386,7 @@ impl Hub {
         epoch: &str,
         restored: &Restored,
     ) -> Result<(), String> {
-        let cluster = self
-            .inner
-            .cluster
-            .as_ref()
-            .ok_or("not a cluster node")?;
+        let cluster = self.inner.cluster.as_ref().ok_or("not a cluster node")?;
         let now = now_ms();
         let (rules, seed) = (cluster.rules.clone(), cluster.seed);
         let (game, last_seq, checkpointed) = if restored.head == 0 && restored.checkpoint.is_none()
@@ -458,11 +451,7 @@ impl Hub {
     /// Replaces the ring and the replica with what Redis holds (at start, after a gap, after
     /// Redis was away). A new epoch means a new game: clients resynchronise from a snapshot.
     pub(crate) fn load_replica(&self, restored: &Restored) -> Result<(), String> {
-        let cluster = self
-            .inner
-            .cluster
-            .as_ref()
-            .ok_or("not a cluster node")?;
+        let cluster = self.inner.cluster.as_ref().ok_or("not a cluster node")?;
         let epoch = restored.epoch.as_deref().ok_or("no game has started yet")?;
         let (state, next_id, seq) = checkpoint_state(restored.checkpoint.as_ref(), &cluster.rules)?;
         let folded =
@@ -505,11 +494,7 @@ impl Hub {
     /// Appends entries the tail read to the ring and folds them into the replica, then wakes
     /// the connections. `Err` when they do not continue the ring (the caller reloads).
     pub(crate) fn apply_log(&self, entries: &[LogEntry]) -> Result<(), String> {
-        let cluster = self
-            .inner
-            .cluster
-            .as_ref()
-            .ok_or("not a cluster node")?;
+        let cluster = self.inner.cluster.as_ref().ok_or("not a cluster node")?;
         let last = {
             let mut log = self
                 .inner

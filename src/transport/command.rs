@@ -69,7 +69,8 @@ async fn join(
 ) -> Result<HttpResponse, ApiError> {
     let name = body.into_inner().name;
     let addr = client_addr(&req);
-    let Reply::Joined { token, body, .. } = commands.run(Command::Join { name, addr }, None).await?
+    let Reply::Joined { token, body, .. } =
+        commands.run(Command::Join { name, addr }, None).await?
     else {
         return Err(ApiError::internal("a join answered with something else"));
     };
@@ -163,7 +164,9 @@ async fn ticket(
         .run(Command::Ticket { player: player.0 }, None)
         .await?
     else {
-        return Err(ApiError::internal("a ticket request answered with something else"));
+        return Err(ApiError::internal(
+            "a ticket request answered with something else",
+        ));
     };
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "ticket": ticket,

@@ -50,17 +50,22 @@ async fn wait_ready(nodes: &[TestApp]) {
             let stats = node.node_stats().await;
             let (_, snap) = node.get("/api/snapshot").await;
             let ready = stats["redis"] == "ok" && node.server.hub.replica_loaded();
-            seen.push((ready, stats["authority_node"].clone(), snap["epoch"].clone()));
+            seen.push((
+                ready,
+                stats["authority_node"].clone(),
+                snap["epoch"].clone(),
+            ));
         }
-        let agree = seen
-            .iter()
-            .all(|(ready, authority, epoch)| {
-                *ready && authority.is_string() && (authority, epoch) == (&seen[0].1, &seen[0].2)
-            });
+        let agree = seen.iter().all(|(ready, authority, epoch)| {
+            *ready && authority.is_string() && (authority, epoch) == (&seen[0].1, &seen[0].2)
+        });
         if agree {
             return;
         }
-        assert!(Instant::now() < deadline, "the nodes never agreed: {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never agreed: {seen:?}"
+        );
         sleep(20).await;
     }
 }
@@ -92,7 +97,10 @@ async fn three_nodes_send_every_event_with_the_same_seq_and_bytes_on_all_four_tr
     let redis = TestRedis::start();
     let nodes = cluster(&redis, 3).await;
     let (_, snap) = nodes[0].get("/api/snapshot").await;
-    let (seq, epoch) = (snap["seq"].as_u64(), snap["epoch"].as_str().map(str::to_string));
+    let (seq, epoch) = (
+        snap["seq"].as_u64(),
+        snap["epoch"].as_str().map(str::to_string),
+    );
     // A spectator on every transport of every node: twelve streams.
     let mut streams = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
@@ -106,15 +114,24 @@ async fn three_nodes_send_every_event_with_the_same_seq_and_bytes_on_all_four_tr
     let bob = nodes[1].join("Bob").await;
     let cy = nodes[2].join("Cy").await;
     let (round, x, y) = nodes[1].open_round().await;
-    assert_eq!(click_on(&nodes[2], &ada, round, 1.0, 1.0).await["result"], "miss");
-    assert_eq!(click_on(&nodes[0], &bob, round, 999.0, 1.0).await["result"], "miss");
+    assert_eq!(
+        click_on(&nodes[2], &ada, round, 1.0, 1.0).await["result"],
+        "miss"
+    );
+    assert_eq!(
+        click_on(&nodes[0], &bob, round, 999.0, 1.0).await["result"],
+        "miss"
+    );
     assert_eq!(click_on(&nodes[1], &cy, round, x, y).await["result"], "hit");
     // A lecturer control through yet another node.
     let (status, body) = nodes[2]
         .post("/api/admin/pause", Some(ADMIN), &json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["paused"], true, "the answer has the game as it is after the control");
+    assert_eq!(
+        body["paused"], true,
+        "the answer has the game as it is after the control"
+    );
 
     // The first stream up to the pause, then every other stream: the same seqs, the same bytes.
     let mut reference = Vec::new();
@@ -131,7 +148,10 @@ async fn three_nodes_send_every_event_with_the_same_seq_and_bytes_on_all_four_tr
         .map(|r| serde_json::from_str::<Value>(r).unwrap()["type"].to_string())
         .collect();
     for want in ["player_joined", "click_missed", "round_won", "game_paused"] {
-        assert!(kinds.iter().any(|k| k.contains(want)), "{want} in {kinds:?}");
+        assert!(
+            kinds.iter().any(|k| k.contains(want)),
+            "{want} in {kinds:?}"
+        );
     }
     for (n, (i, stream)) in streams.iter_mut().enumerate() {
         if n > 0 {
@@ -186,9 +206,18 @@ async fn a_player_on_node_b_clicks_while_their_stream_is_on_node_c_and_their_tok
         assert_eq!(res.status(), StatusCode::OK, "her token on {}", node.base);
         let forged = format!("{}.{}", ada.id, "0".repeat(32));
         let (status, _) = node
-            .post("/api/click", Some(&forged), &json!({"round": 1, "x": 1, "y": 1}))
+            .post(
+                "/api/click",
+                Some(&forged),
+                &json!({"round": 1, "x": 1, "y": 1}),
+            )
             .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "a forged token on {}", node.base);
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "a forged token on {}",
+            node.base
+        );
     }
     // She clicks on B.
     let (round, x, y) = nodes[1].open_round().await;
@@ -221,7 +250,9 @@ async fn a_player_on_node_b_clicks_while_their_stream_is_on_node_c_and_their_tok
         }
     }
     // Leaving on C ends her session everywhere.
-    let (status, _) = nodes[2].post("/api/leave", Some(&ada.token), &json!({})).await;
+    let (status, _) = nodes[2]
+        .post("/api/leave", Some(&ada.token), &json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     stream
         .until(|v| v["type"] == "player_left" && v["player"] == ada.id)
@@ -230,12 +261,20 @@ async fn a_player_on_node_b_clicks_while_their_stream_is_on_node_c_and_their_tok
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let (status, _) = node
-                .post("/api/click", Some(&ada.token), &json!({"round": 1, "x": 1, "y": 1}))
+                .post(
+                    "/api/click",
+                    Some(&ada.token),
+                    &json!({"round": 1, "x": 1, "y": 1}),
+                )
                 .await;
             if status == StatusCode::UNAUTHORIZED {
                 break;
             }
-            assert!(Instant::now() < deadline, "her token still works on {}", node.base);
+            assert!(
+                Instant::now() < deadline,
+                "her token still works on {}",
+                node.base
+            );
             sleep(10).await;
         }
     }
@@ -258,9 +297,16 @@ async fn two_players_racing_on_different_nodes_have_exactly_one_winner() {
         let results = [a["result"].clone(), b["result"].clone()];
         let hits = results.iter().filter(|r| **r == "hit").count();
         assert_eq!(hits, 1, "round {round}: {a} / {b}");
-        let (winner, loser) = if a["result"] == "hit" { (&ada, &b) } else { (&bob, &a) };
+        let (winner, loser) = if a["result"] == "hit" {
+            (&ada, &b)
+        } else {
+            (&bob, &a)
+        };
         assert_eq!(loser["result"], "late", "{loser}");
-        assert_eq!(loser["winner"], winner.id, "the late click names the winner");
+        assert_eq!(
+            loser["winner"], winner.id,
+            "the late click names the winner"
+        );
         let won = watch
             .until(|v| v["type"] == "round_won" || v["type"] == "round_started")
             .await;
@@ -302,14 +348,29 @@ async fn with_redis_away_nodes_answer_503_with_retry_after_say_so_and_recover_by
 
     redis.kill();
     for (node, path, token, body) in [
-        (&nodes[follower], "/api/click", Some(ada.token.as_str()), json!({"round": 1, "x": 1, "y": 1})),
-        (&nodes[leader], "/api/click", Some(ada.token.as_str()), json!({"round": 1, "x": 1, "y": 1})),
+        (
+            &nodes[follower],
+            "/api/click",
+            Some(ada.token.as_str()),
+            json!({"round": 1, "x": 1, "y": 1}),
+        ),
+        (
+            &nodes[leader],
+            "/api/click",
+            Some(ada.token.as_str()),
+            json!({"round": 1, "x": 1, "y": 1}),
+        ),
         (&nodes[follower], "/api/join", None, json!({"name": "Bob"})),
     ] {
         let asked = Instant::now();
         let (status, retry, body) = post_with_headers(node, path, token, &body).await;
         let waited = asked.elapsed();
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path} on {}: {body}", node.base);
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path} on {}: {body}",
+            node.base
+        );
         assert_eq!(retry.as_deref(), Some("1"), "{body}");
         assert!(
             ["cluster_unavailable", "no_authority", "authority_timeout"]
@@ -322,7 +383,11 @@ async fn with_redis_away_nodes_answer_503_with_retry_after_say_so_and_recover_by
     for node in &nodes {
         let deadline = Instant::now() + Duration::from_secs(5);
         while node.node_stats().await["redis"] != "unreachable" {
-            assert!(Instant::now() < deadline, "{} never said unreachable", node.base);
+            assert!(
+                Instant::now() < deadline,
+                "{} never said unreachable",
+                node.base
+            );
             sleep(20).await;
         }
         // What it has, it still serves.
@@ -338,7 +403,11 @@ async fn with_redis_away_nodes_answer_503_with_retry_after_say_so_and_recover_by
     let deadline = Instant::now() + Duration::from_secs(10);
     for node in &nodes {
         while node.get("/api/snapshot").await.1["epoch"] == old_epoch {
-            assert!(Instant::now() < deadline, "{} never found the new game", node.base);
+            assert!(
+                Instant::now() < deadline,
+                "{} never found the new game",
+                node.base
+            );
             sleep(20).await;
         }
     }
@@ -359,7 +428,10 @@ async fn with_redis_away_nodes_answer_503_with_retry_after_say_so_and_recover_by
         if status == StatusCode::CREATED {
             break body;
         }
-        assert!(Instant::now() < deadline, "joins never worked again: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "joins never worked again: {body}"
+        );
         sleep(50).await;
     };
     let joined = stream
@@ -393,7 +465,11 @@ async fn the_stats_and_metrics_of_a_node_say_which_node_and_whether_it_runs_the_
         assert_eq!(stats["authority_node"], ["a", "b"][leader]);
         let res = node.client.get(node.url("/metrics")).send().await.unwrap();
         assert_eq!(
-            res.headers().get("x-clickgame-node").unwrap().to_str().unwrap(),
+            res.headers()
+                .get("x-clickgame-node")
+                .unwrap()
+                .to_str()
+                .unwrap(),
             id
         );
         let mut res = res;
@@ -452,20 +528,29 @@ async fn behind_a_trusted_proxy_the_join_limit_counts_the_client_it_names() {
             res.status()
         }
     };
-    assert_eq!(join(&behind, "Ada", "198.51.100.1").await, StatusCode::CREATED);
+    assert_eq!(
+        join(&behind, "Ada", "198.51.100.1").await,
+        StatusCode::CREATED
+    );
     assert_eq!(
         join(&behind, "Bob", "198.51.100.1").await,
         StatusCode::TOO_MANY_REQUESTS,
         "the same client, named twice"
     );
-    assert_eq!(join(&behind, "Cy", "198.51.100.2").await, StatusCode::CREATED);
+    assert_eq!(
+        join(&behind, "Cy", "198.51.100.2").await,
+        StatusCode::CREATED
+    );
     // Without --trusted-proxy the header is anybody's word: ignored, everyone is 127.0.0.1.
     let open = TestApp::spawn_with(|c| {
         c.join_rate = 1;
         c.max_sockets_per_ip = 1;
     })
     .await;
-    assert_eq!(join(&open, "Ada", "198.51.100.1").await, StatusCode::CREATED);
+    assert_eq!(
+        join(&open, "Ada", "198.51.100.1").await,
+        StatusCode::CREATED
+    );
     assert_eq!(
         join(&open, "Bob", "198.51.100.2").await,
         StatusCode::TOO_MANY_REQUESTS
@@ -546,22 +631,31 @@ async fn on_the_tls_port_a_trusted_proxys_header_names_the_client_the_socket_cap
     let sockets = app.server.sockets.clone();
     let deadline = Instant::now() + Duration::from_secs(5);
     while sockets.open() != 0 {
-        assert!(Instant::now() < deadline, "the first connection stayed open");
+        assert!(
+            Instant::now() < deadline,
+            "the first connection stayed open"
+        );
         sleep(10).await;
     }
     let (refused, counted, answer) = std::thread::spawn(move || {
         let wait_for = |n: u32| {
             let deadline = Instant::now() + Duration::from_secs(5);
             while sockets.open() != n {
-                assert!(Instant::now() < deadline, "open sockets: {}", sockets.open());
+                assert!(
+                    Instant::now() < deadline,
+                    "open sockets: {}",
+                    sockets.open()
+                );
                 std::thread::sleep(Duration::from_millis(5));
             }
         };
         let mut ada = TcpStream::connect(https).unwrap();
-        ada.write_all(&proxy_header("198.51.100.7:5555", https)).unwrap();
+        ada.write_all(&proxy_header("198.51.100.7:5555", https))
+            .unwrap();
         wait_for(1);
         let mut bob = TcpStream::connect(https).unwrap();
-        bob.write_all(&proxy_header("198.51.100.8:5555", https)).unwrap();
+        bob.write_all(&proxy_header("198.51.100.8:5555", https))
+            .unwrap();
         // Two clients, one socket each, though both came through the proxy's one address.
         wait_for(2);
         // Ada again, from another port: over her cap of one, closed at once.
@@ -588,7 +682,10 @@ async fn on_the_tls_port_a_trusted_proxys_header_names_the_client_the_socket_cap
     })
     .join()
     .unwrap();
-    assert!(refused, "a second socket for the same proxied client is refused");
+    assert!(
+        refused,
+        "a second socket for the same proxied client is refused"
+    );
     assert_eq!(counted, 2, "and not counted");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
@@ -678,7 +775,10 @@ impl Reader {
                             };
                             let v: Value = serde_json::from_str(data).unwrap();
                             if let Some(seq) = v["seq"].as_u64() {
-                                assert_ne!(v["type"], "snapshot", "resumed without a snapshot: {base} since {since}: {v}");
+                                assert_ne!(
+                                    v["type"], "snapshot",
+                                    "resumed without a snapshot: {base} since {since}: {v}"
+                                );
                                 since = seq;
                                 out.borrow_mut().push((Instant::now(), data.to_string()));
                             }
@@ -705,7 +805,11 @@ impl Reader {
     }
 
     fn raw(&self) -> Vec<String> {
-        self.events.borrow().iter().map(|(_, e)| e.clone()).collect()
+        self.events
+            .borrow()
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 }
 
@@ -784,7 +888,9 @@ async fn the_authority_killed_mid_game_leaves_the_log_whole_and_its_clients_resu
         snap["round"]["x"].as_f64().unwrap(),
         snap["round"]["y"].as_f64().unwrap(),
     );
-    let mut hit = click(bases[2].clone(), "hit".into(), round, x, y).await.unwrap();
+    let mut hit = click(bases[2].clone(), "hit".into(), round, x, y)
+        .await
+        .unwrap();
     assert_eq!(hit.json::<Value>().await.unwrap()["result"], "hit");
     let next = round + 1;
     loop {
@@ -837,7 +943,10 @@ async fn the_authority_killed_mid_game_leaves_the_log_whole_and_its_clients_resu
             .any(|e| e["type"] == "click_missed" && e["misses"] == CLICKS)
     };
     while !(done(&on_a) && done(&on_b)) {
-        assert!(Instant::now() < deadline, "the readers did not get every miss");
+        assert!(
+            Instant::now() < deadline,
+            "the readers did not get every miss"
+        );
         sleep(20).await;
     }
     on_a.task.abort();
@@ -845,7 +954,10 @@ async fn the_authority_killed_mid_game_leaves_the_log_whole_and_its_clients_resu
     let (a, b) = (on_a.parsed(), on_b.parsed());
     assert_consecutive(&a, "the reader that lost its node");
     assert_consecutive(&b, "the reader on b");
-    assert!(on_a.reconnects.get() >= 1, "the reader on a had to reconnect");
+    assert!(
+        on_a.reconnects.get() >= 1,
+        "the reader on a had to reconnect"
+    );
     // The same events, byte for byte, from the join on.
     let end = a.iter().position(|e| e["misses"] == CLICKS).unwrap();
     let end_b = b.iter().position(|e| e["misses"] == CLICKS).unwrap();
@@ -859,7 +971,11 @@ async fn the_authority_killed_mid_game_leaves_the_log_whole_and_its_clients_resu
     assert_eq!(misses, (1..=CLICKS).collect::<Vec<_>>());
     // Scores intact on the new authority's game.
     let snap = get(format!("{}/api/snapshot", bases[1])).await;
-    assert_eq!(snap["epoch"], epoch.as_str(), "the same game, the same epoch");
+    assert_eq!(
+        snap["epoch"],
+        epoch.as_str(),
+        "the same game, the same epoch"
+    );
     assert_eq!(snap["players"][0]["score"], 1, "{snap}");
     assert_eq!(snap["players"][0]["misses"], CLICKS, "{snap}");
     let stats = get(format!("{}/api/stats", bases[1])).await;
@@ -868,7 +984,10 @@ async fn the_authority_killed_mid_game_leaves_the_log_whole_and_its_clients_resu
     // click was sent right after the kill), and at the reader that had to find a new node.
     let arrival = |r: &Reader| {
         let at = r.parsed().iter().position(|e| e["misses"] == 25).unwrap();
-        r.events.borrow()[at].0.duration_since(killed_at).as_millis()
+        r.events.borrow()[at]
+            .0
+            .duration_since(killed_at)
+            .as_millis()
     };
     println!(
         "failover with a 1000 ms lease: the first event after the SIGKILL reached the reader \
