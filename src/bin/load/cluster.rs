@@ -152,7 +152,7 @@ async fn get_json(target: &client::Target, path: &str) -> Result<serde_json::Val
 }
 
 /// Starts the servers of `setup` and waits until every node has read the game.
-async fn start(setup: &Setup, bin: &Path, workers: usize, env: &Env) -> Result<Servers> {
+async fn start(setup: &Setup, bin: &Path, workers: usize) -> Result<Servers> {
     let probe = |base: &str| client::Target {
         client: super::net::client(None, Default::default(), false),
         base: base.to_string(),
@@ -232,7 +232,6 @@ async fn start(setup: &Setup, bin: &Path, workers: usize, env: &Env) -> Result<S
                 }
                 actix_web::rt::time::sleep(Duration::from_millis(50)).await;
             }
-            let _ = env;
             Ok(Servers {
                 bases: nodes.iter().map(|n| n.base.clone()).collect(),
                 pids: nodes.iter().filter_map(|n| n.pid).collect(),
@@ -374,7 +373,7 @@ pub async fn worker(spec: WorkerSpec) -> Result<()> {
     Ok(())
 }
 
-/// A worker process, seen from the leader: its `last` lines arrive on `lines`.
+/// A worker process, seen from the leader (its lines arrive through `spawn_worker`'s thread).
 struct Worker {
     child: Child,
 }
@@ -462,7 +461,7 @@ pub async fn step(
     broadcasts: u64,
     in_flight: usize,
 ) -> Result<ClusterStep> {
-    let servers = start(setup, bin, workers, env).await?;
+    let servers = start(setup, bin, workers).await?;
     let nodes = servers.bases.len();
     // Clicks through the last node: in a cluster of several, a follower.
     let clicks_via = servers.bases[nodes - 1].clone();
