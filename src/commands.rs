@@ -432,7 +432,7 @@ mod tests {
             r#"{"cmd":"click","player":7,"round":3,"x":410.5,"y":99.0}"#
         );
         assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), cmd);
-        assert!(serde_json::from_str::<Command>(r#"{"cmd":"reset","x":1}"#).is_err());
+        assert!(serde_json::from_str::<Command>(r#"{"cmd":"leave","player":1,"x":1}"#).is_err());
     }
 
     #[test]
