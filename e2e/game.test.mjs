@@ -72,7 +72,8 @@ describe('what the page shows about its transport', () => {
   // must show after a click (events flowing).
   const EXPECT = {
     ajax: {
-      idle: /^GET \/api\/poll\?since=\d+&epoch=\w+ → 200, \d+ events?, \d+ B, \d+ ms$/,
+      // The body, then the head as Resource Timing counts it (transferSize = body + 300 B).
+      idle: /^GET \/api\/poll\?since=\d+&epoch=\w+ → 200, \d+ events?, \d+ B \+ 300 B head, \d+ ms$/,
       event: /^GET \/api\/poll\?since=\d+&epoch=\w+ → 200, [1-9]\d* events?, \d+ B/,
       click: /^POST \/api\/click → 200, \d+ B/,
     },

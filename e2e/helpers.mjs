@@ -44,7 +44,8 @@ const ADMIN_TOKEN = /^admin token: (\S+)\s*$/m;
  * one: the saved game is restored), `keepDataDir` (do not delete it on stop), `args` (extra flags).
  * `tls: true` serves HTTPS too, on a free port (`httpsUrl`; the certificate is self-signed, so
  * open pages in a context with `ignoreHTTPSErrors`); with `--eavesdrop` among `args` (and
- * `--eavesdrop-addr`/`--eavesdrop-tls-addr 127.0.0.1:0`) the relays' URLs are in `relays`.
+ * `--eavesdrop-addr`/`--eavesdrop-tls-addr 127.0.0.1:0`) the relays' URLs are in `relays`;
+ * with `--lab` (and `--lab-attacker-addr 127.0.0.1:0`) the attacker's page is `labAttacker`.
  */
 export async function startServer({ addr = '127.0.0.1:0', dataDir = null, keepDataDir = false, tls = false, args: extra = [] } = {}) {
   if (!existsSync(SERVER_BIN)) {
@@ -98,10 +99,13 @@ export async function startServer({ addr = '127.0.0.1:0', dataDir = null, keepDa
     plain: /^eavesdrop relay on (http:\/\/\S+)\s*$/m.exec(stdout)?.[1] ?? null,
     tls: /^eavesdrop relay on (https:\/\/\S+)\s*$/m.exec(stdout)?.[1] ?? null,
   };
+  // With `--lab` (and `--lab-attacker-addr 127.0.0.1:0`): the attacker's page.
+  const labAttacker = /^lab attacker site on (http:\/\/\S+)\s*$/m.exec(stdout)?.[1] ?? null;
   return {
     url,
     httpsUrl,
     relays,
+    labAttacker,
     adminToken,
     dataDir: dir,
     stderrTail: () => stderrTail.join('\n'),

@@ -9,7 +9,12 @@
 // * web/js/race.js: a race counts exactly its rounds, each once, expired ones as nobody's;
 // * web/js/netinfo.js: protocol labels from Resource Timing entries, the connection-limit
 //   warning, the cross-tab census;
-// * web/js/protocol.js: round_expired folds like the server folds it.
+// * web/js/protocol.js: round_expired folds like the server folds it;
+// * bytes on the wire (phase 2): response heads counted as Resource Timing counts them
+//   (transports/common.js), WebSocket frame headers, long polling's cost per event against SSE's,
+//   the server's partly estimated figures (figures.js);
+// * the transports' small truths: AJAX "Drop connection" between polls says nothing is open; a
+//   WebSocket click made while the socket reconnects waits and goes out on reopen.
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -17,7 +22,10 @@ import { describe, test } from 'node:test';
 
 import { COLUMNS, FIGURE_DEFS, WINDOW_MS, WINDOW_S, docRow, isEstimate, tooltip } from '../web/js/definitions.js';
 import { Meter, Samples, WindowCounts, WindowSamples, percentile } from '../web/js/metrics.js';
-import { FIGURE_ROWS, formatLag, meanAndP95 } from '../web/js/figures.js';
+import { FIGURE_ROWS, formatLag, meanAndP95, serverBytes } from '../web/js/figures.js';
+import { HEAD_STANDIN_BYTES, responseWireBytes, wsFrameHeaderBytes } from '../web/js/transports/common.js';
+import { AjaxPollingTransport } from '../web/js/transports/ajax_polling.js';
+import { QUEUE_MAX, WebSocketTransport } from '../web/js/transports/websocket.js';
 import { RaceTally } from '../web/js/race.js';
 import {
   ConnectionCensus,
@@ -66,12 +74,32 @@ describe('definitions.js: every figure is defined once, and the doc says the sam
     assert.match(COLUMNS.window.label, /10 s/);
   });
 
-  test('bytes figures are marked as estimates (headers are missing) and say why', () => {
+  test('bytes figures count response heads, as an estimate of 300 B each, and say why', () => {
     assert.ok(isEstimate('bytes') && isEstimate('bytesPerEvent'));
-    assert.match(FIGURE_DEFS.bytes.estimate, /headers/);
-    assert.match(FIGURE_DEFS.bytes.excludes, /HTTP headers/);
+    assert.match(FIGURE_DEFS.bytes.unit, /heads included/);
+    assert.match(FIGURE_DEFS.bytes.measures, /transferSize/);
+    assert.match(FIGURE_DEFS.bytes.excludes, /answers to click and ticket POSTs/, "like the server, event deliveries only");
+    assert.match(FIGURE_DEFS.bytes.measures, /one response head per stream/);
+    assert.match(FIGURE_DEFS.bytes.measures, /header \(2 B up to 125 B, 4 B up to 64 KiB\)/);
+    assert.doesNotMatch(FIGURE_DEFS.bytes.excludes, /HTTP headers/, 'heads are no longer left out');
+    assert.ok(FIGURE_DEFS.bytes.estimate.includes(`${HEAD_STANDIN_BYTES} B`), 'the estimate names the stand-in');
+    assert.match(FIGURE_DEFS.bytesPerEvent.measures, /a response head for every answer/);
+    assert.match(FIGURE_DEFS.server.measures, /response heads, chunked framing, WebSocket frame headers/);
+    assert.match(FIGURE_DEFS.server.excludes, /HTTP\/2/);
     assert.ok(isEstimate('lag'), 'lag depends on the clock estimate');
     assert.ok(!isEstimate('requests'));
+  });
+
+  test('reaction times count from the delivery to the winner\'s own transport, by the server\'s clock', () => {
+    for (const id of ['reaction', 'raceReaction']) {
+      assert.equal(FIGURE_DEFS[id].side, id === 'reaction' ? 'server' : 'race');
+      assert.match(FIGURE_DEFS[id].measures, /handed/);
+      assert.match(FIGURE_DEFS[id].measures, /own transport/);
+      assert.doesNotMatch(FIGURE_DEFS[id].measures, /until the server records deliveries/);
+      assert.ok(!isEstimate(id), `${id}: measured by the server, not estimated`);
+    }
+    assert.match(FIGURE_DEFS.reaction.measures, /reaction_from/);
+    assert.match(FIGURE_DEFS.reaction.measures, /from the round's start/, 'the fallback is stated');
   });
 });
 
@@ -181,6 +209,189 @@ describe('figures.js: lags within the clock offset\'s uncertainty, and means abo
     assert.equal(skewed.text, '32 / 10 *');
     assert.match(skewed.note, /95th percentile/);
     assert.deepEqual(meanAndP95({ mean: null, p95: null }, String), { text: '–', note: null });
+  });
+});
+
+describe('bytes on the wire: heads counted, long polling against SSE and WebSocket', () => {
+  test('a fetch weighs its Resource Timing transferSize, each entry counted once; without one, body + 300 B', () => {
+    assert.equal(HEAD_STANDIN_BYTES, 300);
+    assert.equal(responseWireBytes('/api/poll', 26), 326, 'no Resource Timing here (Node): the standard\'s rule by hand');
+    const saved = { location: globalThis.location, get: performance.getEntriesByName };
+    const entries = [
+      { name: 'http://t/api/click', startTime: 5, transferSize: 350 },
+      { name: 'http://t/api/click', startTime: 10, transferSize: 361 },
+      { name: 'http://t/api/click', startTime: 12, transferSize: 362 },
+    ];
+    globalThis.location = { href: 'http://t/compare.html' };
+    performance.getEntriesByName = (name) => entries.filter((e) => e.name === name);
+    try {
+      // Two clicks in flight at once, both started at t = 9: each gets an entry of its own, the
+      // older request before t = 9 is never taken.
+      assert.equal(responseWireBytes('/api/click', 62, 9), 362);
+      assert.equal(responseWireBytes('/api/click', 61, 9), 361);
+      assert.equal(responseWireBytes('/api/click', 60, 9), 360, 'no entry left: body + 300');
+    } finally {
+      globalThis.location = saved.location;
+      performance.getEntriesByName = saved.get;
+    }
+  });
+
+  test('a WebSocket frame header is 2 B up to 125 B of payload, 4 B up to 64 KiB, 10 B beyond; + 4 B of mask from the client', () => {
+    assert.deepEqual([0, 125, 126, 65535, 65536].map((n) => wsFrameHeaderBytes(n)), [2, 2, 4, 4, 10]);
+    assert.equal(wsFrameHeaderBytes(60, { masked: true }), 6);
+  });
+
+  test('the same ten events cost long polling a head each, SSE and WebSocket one head in all', () => {
+    const event = '{"seq":42,"ts":1764386400904,"type":"round_won","round":4,"winner":2,"name":"Ada","reaction_ms":181,"transport":"sse","reaction_from":"delivery"}';
+    const body = `{"events":[${event}],"last_seq":42}`;
+    const seen = (m) => m.eventSeen({ seq: 1, ts: 0, type: 'round_won' }, 'apply', 0);
+    const long = new Meter('longpoll');
+    const sse = new Meter('sse');
+    const ws = new Meter('websocket');
+    sse.socketOpened({ label: 'open', bytes: HEAD_STANDIN_BYTES });
+    ws.socketOpened({ label: 'open', bytes: HEAD_STANDIN_BYTES });
+    const block = `id: 42\nevent: round_won\ndata: ${event}\n\n`;
+    for (let i = 0; i < 10; i += 1) {
+      long.requestDone({ method: 'GET', path: '/api/longpoll', status: 200, bytes: body.length + HEAD_STANDIN_BYTES, body: body.length, events: 1, downstream: true, ms: 1 });
+      sse.frame({ dir: 'in', text: block, bytes: block.length });
+      ws.frame({ dir: 'in', text: event, bytes: event.length + wsFrameHeaderBytes(event.length) });
+      for (const m of [long, sse, ws]) seen(m);
+    }
+    const per = (m) => m.summary().bytesPerEvent;
+    assert.equal(per(long), body.length + 300);
+    assert.equal(per(sse), block.length + 30);
+    assert.equal(per(ws), event.length + 4 + 30);
+    assert.ok(per(long) > per(sse) && per(sse) > per(ws), `${per(long)} > ${per(sse)} > ${per(ws)}`);
+    assert.equal(long.windowSummary().bytesPerEvent, per(long), 'the window counts the same bytes');
+    assert.match(long.wire.at(-1).text, /→ 200, 1 event, \d+ B \+ 300 B head, 1 ms$/);
+    assert.equal(ws.wire.at(-1).size, event.length + 4, 'a frame carries its size on the wire');
+  });
+
+  test('the Server column says ≈ when part of its bytes went over HTTP/2, and explains why', () => {
+    const exact = serverBytes({ bytes_written: 5000, bytes_estimated: 0, events_delivered: 10 });
+    assert.deepEqual(exact, { bytes: '4.9 KiB', bytesPerEvent: '500' });
+    const mixed = serverBytes({ bytes_written: 5000, bytes_estimated: 1200, events_delivered: 10 });
+    assert.equal(mixed.bytesPerEvent.text, '≈ 500');
+    assert.equal(mixed.bytesPerEvent.kind, 'estimated');
+    assert.match(mixed.bytesPerEvent.note, /HTTP\/2/);
+    assert.deepEqual(serverBytes(null), { bytes: '–', bytesPerEvent: '–' });
+  });
+});
+
+/** A probe that keeps the notes transports write to the wire inspector. */
+function notesProbe() {
+  const notes = [];
+  return {
+    notes,
+    requestStarted() {},
+    requestDone() {},
+    streamRequest() {},
+    socketOpened() {},
+    socketClosed() {},
+    frame() {},
+    reconnecting() {},
+    resumed() {},
+    note(text) {
+      notes.push(text);
+    },
+  };
+}
+
+const until = async (what, ok) => {
+  for (let i = 0; i < 400; i += 1) {
+    if (ok()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`never: ${what}`);
+};
+
+describe('the transports\' small truths', () => {
+  test('AJAX "Drop connection" cuts a poll in flight, and between polls says nothing is open', async () => {
+    const saved = globalThis.fetch;
+    let answer = null;
+    let calls = 0;
+    globalThis.fetch = (_path, { signal }) => {
+      calls += 1;
+      return new Promise((resolve, reject) => {
+        answer = () => resolve(new Response('{"events":[],"last_seq":7}', { status: 200 }));
+        signal.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })));
+      });
+    };
+    const probe = notesProbe();
+    const ajax = new AjaxPollingTransport({ onEvent: () => {}, probe, pollIntervalMs: () => 60_000 });
+    try {
+      ajax.connect(7, 'e');
+      await until('the first poll', () => calls === 1);
+      ajax.drop();
+      assert.match(probe.notes.at(-1), /cutting the poll in flight/);
+      // The cut poll is a failure: the reconnect polls again after its backoff (≤ 0.5 s).
+      await until('the poll after the backoff', () => calls === 2);
+      answer();
+      await until('the answer handled', () => ajax.request === null && probe.notes.length === 1);
+      ajax.drop();
+      assert.match(probe.notes.at(-1), /nothing open/);
+      assert.equal(calls, 2, 'and nothing else happened: no new poll before the interval');
+    } finally {
+      ajax.close();
+      globalThis.fetch = saved;
+    }
+  });
+
+  test('a WebSocket click made while the socket reconnects waits, and goes out after resume when it reopens', async () => {
+    const sockets = [];
+    class FakeSocket {
+      static CONNECTING = 0;
+      static OPEN = 1;
+      constructor(url, protocol) {
+        this.url = String(url);
+        this.protocol = protocol;
+        this.readyState = FakeSocket.CONNECTING;
+        this.sent = [];
+        sockets.push(this);
+      }
+      send(text) {
+        this.sent.push(JSON.parse(text));
+      }
+      close() {}
+      open() {
+        this.readyState = FakeSocket.OPEN;
+        this.onopen();
+      }
+      receive(data) {
+        this.onmessage({ data: JSON.stringify(data) });
+      }
+    }
+    const saved = { WebSocket: globalThis.WebSocket, window: globalThis.window };
+    globalThis.WebSocket = FakeSocket;
+    globalThis.window = { location: { href: 'http://t/' } };
+    const probe = notesProbe();
+    const ws = new WebSocketTransport({ onEvent: () => {}, probe });
+    try {
+      ws.connect(41, 'e');
+      await until('the socket is made', () => sockets.length === 1);
+      const clicks = [ws.send({ round: 5, x: 1, y: 2 }), ws.send({ round: 5, x: 3, y: 4 })];
+      assert.match(probe.notes.at(-1), /queued: the socket is reconnecting/);
+      const socket = sockets[0];
+      socket.open();
+      assert.deepEqual(socket.sent.map((m) => m.type), ['resume', 'click', 'click'], 'resume first, then the clicks in order');
+      assert.deepEqual(socket.sent.slice(1).map((m) => [m.round, m.x]), [[5, 1], [5, 3]], 'each with its own round');
+      socket.receive({ type: 'click_result', id: socket.sent[1].id, result: 'hit', round: 5, reaction_ms: 180 });
+      socket.receive({ type: 'click_result', id: socket.sent[2].id, result: 'late', round: 5, winner: 1, winner_name: 'Ada' });
+      assert.deepEqual((await clicks[0]).result, 'hit');
+      assert.deepEqual((await clicks[1]).result, 'late', 'a click that arrives after the round ended is judged late');
+
+      // At most QUEUE_MAX wait; closing the transport refuses those still waiting.
+      socket.readyState = 3;
+      const waiting = Array.from({ length: QUEUE_MAX }, () => ws.send({ round: 6, x: 1, y: 1 }));
+      await assert.rejects(ws.send({ round: 6, x: 1, y: 1 }), (err) => err.code === 'not_connected');
+      ws.close();
+      for (const click of waiting) await assert.rejects(click, (err) => err.code === 'closed');
+      await assert.rejects(ws.send({ round: 6, x: 1, y: 1 }), (err) => err.code === 'not_connected', 'closed for good: refused');
+    } finally {
+      ws.close();
+      globalThis.WebSocket = saved.WebSocket;
+      globalThis.window = saved.window;
+    }
   });
 });
 
@@ -294,7 +505,7 @@ describe('layout.js: the list of panels the layout test checks', () => {
     }
     assert.ok(ids.includes('race-table') && ids.includes('game-state'));
     const drawers = DRAWERS.map((d) => d.id);
-    assert.deepEqual(drawers, ['controls', 'figures', 'security', 'join']);
+    assert.deepEqual(drawers, ['controls', 'figures', 'security', 'join', 'lab-switches', 'lab-log']);
     assert.deepEqual(drawerTestids(DRAWERS[2]), { drawer: 'tls-drawer', toggle: 'tls-drawer-toggle' });
     assert.deepEqual(drawerTestids(DRAWERS[0]), { drawer: 'drawer-controls', toggle: 'drawer-tab-controls' });
   });

@@ -1,6 +1,7 @@
 // # The projector tells the right lesson (issue 11), in a real browser
 //
-// One server (rounds expire after 2 s, so idle rounds end quickly) and one headless Chromium.
+// One server (rounds expire after 2 s, so idle rounds end quickly; with `--lab`, so the lab's
+// two drawers are on the page too, every defence on) and one headless Chromium.
 //
 // 1. The projector screen: at 1280 × 720 and 1920 × 1080 every element js/layout.js lists as
 //    ON_SCREEN is inside the viewport with no scrolling, boards are big, tallies and labels are
@@ -35,7 +36,9 @@ let server;
 let browser;
 
 before(async () => {
-  server = await startServer({ args: ['--round-timeout-ms', String(ROUND_TIMEOUT_MS)] });
+  server = await startServer({
+    args: ['--round-timeout-ms', String(ROUND_TIMEOUT_MS), '--lab', '--lab-attacker-addr', '127.0.0.1:0'],
+  });
   browser = await launchBrowser();
 });
 

@@ -28,8 +28,8 @@ use tokio::task::JoinHandle;
 use crate::cluster::{ClusterError, Node, Tailed};
 use crate::commands::{Command, Commands};
 use crate::error::{to_json, ApiError};
-use crate::game::{PlayerId, Transport};
-use crate::hub::Hub;
+use crate::game::Transport;
+use crate::hub::{Hub, Tell};
 
 /// How long a loop waits before asking Redis again after a failure.
 const RETRY: Duration = Duration::from_millis(200);
@@ -77,7 +77,7 @@ impl ClusterTasks {
         node: Arc<Node>,
         hub: Hub,
         commands: Commands,
-        told: mpsc::UnboundedReceiver<(PlayerId, Transport)>,
+        told: mpsc::UnboundedReceiver<Tell>,
     ) -> ClusterTasks {
         let io = node.redis().clone();
         let tasks = vec![
@@ -220,23 +220,26 @@ async fn lead(hub: Hub, node: Arc<Node>, commands: Commands) {
 }
 
 /// Tells the authority about this node's players (see `hub/replica.rs`, "Presence").
-async fn presence(
-    hub: Hub,
-    commands: Commands,
-    mut told: mpsc::UnboundedReceiver<(PlayerId, Transport)>,
-) {
+async fn presence(hub: Hub, commands: Commands, mut told: mpsc::UnboundedReceiver<Tell>) {
     let Some(refresh) = hub.presence_refresh() else {
         return;
     };
     let mut renew = tokio::time::interval(refresh / 2);
     loop {
         tokio::select! {
-            contact = told.recv() => {
-                let Some((player, transport)) = contact else { return };
+            tell = told.recv() => {
+                let cmd = match tell {
+                    None => return,
+                    Some(Tell::Contact(player, transport)) => Command::Contact { player, transport },
+                    Some(Tell::Delivered { player, round, at }) => {
+                        Command::Delivered { player, round, at }
+                    }
+                };
                 let commands = commands.clone();
-                // Nobody waits for it; a lost one is renewed at the next interval.
+                // Nobody waits for it; a lost contact is renewed at the next interval, a lost
+                // delivery counts the reaction from the round's start, as before any report.
                 tokio::spawn(async move {
-                    let _ = commands.run(Command::Contact { player, transport }, None).await;
+                    let _ = commands.run(cmd, None).await;
                 });
             }
             _ = renew.tick() => hub.renew_presence(),

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Commit, Committed, GameCore, IdemKey};
 use crate::error::{to_json, ApiError};
-use crate::game::{Click, ClickOutcome, GameError, PlayerId, Transport};
+use crate::game::{Click, ClickOutcome, GameError, NameCheck, PlayerId, Transport};
 use crate::hub::Hub;
 use crate::log::now_ms;
 use crate::security::{JoinLimiter, RateLimiter};
@@ -40,10 +40,13 @@ use crate::tickets::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
-    /// `addr`: the client's address as the receiving node believes it (`forwarded.rs`).
+    /// `addr`: the client's address as the receiving node believes it (`forwarded.rs`);
+    /// `naive`: the lab's input defence is off there, so the name is stored as sent.
     Join {
         name: String,
         addr: Option<IpAddr>,
+        #[serde(default)]
+        naive: bool,
     },
     Click {
         player: PlayerId,
@@ -58,6 +61,12 @@ pub enum Command {
     Contact {
         player: PlayerId,
         transport: Transport,
+    },
+    /// The live round reached the player at `at` (the delivering node's clock, ms).
+    Delivered {
+        player: PlayerId,
+        round: u64,
+        at: u64,
     },
     Ticket {
         player: PlayerId,
@@ -285,7 +294,7 @@ impl Commands {
             }
         };
         match cmd {
-            Command::Join { name, addr } => {
+            Command::Join { name, addr, naive } => {
                 if let Some(node) = hub.node() {
                     if !node.sessions().ready() {
                         return Err(ApiError::new(
@@ -297,7 +306,12 @@ impl Commands {
                     }
                 }
                 self.joins.check(addr)?;
-                let joined = hub.join(&name).inspect_err(|err| {
+                let check = if naive {
+                    NameCheck::Naive
+                } else {
+                    NameCheck::Validate
+                };
+                let joined = hub.join_with(&name, check).inspect_err(|err| {
                     if let GameError::GameFull { max } = err {
                         self.joins.note_game_full(addr, *max);
                     }
@@ -332,6 +346,11 @@ impl Commands {
             }
             Command::Contact { player, transport } => {
                 hub.contact_game(player, transport);
+                Ok(Reply::Done)
+            }
+            Command::Delivered { player, round, at } => {
+                // Never later than now here: a reaction cannot be negative.
+                hub.round_delivered_game(player, round, at.min(now_ms()));
                 Ok(Reply::Done)
             }
             Command::Ticket { player } => match hub.node() {

@@ -31,6 +31,10 @@ pub const DEFAULT_LAN_HTTPS_ADDR: &str = "[::]:8443";
 /// The eavesdropping relays (`--eavesdrop`): loopback, next to the listeners they relay to.
 pub const DEFAULT_EAVESDROP_ADDR: &str = "127.0.0.1:8081";
 pub const DEFAULT_EAVESDROP_TLS_ADDR: &str = "127.0.0.1:8444";
+/// The lab's attacker's site (`--lab`): loopback, another port of the game's host.
+pub const DEFAULT_LAB_ATTACKER_ADDR: &str = "127.0.0.1:8666";
+/// With `--lan` (and `--lab-allow-remote`): every interface, so students' machines reach it.
+pub const DEFAULT_LAN_LAB_ATTACKER_ADDR: &str = "[::]:8666";
 /// Where the generated certificate (and, later, saved game state) lives.
 pub const DEFAULT_DATA_DIR: &str = "data";
 /// Clicks per second a player may send before `429 Too Many Requests`.
@@ -205,6 +209,24 @@ pub struct Config {
     /// With --eavesdrop: the TLS relay's address (relays to --https-addr, TLS not terminated).
     #[arg(long, env = "CLICKGAME_EAVESDROP_TLS_ADDR", default_value = DEFAULT_EAVESDROP_TLS_ADDR)]
     pub eavesdrop_tls_addr: SocketAddr,
+
+    /// Teaching only, weakens security on request: the WSS best-practices lab (docs/lab.md).
+    /// Adds an attacker's site on another origin (--lab-attacker-addr), switches that let the
+    /// lecturer turn each defence off and on again (/lab.html, admin token; all start on), and a
+    /// live log of every refusal. Implies --no-persist.
+    #[arg(long, env = "CLICKGAME_LAB")]
+    pub lab: bool,
+
+    /// With --lab: the attacker's site's address (another port of this host: another origin,
+    /// the same site). With --lan: every interface, port 8666.
+    #[arg(long, env = "CLICKGAME_LAB_ATTACKER_ADDR", default_value = DEFAULT_LAB_ATTACKER_ADDR)]
+    pub lab_attacker_addr: SocketAddr,
+
+    /// With --lab: allow the lab on listeners other than loopback (e.g. with --lan, where
+    /// students attack each other's pages as an exercise). Without it, --lab refuses to start
+    /// on such a listener.
+    #[arg(long, env = "CLICKGAME_LAB_ALLOW_REMOTE", requires = "lab")]
+    pub lab_allow_remote: bool,
 
     /// Another origin (`scheme://host[:port]`) allowed to use the API, besides the server's own.
     /// Repeat the flag, or separate with commas in the environment variable.
@@ -404,6 +426,13 @@ impl Config {
             if defaulted("https_addr") {
                 config.https_addr = lan_default(DEFAULT_LAN_HTTPS_ADDR);
             }
+            if defaulted("lab_attacker_addr") {
+                config.lab_attacker_addr = lan_default(DEFAULT_LAN_LAB_ATTACKER_ADDR);
+            }
+        }
+        if config.lab {
+            // A lab game holds names a normal restore would refuse: it is never saved.
+            config.no_persist = true;
         }
         if !config.lan_addrs.is_empty() && !config.lan && !config.init_ca {
             return Err(Config::command().error(
@@ -423,6 +452,7 @@ impl Config {
         config.https_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.eavesdrop_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.eavesdrop_tls_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.lab_attacker_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.no_tls = true;
         config.no_persist = true;
         config.workers = 2;
@@ -565,6 +595,19 @@ mod tests {
         let c = Config::from_arg_list(["clickgame"]).unwrap();
         assert_eq!(c.http_addr.to_string(), DEFAULT_HTTP_ADDR);
         assert!(!c.lan);
+    }
+
+    #[test]
+    fn lab_implies_no_persist_and_allow_remote_needs_lab() {
+        let c = Config::from_arg_list(["clickgame", "--lab"]).unwrap();
+        assert!(c.lab && c.no_persist);
+        assert_eq!(c.lab_attacker_addr.to_string(), DEFAULT_LAB_ATTACKER_ADDR);
+        let c = Config::from_arg_list(["clickgame"]).unwrap();
+        assert!(!c.lab && !c.no_persist);
+        assert!(Config::from_arg_list(["clickgame", "--lab-allow-remote"]).is_err());
+        let c =
+            Config::from_arg_list(["clickgame", "--lab", "--lan", "--lab-allow-remote"]).unwrap();
+        assert_eq!(c.lab_attacker_addr.to_string(), "[::]:8666");
     }
 
     #[test]

@@ -33,6 +33,7 @@ use std::time::Duration;
 mod replica;
 
 use replica::Cluster;
+pub use replica::Tell;
 
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
@@ -40,13 +41,16 @@ use tokio::sync::{watch, Notify};
 use crate::error::to_json;
 use crate::game::{
     validate_event, Click, ClickOutcome, Event, EventKind, Game, GameError, GameState,
-    InvalidState, LeaveReason, Player, PlayerId, Round, Rules, Transport, TransportTally,
-    BOARD_SIZE, MAX_SAFE_INTEGER,
+    InvalidState, LeaveReason, NameCheck, Player, PlayerId, Round, Rules, Transport,
+    TransportTally, BOARD_SIZE, MAX_SAFE_INTEGER, ROUND_STARTED,
 };
 use crate::log::{now_ms, Batch, Log, WireEvent};
 use crate::metrics::Metrics;
 use crate::persist::{SavedState, STATE_VERSION};
 use crate::secret::{hex, random_bytes, same, unhex};
+
+/// The `type` of the snapshot event (the catch-up a client gets instead of history).
+pub const SNAPSHOT: &str = "snapshot";
 
 /// Settings of the event log. (The AJAX polling interval is game state: the lecturer can change
 /// it, so it travels in the snapshot and in `settings` events.)
@@ -96,6 +100,9 @@ struct Core {
     /// In a cluster, while a forwarded command runs: its events, written together with its
     /// answer (`commands.rs`).
     collect: Option<Vec<crate::cluster::LogEntry>>,
+    /// The newest `round_started`: its seq and its round. A delivery that carries this seq (or
+    /// a snapshot taken after it) shows that round to its player; see [`Hub::round_delivered`].
+    last_start: Option<(u64, u64)>,
 }
 
 /// Tells open connections to end: a lecturer's "drop all connections" (generation bumps) or
@@ -289,6 +296,7 @@ impl Hub {
                     departed: HashMap::new(),
                     term: None,
                     collect: None,
+                    last_start: None,
                 }),
                 log: RwLock::new(log),
                 seq_tx,
@@ -538,6 +546,9 @@ impl Hub {
                     EventKind::PlayerLeft { player, .. } => {
                         core.secrets.remove(player);
                     }
+                    EventKind::RoundStarted { round, .. } => {
+                        core.last_start = Some((core.last_seq, *round));
+                    }
                     _ => {}
                 }
                 let type_name = kind.type_name();
@@ -567,7 +578,7 @@ impl Hub {
         Snapshot {
             seq,
             ts: now_ms(),
-            kind: "snapshot",
+            kind: SNAPSHOT,
             epoch: epoch.to_string(),
             board: BOARD_SIZE,
             poll_interval_ms: state.poll_interval_ms,
@@ -620,7 +631,7 @@ impl Hub {
             events: vec![Arc::new(WireEvent::new(
                 snapshot.seq,
                 snapshot.ts,
-                "snapshot",
+                SNAPSHOT,
                 json,
             ))],
             last_seq: snapshot.seq,
@@ -628,9 +639,14 @@ impl Hub {
     }
 
     pub fn join(&self, name: &str) -> Result<Joined, GameError> {
+        self.join_with(name, NameCheck::Validate)
+    }
+
+    /// [`Hub::join`] with the name checked as `check` says (naive only in the lab).
+    pub fn join_with(&self, name: &str, check: NameCheck) -> Result<Joined, GameError> {
         let now = now_ms();
         let mut core = self.core();
-        let (player, events) = core.game.join(name, now)?;
+        let (player, events) = core.game.join_with(name, check, now)?;
         // In a cluster the token is derived from the player id, so that every node checks it
         // without asking anyone (`cluster/sessions.rs`; `commands.rs` makes sure the key is
         // there before a join runs).
@@ -709,6 +725,35 @@ impl Hub {
         Ok(())
     }
 
+    /// `player`'s transport was just handed `events`. If they carry the live round's
+    /// `round_started` (or a snapshot taken after it, which shows the round too), the game
+    /// records the moment: the player's reaction time, should they win, counts from here. In a
+    /// cluster the node tells the game's node (`hub/replica.rs`).
+    ///
+    /// Called by `Connection::delivered` only for batches holding a `round_started` or a
+    /// snapshot (about once per round per connection), so the core lock is not taken for the
+    /// ordinary delivery.
+    pub fn round_delivered(&self, player: PlayerId, events: &[Arc<WireEvent>]) {
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.round_delivered(player, events);
+            return;
+        }
+        let now = now_ms();
+        let mut core = self.core();
+        let Some((seq, round)) = core.last_start else {
+            return;
+        };
+        if shows_round(events, seq) {
+            core.game.round_delivered(player, round, now);
+        }
+    }
+
+    /// [`Hub::round_delivered`] on the game of this process (in a cluster: the authority's,
+    /// told by the node that delivered it, at the time it did).
+    pub(crate) fn round_delivered_game(&self, player: PlayerId, round: u64, at: u64) {
+        self.core().game.round_delivered(player, round, at);
+    }
+
     /// A poll from a player: refreshes their idle clock and records their transport. In a
     /// cluster this tells the node running the game, now and then (`hub/replica.rs`).
     pub fn contact(&self, player: PlayerId, transport: Transport) {
@@ -778,6 +823,14 @@ impl Hub {
     }
 }
 
+/// Whether `events` show the round whose `round_started` has `seq`: that event itself, or a
+/// snapshot taken after it.
+pub(crate) fn shows_round(events: &[Arc<WireEvent>], seq: u64) -> bool {
+    events
+        .iter()
+        .any(|e| (e.seq == seq && e.kind == ROUND_STARTED) || (e.kind == SNAPSHOT && e.seq >= seq))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,6 +842,91 @@ mod tests {
             ..Rules::default()
         };
         Hub::new(rules, 1, HubConfig { history })
+    }
+
+    /// Starts the next round if its pause is over, as the timer task would.
+    fn tick(hub: &Hub) {
+        let now = now_ms();
+        let mut core = hub.core();
+        let events = core.game.tick(now);
+        hub.publish(&mut core, events, now);
+    }
+
+    /// The `round_won` event of the newest batch after `since`.
+    fn won_after(hub: &Hub, since: u64) -> serde_json::Value {
+        let batch = hub.catch_up(Some(since), None);
+        let won = batch
+            .events
+            .iter()
+            .find(|e| e.kind == "round_won")
+            .expect("a round_won");
+        serde_json::from_str(&won.json).unwrap()
+    }
+
+    #[test]
+    fn a_winner_is_timed_from_the_batch_that_carried_the_round_to_them() {
+        let hub = hub(64);
+        let ada = hub.join("Ada").unwrap().player_id;
+        let bob = hub.join("Bob").unwrap().player_id;
+        let before = hub.last_seq();
+        tick(&hub);
+        let start = hub.catch_up(Some(before), None);
+        let (round, x, y) = match hub.snapshot().round {
+            Some(r) => (r.number, f64::from(r.x), f64::from(r.y)),
+            None => panic!("no round"),
+        };
+        // Ada's transport hands her the round 80 ms after it started; she clicks at once.
+        std::thread::sleep(Duration::from_millis(80));
+        hub.round_delivered(ada, &start.events);
+        let at = hub.last_seq();
+        hub.click(ada, Click { round, x, y }).unwrap();
+        let won = won_after(&hub, at);
+        assert_eq!(won["reaction_from"], "delivery", "{won}");
+        assert!(won["reaction_ms"].as_u64().unwrap() < 80, "{won}");
+
+        // Next round: the old round's start and a batch without the new one change nothing for
+        // Bob; a snapshot taken after the new start shows it to him.
+        let before = hub.last_seq();
+        tick(&hub);
+        let round = hub.snapshot().round.unwrap();
+        hub.round_delivered(bob, &start.events);
+        hub.round_delivered(bob, &hub.catch_up(Some(hub.last_seq()), None).events);
+        std::thread::sleep(Duration::from_millis(60));
+        let snapshot = hub.catch_up(None, None);
+        assert_eq!(snapshot.events[0].kind, SNAPSHOT);
+        hub.round_delivered(bob, &snapshot.events);
+        let (x, y) = (f64::from(round.x), f64::from(round.y));
+        hub.click(
+            bob,
+            Click {
+                round: round.number,
+                x,
+                y,
+            },
+        )
+        .unwrap();
+        let won = won_after(&hub, before);
+        assert_eq!(won["reaction_from"], "delivery", "{won}");
+        assert!(won["reaction_ms"].as_u64().unwrap() < 60, "{won}");
+
+        // A round nobody's transport carried: timed from its start.
+        let before = hub.last_seq();
+        tick(&hub);
+        let round = hub.snapshot().round.unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let (x, y) = (f64::from(round.x), f64::from(round.y));
+        hub.click(
+            ada,
+            Click {
+                round: round.number,
+                x,
+                y,
+            },
+        )
+        .unwrap();
+        let won = won_after(&hub, before);
+        assert_eq!(won["reaction_from"], "round_start", "{won}");
+        assert!(won["reaction_ms"].as_u64().unwrap() >= 30, "{won}");
     }
 
     #[test]

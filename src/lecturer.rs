@@ -23,6 +23,7 @@ use crate::commands::{Command, Commands, Reply};
 use crate::error::ApiError;
 use crate::game::{PlayerId, Transport, POLL_INTERVAL_MS};
 use crate::hub::Hub;
+use crate::lab::{Lab, LabStats};
 use crate::log::now_ms;
 use crate::metrics::TransportStats;
 use crate::security;
@@ -175,6 +176,9 @@ struct Stats {
     node: Option<NodeStats>,
     transports: Transports,
     admin: AdminState,
+    /// With `--lab` only: which defences are off, so every page can show the banner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lab: Option<LabStats>,
 }
 
 fn node_stats(hub: &Hub) -> Option<NodeStats> {
@@ -219,7 +223,8 @@ fn admin_state_with(
     }
 }
 
-async fn stats(hub: web::Data<Hub>) -> HttpResponse {
+async fn stats(req: HttpRequest, hub: web::Data<Hub>) -> HttpResponse {
+    let lab = req.app_data::<web::Data<Lab>>();
     let m = hub.metrics();
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -233,6 +238,7 @@ async fn stats(hub: web::Data<Hub>) -> HttpResponse {
                 websocket: m.stats(Transport::Websocket),
             },
             admin: admin_state(&hub),
+            lab: lab.map(|l| l.stats()),
         })
 }
 

@@ -16,7 +16,9 @@
 //! * [`session`] — tokens, cookies and the `Player` extractors.
 //! * [`tickets`] — one-time `?ticket=`s for connections that cannot send a header.
 //! * [`secret`] — random secrets as hex, compared in constant time.
-//! * [`security`] — Origin checks, security headers, click rate limits.
+//! * [`security`] — Origin checks, security headers, click rate limits; counting refusals.
+//! * [`refusal`] — every refusal named by the defence that made it (`/metrics`, the lab's log).
+//! * [`lab`] — `--lab`: switch each defence off and on, an attacker's site, the defence log.
 //! * [`limits`] — how many sockets and streams a client may hold, and the deadlines on them.
 //! * [`listener`] — from `accept` to the app: every connection counted, TLS and HTTP/2 by ALPN.
 //! * [`tls`] — certificates and the openssl acceptor for HTTPS/WSS.
@@ -49,6 +51,7 @@ pub mod error;
 pub mod forwarded;
 pub mod game;
 pub mod hub;
+pub mod lab;
 pub mod lan;
 pub mod lecturer;
 pub mod limits;
@@ -57,6 +60,7 @@ pub mod log;
 pub mod metrics;
 pub mod persist;
 pub mod protocol;
+pub mod refusal;
 pub mod secret;
 pub mod security;
 pub mod server;

@@ -17,8 +17,10 @@
 //! moment the connection is closed, however that happens; it closes a connection whose writes
 //! have made no progress for the send timeout (a client that stopped reading holds no
 //! descriptor for long), and an HTTP/1.1 connection whose next request head does not arrive in
-//! time (actix bounds only the first); and it can be aborted by a handler through its
-//! [`ConnHandle`].
+//! time (actix bounds only the first); it can be aborted by a handler through its
+//! [`ConnHandle`]; and it counts the bytes written to the socket — below TLS, so on HTTPS they
+//! include the TLS records — adding them to the counter a handler names
+//! ([`ConnHandle::count_writes_into`]: the figures per transport, `transport/connection.rs`).
 //!
 //! `http_service` is the one place where the `HttpService` is configured, for the plain and
 //! the TLS listener alike; its `on_connect_ext` gives handlers each connection's [`ConnHandle`]
@@ -35,6 +37,8 @@ use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -90,6 +94,11 @@ struct Shared {
     idle_since: Cell<Option<tokio::time::Instant>>,
     /// A WebSocket took the connection over: no more requests.
     upgraded: Cell<bool>,
+    /// Bytes written to the socket so far (on HTTPS: TLS records, the handshake included).
+    written: Cell<u64>,
+    /// Where the bytes written now count as well: the counter of the transport whose HTTP/1.1
+    /// request the connection is serving. Cleared when the next request arrives.
+    meter: RefCell<Option<Arc<AtomicU64>>>,
 }
 
 impl ConnHandle {
@@ -119,7 +128,35 @@ impl ConnHandle {
     pub fn request_started(&self) -> RequestGuard {
         self.0.in_flight.set(self.0.in_flight.get() + 1);
         self.0.idle_since.set(None);
+        // A new request: whatever it writes is not the last one's (its handler may claim it).
+        self.0.meter.replace(None);
         RequestGuard(self.clone())
+    }
+
+    /// From now until the next request arrives on this connection (for a WebSocket: for good),
+    /// every byte written to the socket is added to `meter` too — heads, bodies, chunk and
+    /// frame headers, and on HTTPS the TLS records around them.
+    ///
+    /// Meant for HTTP/1.1, which serves one request at a time: the bytes written while a
+    /// request is being answered are that request's (a browser does not pipeline). The meter
+    /// stays set after the response, because the last bytes reach the socket only after the
+    /// handler and the body are done; the next request clears it. Over HTTP/2 one connection
+    /// carries many requests at once, so a handler must not call this there.
+    pub fn count_writes_into(&self, meter: Arc<AtomicU64>) {
+        self.0.meter.replace(Some(meter));
+    }
+
+    /// Bytes written to this connection's socket so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.0.written.get()
+    }
+
+    fn wrote(&self, n: usize) {
+        let shared = &self.0;
+        shared.written.set(shared.written.get() + n as u64);
+        if let Some(meter) = &*shared.meter.borrow() {
+            meter.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     /// The connection became a stream of its own (a WebSocket): no more request heads.
@@ -274,6 +311,9 @@ impl AsyncWrite for Counted {
             }
             done => {
                 this.stalled = None;
+                if let Poll::Ready(Ok(n)) = done {
+                    this.handle.wrote(n);
+                }
                 done
             }
         }
@@ -697,6 +737,25 @@ mod tests {
             "after {received} of {written} bytes"
         );
         assert!(received < written);
+    }
+
+    #[actix_web::test]
+    async fn bytes_written_count_into_the_named_meter_until_the_next_request() {
+        let (_client, mut server, _limiter) = pair(Duration::from_secs(10)).await;
+        let handle = server.handle();
+        let meter = Arc::new(AtomicU64::new(0));
+        server.write_all(b"unclaimed").await.unwrap();
+        handle.count_writes_into(meter.clone());
+        server.write_all(b"hello, world").await.unwrap();
+        assert_eq!(meter.load(Ordering::Relaxed), 12);
+        let _next = handle.request_started();
+        server.write_all(b"the next request's").await.unwrap();
+        assert_eq!(
+            meter.load(Ordering::Relaxed),
+            12,
+            "not the next request's bytes"
+        );
+        assert_eq!(handle.bytes_written(), 9 + 12 + 18);
     }
 
     #[actix_web::test]

@@ -32,6 +32,7 @@ use crate::config::Config;
 use crate::eavesdrop::{self, Eavesdrop, RelayKind};
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::lab::{self, attacker, Lab};
 use crate::lan::{self, LanNames};
 use crate::lecturer::{self, AdminToken};
 use crate::limits::{self, Limits, SocketLimiter};
@@ -59,6 +60,8 @@ pub struct RunningServer {
     /// With `--eavesdrop`: the plain relay (to `http_addr`) and the TLS relay (to `https_addr`).
     pub eavesdrop_addr: Option<SocketAddr>,
     pub eavesdrop_tls_addr: Option<SocketAddr>,
+    /// With `--lab`: the attacker's site (another origin of this host).
+    pub lab_attacker_addr: Option<SocketAddr>,
     pub hub: Hub,
     /// The lecturer's token for `/api/admin/*`.
     pub admin_token: String,
@@ -77,6 +80,11 @@ pub struct RunningServer {
     timer: Option<actix_web::rt::task::JoinHandle<()>>,
     relays: Vec<actix_web::rt::task::JoinHandle<()>>,
     cluster: Option<ClusterTasks>,
+    /// The attacker's site's own server, with `--lab`.
+    attacker: Option<(
+        ServerHandle,
+        actix_web::rt::task::JoinHandle<io::Result<()>>,
+    )>,
 }
 
 impl RunningServer {
@@ -91,6 +99,10 @@ impl RunningServer {
         // In a cluster: stop running the game and hand the lease over at once.
         if let Some(cluster) = self.cluster {
             cluster.stop().await;
+        }
+        if let Some((handle, server)) = self.attacker {
+            handle.stop(false).await;
+            let _ = server.await;
         }
         self.handle.stop(true).await;
         if let Some(timer) = &self.timer {
@@ -142,9 +154,8 @@ async fn cluster_hub(
     Ok(Some((hub, node, told)))
 }
 
-/// What the hub of a cluster node hands its loops (`clustered.rs`): the contacts to tell.
-type ClusterReceivers =
-    tokio::sync::mpsc::UnboundedReceiver<(crate::game::PlayerId, crate::game::Transport)>;
+/// What the hub of a cluster node hands its loops (`clustered.rs`): what to tell the authority.
+type ClusterReceivers = tokio::sync::mpsc::UnboundedReceiver<crate::hub::Tell>;
 
 /// The hub for this start: restored from the state file when there is a usable one. A file
 /// that cannot be read safely, does not parse, or breaks a rule of the game is set aside and
@@ -181,6 +192,15 @@ fn load_hub(config: &Config, seed: u64) -> (Hub, Option<PathBuf>) {
     (hub, Some(path))
 }
 
+/// The teaching features that weaken security on purpose, each behind its own flag: `None`
+/// unless it was asked for, and then its endpoints answer 404.
+struct Teaching {
+    /// `--eavesdrop`: the relays' feed and tamper switch.
+    eavesdrop: Option<Eavesdrop>,
+    /// `--lab`: the defence switches and the defence log.
+    lab: Option<Lab>,
+}
+
 /// Everything one worker's `App` needs: shared state, extractor limits, routes, static files.
 /// Returned as a `configure` closure so each worker builds an identical app.
 #[allow(clippy::too_many_arguments)]
@@ -190,9 +210,10 @@ fn app_config(
     origins: OriginPolicy,
     redirect: RedirectToHttps,
     admin_token: AdminToken,
-    eavesdrop: Option<Eavesdrop>,
     join_info: std::sync::Arc<JoinInfo>,
+    teaching: Teaching,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    let Teaching { eavesdrop, lab } = teaching;
     let hub = web::Data::new(commands.hub().clone());
     let join_info = web::Data::from(join_info);
     let origins = web::Data::new(origins);
@@ -212,10 +233,27 @@ fn app_config(
     let sse = web::Data::new(config.sse());
     let web_dir = config.web_dir.clone();
     let eavesdrop = eavesdrop.map(web::Data::new);
+    // With the lab's `origin` defence off, JSON is also read from a `text/plain` body: what a
+    // naive server does, and what lets a cross-site page click without a CORS preflight
+    // (a `text/plain` POST is a "simple" request). Always off without --lab.
+    let naive_json = lab.clone();
+    let accepts_plain_text = move |mime: actix_web::mime::Mime| {
+        naive_json
+            .as_ref()
+            .is_some_and(|lab| !lab.is_on(lab::Defence::Origin))
+            && mime.type_() == actix_web::mime::TEXT
+            && mime.subtype() == actix_web::mime::PLAIN
+    };
+    let lab = lab.map(web::Data::new);
     move |cfg: &mut web::ServiceConfig| {
         // Without --eavesdrop there is no Data<Eavesdrop>, and its endpoints answer 404.
         if let Some(e) = &eavesdrop {
             cfg.app_data(e.clone());
+        }
+        // Likewise without --lab: no Data<Lab>, the lab's endpoints answer 404 and every
+        // defence is on (`lab::defence_on`).
+        if let Some(l) = &lab {
+            cfg.app_data(l.clone());
         }
         cfg.app_data(hub.clone())
             .app_data(commands.clone())
@@ -234,6 +272,7 @@ fn app_config(
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_BODY_BYTES)
+                    .content_type(accepts_plain_text.clone())
                     .error_handler(|err, _| ApiError::from_json(&err).into()),
             )
             .app_data(
@@ -259,6 +298,7 @@ fn app_config(
                     .configure(tls_info::configure)
                     .configure(eavesdrop::configure)
                     .configure(classroom::configure)
+                    .configure(lab::configure)
                     .default_service(web::to(|| async {
                         Err::<actix_web::HttpResponse, _>(ApiError::not_found(
                             "no such API endpoint; see docs/protocol.md",
@@ -327,6 +367,11 @@ async fn files_refusals_as_json(
 
 /// Binds and starts the server inside the current actix system.
 pub async fn start(mut config: Config) -> io::Result<RunningServer> {
+    check_lab_reach(&config)?;
+    if config.lab {
+        // A lab game holds names a normal restore would refuse; it is never saved.
+        config.no_persist = true;
+    }
     let descriptors = limits::fit_descriptor_limit(&mut config);
     let seed = config.seed.unwrap_or_else(rand::random);
     let (hub, state_file, cluster) = match cluster_hub(&config, seed).await? {
@@ -400,6 +445,18 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     if let Some(r) = &relays {
         own.extend(r.origins.iter().cloned());
     }
+    // The attacker's site is bound here, but its origin is deliberately *not* added to `own`:
+    // it is the attacker.
+    let attacker_listener = if config.lab {
+        Some(bind_listener(config.lab_attacker_addr)?)
+    } else {
+        None
+    };
+    let lab_attacker_addr = attacker_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let lab = config.lab.then(|| Lab::new(lab_attacker_addr));
     let origins = OriginPolicy::new(own, &config.allowed_origins);
     let redirect = match (https_addr, &cert) {
         (Some(addr), Some(cert)) if config.redirect_http => {
@@ -428,8 +485,11 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         origins,
         redirect,
         admin_token.clone(),
-        relays.as_ref().map(|r| r.eavesdrop.clone()),
         join_info.clone(),
+        Teaching {
+            eavesdrop: relays.as_ref().map(|r| r.eavesdrop.clone()),
+            lab,
+        },
     );
     let body_timeout = Duration::from_millis(config.body_timeout_ms);
     // In a cluster every response says which node answered (`/compare.html` shows it).
@@ -441,6 +501,8 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
                 actix_web::middleware::DefaultHeaders::new()
                     .add((NODE_HEADER, node_id.clone().unwrap_or_default())),
             ))
+            // Innermost of the app-wide layers: sees every response, refusals included.
+            .wrap(actix_web::middleware::from_fn(security::record_refusals))
             .wrap(actix_web::middleware::from_fn(security::guard))
             // Outermost: every request body gets its deadline before anything reads it.
             .wrap(actix_web::middleware::from_fn(move |req, next| {
@@ -477,6 +539,22 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         }
     };
     let server = actix_web::rt::spawn(server);
+    let attacker = match (attacker_listener, lab_attacker_addr) {
+        (Some(listener), Some(addr)) => {
+            let site = attacker::start(
+                listener,
+                attacker::Target {
+                    http: dialable(http_addr),
+                    https_port: https_addr.map(|a| a.port()),
+                },
+                settings,
+                sockets.clone(),
+            )?;
+            lab::log_start(addr, http_addr);
+            Some((site.handle(), actix_web::rt::spawn(site)))
+        }
+        _ => None,
+    };
     let (mut eavesdrop_addr, mut eavesdrop_tls_addr, mut relay_tasks) = (None, None, Vec::new());
     if let Some(r) = relays {
         let limiter = ConnLimiter::new(config.max_conns_per_ip);
@@ -543,6 +621,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         cert,
         eavesdrop_addr,
         eavesdrop_tls_addr,
+        lab_attacker_addr,
         hub,
         admin_token: admin_token.0,
         state_file,
@@ -551,7 +630,46 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         server,
         timer,
         relays: relay_tasks,
+        attacker,
     })
+}
+
+/// `--lab` only on loopback, unless `--lab-allow-remote` says otherwise (and then loudly): a
+/// switched-off defence makes the server vulnerable to whoever can reach it.
+fn check_lab_reach(config: &Config) -> io::Result<()> {
+    if !config.lab {
+        return Ok(());
+    }
+    let mut listeners = vec![
+        ("--http-addr", config.http_addr),
+        ("--lab-attacker-addr", config.lab_attacker_addr),
+    ];
+    if !config.no_tls {
+        listeners.push(("--https-addr", config.https_addr));
+    }
+    let remote: Vec<String> = listeners
+        .iter()
+        .filter(|(_, addr)| !addr.ip().is_loopback())
+        .map(|(flag, addr)| format!("{flag} {addr}"))
+        .collect();
+    if remote.is_empty() {
+        return Ok(());
+    }
+    if !config.lab_allow_remote {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "--lab on a listener other than loopback ({}{}) would let anyone who can reach it                  attack this server once a defence is switched off; add --lab-allow-remote if                  that is the exercise (students attacking each other's pages on the room's                  network)",
+                remote.join(", "),
+                if config.lan { ", from --lan" } else { "" }
+            ),
+        ));
+    }
+    tracing::warn!(
+        listeners = %remote.join(", "),
+        "LAB ON THE NETWORK (--lab-allow-remote): every switched-off defence is open to anyone          who can reach these listeners, and so is the attacker's site"
+    );
+    Ok(())
 }
 
 /// Starts the server and runs it until SIGINT (Ctrl-C) or SIGTERM, then stops it gracefully.
@@ -567,6 +685,9 @@ pub async fn run(config: Config) -> io::Result<()> {
     }
     if let Some(addr) = running.eavesdrop_tls_addr {
         println!("eavesdrop relay on https://{addr}");
+    }
+    if let Some(addr) = running.lab_attacker_addr {
+        println!("lab attacker site on http://{addr}/attacker.html");
     }
     if running.join_info.lan {
         use std::io::IsTerminal;

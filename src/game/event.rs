@@ -115,6 +115,10 @@ pub enum EventKind {
     },
 }
 
+/// The `type` tag of [`EventKind::RoundStarted`]: what a transport's delivery is checked for
+/// (`Connection::delivered`), so the spelling lives here once.
+pub const ROUND_STARTED: &str = "round_started";
+
 impl EventKind {
     /// The `type` tag, also used as the SSE `event:` name.
     pub fn type_name(&self) -> &'static str {
@@ -123,7 +127,7 @@ impl EventKind {
             EventKind::PlayerLeft { .. } => "player_left",
             EventKind::PlayerRejoined { .. } => "player_rejoined",
             EventKind::PlayerTransport { .. } => "player_transport",
-            EventKind::RoundStarted { .. } => "round_started",
+            EventKind::RoundStarted { .. } => ROUND_STARTED,
             EventKind::ClickMissed { .. } => "click_missed",
             EventKind::RoundWon { .. } => "round_won",
             EventKind::RoundExpired { .. } => "round_expired",

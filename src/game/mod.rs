@@ -27,8 +27,8 @@ use rand::{rngs::StdRng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 pub use command::{Click, ClickOutcome, GameError};
-pub use event::{Event, EventKind, LeaveReason, ReactionFrom};
-pub use name::{validate_name, NameKeys, MAX_NAME_CHARS};
+pub use event::{Event, EventKind, LeaveReason, ReactionFrom, ROUND_STARTED};
+pub use name::{validate_name, NameCheck, NameKeys, MAX_NAME_CHARS};
 pub use restore::{validate_event, InvalidState, MAX_SAFE_INTEGER, POLL_INTERVAL_MS};
 pub use state::{GameState, Player, Round, Tally, TransportTally};
 
@@ -132,8 +132,9 @@ pub struct Game {
     next_round_at: Option<u64>,
     /// When the open round expires; `None` while no round is open or with no round timeout.
     round_ends_at: Option<u64>,
-    /// When the open round's `round_started` first reached each player (phase 2 of issue 11
-    /// reports it from the transports): their reaction time counts from there.
+    /// When the open round's `round_started` first reached each player (their transport
+    /// reports it through the hub, [`Game::round_delivered`]): their reaction time counts from
+    /// there.
     delivered: HashMap<PlayerId, u64>,
     contacts: HashMap<PlayerId, Contact>,
     /// The last rounds' ends: the winner's id and name, or `None` for an expired round.
@@ -339,8 +340,10 @@ impl Game {
     /// their stream or socket, or the poll answer that carried it). Only the first delivery
     /// counts; a delivery of another round, or of one already ended, changes nothing. Their
     /// reaction time, if they win, then counts from here instead of from the round's start —
-    /// what a student means by "how fast was I". The transports report it in phase 2 of
-    /// issue 11; until then every reaction counts from the round's start.
+    /// what a student means by "how fast was I". Every transport reports it through
+    /// `Connection::delivered` and `Hub::round_delivered`; a player with no delivery on record
+    /// (a click before any downstream contact, a round restored after a restart) is timed from
+    /// the round's start.
     pub fn round_delivered(&mut self, player: PlayerId, round: u64, now: u64) {
         let open = self
             .state
@@ -359,10 +362,21 @@ impl Game {
         raw_name: &str,
         now: u64,
     ) -> Result<(PlayerId, Vec<EventKind>), GameError> {
+        self.join_with(raw_name, NameCheck::Validate, now)
+    }
+
+    /// [`Game::join`], with the name checked as `check` says: [`NameCheck::Naive`] only in the
+    /// lab, with its input defence switched off.
+    pub fn join_with(
+        &mut self,
+        raw_name: &str,
+        check: NameCheck,
+        now: u64,
+    ) -> Result<(PlayerId, Vec<EventKind>), GameError> {
         if !self.state.joins_open {
             return Err(GameError::JoinsClosed);
         }
-        let name = validate_name(raw_name)?;
+        let name = check.apply(raw_name)?;
         let player = self.next_player_id;
         if self.state.players.len() >= self.rules.max_players || player > MAX_PLAYER_ID {
             return Err(GameError::GameFull {
@@ -618,8 +632,8 @@ impl Game {
         let (dx, dy) = (click.x - f64::from(round.x), click.y - f64::from(round.y));
         let r = f64::from(round.r);
         if dx * dx + dy * dy <= r * r {
-            // From when this player's transport delivered the round, once the transports report
-            // it; before any delivery (and today), from the round's start.
+            // From when this player's transport delivered the round; before any delivery, from
+            // the round's start.
             let (since, reaction_from) = match self.delivered.get(&player) {
                 Some(at) => (*at, ReactionFrom::Delivery),
                 None => (round.started_ts, ReactionFrom::RoundStart),

@@ -65,6 +65,22 @@ struct Presence {
     streams: u32,
     transport: Transport,
     told: Option<(Instant, Transport)>,
+    /// The last round whose delivery to this player the authority was told of.
+    delivered: Option<u64>,
+}
+
+/// What a node tells the node running the game about its players (`clustered.rs` forwards it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tell {
+    /// Heard from over this transport (idle clock, scoreboard label).
+    Contact(PlayerId, Transport),
+    /// The round's `round_started` reached the player at `at` (ms, this node's clock): their
+    /// reaction time counts from there.
+    Delivered {
+        player: PlayerId,
+        round: u64,
+        at: u64,
+    },
 }
 
 /// This node's term as the authority, kept with the game it runs.
@@ -86,7 +102,9 @@ pub(crate) struct Cluster {
     /// How often a player's presence is renewed while they hold a stream here.
     refresh: Duration,
     /// Where contacts to tell the authority go (`clustered.rs` forwards them).
-    tell: mpsc::UnboundedSender<(PlayerId, Transport)>,
+    tell: mpsc::UnboundedSender<Tell>,
+    /// The newest `round_started` this node has read: its seq and round.
+    last_start: Mutex<Option<(u64, u64)>>,
 }
 
 /// A player's presence is renewed this often while they hold a stream on a node: a quarter of
@@ -151,6 +169,7 @@ impl Cluster {
             streams: 0,
             transport,
             told: None,
+            delivered: None,
         });
         if stream {
             p.streams += 1;
@@ -161,8 +180,35 @@ impl Cluster {
             .is_none_or(|(at, told)| told != transport || at.elapsed() >= self.refresh);
         if due {
             p.told = Some((Instant::now(), transport));
-            let _ = self.tell.send((player, transport));
+            let _ = self.tell.send(Tell::Contact(player, transport));
         }
+    }
+
+    /// `events` reached `player` here: if they show the live round, the authority hears of it
+    /// (once per player and round).
+    pub(crate) fn round_delivered(&self, player: PlayerId, events: &[Arc<WireEvent>]) {
+        let Some((seq, round)) = *self
+            .last_start
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        else {
+            return;
+        };
+        if !super::shows_round(events, seq) {
+            return;
+        }
+        let mut book = self.presence();
+        if let Some(p) = book.get_mut(&player) {
+            if p.delivered == Some(round) {
+                return;
+            }
+            p.delivered = Some(round);
+        }
+        let _ = self.tell.send(Tell::Delivered {
+            player,
+            round,
+            at: now_ms(),
+        });
     }
 
     pub(crate) fn stream_opened(&self, player: PlayerId, transport: Transport) {
@@ -188,7 +234,7 @@ impl Cluster {
             let due = p.told.is_none_or(|(at, _)| at.elapsed() >= self.refresh);
             if p.streams > 0 && due {
                 p.told = Some((Instant::now(), p.transport));
-                let _ = self.tell.send((*player, p.transport));
+                let _ = self.tell.send(Tell::Contact(*player, p.transport));
             }
         }
     }
@@ -243,7 +289,7 @@ impl Hub {
         seed: u64,
         config: HubConfig,
         node: Arc<Node>,
-    ) -> (Hub, mpsc::UnboundedReceiver<(PlayerId, Transport)>) {
+    ) -> (Hub, mpsc::UnboundedReceiver<Tell>) {
         let (tell, told) = mpsc::unbounded_channel();
         let state = GameState {
             poll_interval_ms: rules.poll_interval_ms,
@@ -261,6 +307,7 @@ impl Hub {
             }),
             presence: Mutex::new(HashMap::new()),
             tell,
+            last_start: Mutex::new(None),
         };
         let game = Game::new(rules, seed, now_ms());
         let hub = Hub::build_with(game, 0, HashMap::new(), Vec::new(), config, Some(cluster));
@@ -457,11 +504,19 @@ impl Hub {
         let folded =
             fold(state, next_id, seq, restored.after_checkpoint()).map_err(|e| e.to_string())?;
         let history = self.inner.config.history;
-        let ring = restored
-            .last(history)
-            .iter()
-            .map(|e| wire(e).map(|(w, _)| w))
-            .collect::<Result<Vec<_>, String>>()?;
+        let mut last_start = None;
+        let mut ring = Vec::new();
+        for entry in restored.last(history) {
+            let (w, event) = wire(entry)?;
+            if let EventKind::RoundStarted { round, .. } = event.kind {
+                last_start = Some((event.seq, round));
+            }
+            ring.push(w);
+        }
+        *cluster
+            .last_start
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = last_start;
         {
             let mut log = self
                 .inner
@@ -514,6 +569,12 @@ impl Hub {
                     ));
                 }
                 let (wire, event) = wire(entry)?;
+                if let EventKind::RoundStarted { round, .. } = &event.kind {
+                    *cluster
+                        .last_start
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some((event.seq, *round));
+                }
                 if let EventKind::PlayerJoined { player, .. }
                 | EventKind::PlayerRejoined { player, .. } = &event.kind
                 {

@@ -6,6 +6,7 @@
 
 use actix_web::{
     cookie::{time::Duration as CookieDuration, Cookie, SameSite},
+    http::StatusCode,
     web, HttpRequest, HttpResponse,
 };
 
@@ -15,6 +16,7 @@ use crate::error::ApiError;
 use crate::forwarded::client_addr;
 use crate::game::{Click, ClickOutcome, PlayerId, Transport};
 use crate::hub::Hub;
+use crate::lab::{self, Defence, Lab};
 use crate::protocol::{ClickRequest, JoinRequest};
 use crate::session::{AuthPlayer, SESSION_COOKIE};
 use crate::tickets::TICKET_TTL;
@@ -69,9 +71,10 @@ async fn join(
 ) -> Result<HttpResponse, ApiError> {
     let name = body.into_inner().name;
     let addr = client_addr(&req);
-    let Reply::Joined { token, body, .. } =
-        commands.run(Command::Join { name, addr }, None).await?
-    else {
+    // The lab's input switch: a naive server stores whatever name it is sent.
+    let naive = !lab::defence_on(req.app_data::<web::Data<Lab>>(), Defence::Input);
+    let cmd = Command::Join { name, addr, naive };
+    let Reply::Joined { token, body, .. } = commands.run(cmd, None).await? else {
         return Err(ApiError::internal("a join answered with something else"));
     };
     Ok(HttpResponse::Created()
@@ -125,14 +128,49 @@ pub async fn apply_click(
     outcome
 }
 
+/// The player a click counts for: **the session's, never the message's**. A click may name a
+/// `player` (`claimed`); if that is anybody but the session's player it is refused
+/// `403 impersonation`, and without a session it is `401` as always. Only with the lab's `auth`
+/// defence off (`auth_on` false) does the server trust the message, like a naive server:
+/// whoever a click names, it counts for — session or not.
+pub fn click_identity(
+    session: Option<PlayerId>,
+    claimed: Option<PlayerId>,
+    auth_on: bool,
+) -> Result<PlayerId, ApiError> {
+    match (claimed, session) {
+        (Some(claimed), _) if !auth_on => Ok(claimed),
+        (Some(claimed), Some(session)) if claimed != session => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "impersonation",
+            format!(
+                "this session is player {session}; a click cannot claim to be player {claimed} \
+                 (who clicks comes from the session, never from the message)"
+            ),
+        )),
+        (_, Some(session)) => Ok(session),
+        (_, None) => Err(ApiError::unauthorized()),
+    }
+}
+
+/// `POST /api/click`. The session is checked first (a `401` comes before the body is looked
+/// at), except with the lab's `auth` defence off, where the body's `player` may stand in for it.
 async fn click(
     req: HttpRequest,
     commands: web::Data<Commands>,
-    player: AuthPlayer,
-    body: web::Json<ClickRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let key = idempotency_key(&req, player.0)?;
-    let outcome = apply_click(&commands, player.0, None, body.into_inner().into(), key).await?;
+    session: Result<AuthPlayer, ApiError>,
+    body: Result<web::Json<ClickRequest>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let auth_on = lab::defence_on(req.app_data::<web::Data<Lab>>(), Defence::Auth);
+    let session = match session {
+        Ok(player) => Some(player.0),
+        Err(err) if auth_on => return Err(err.into()),
+        Err(_) => None,
+    };
+    let body = body?.into_inner();
+    let player = click_identity(session, body.player, auth_on)?;
+    let key = idempotency_key(&req, player)?;
+    let outcome = apply_click(&commands, player, None, body.into(), key).await?;
     Ok(HttpResponse::Ok().json(outcome))
 }
 

@@ -10,9 +10,11 @@ mod credentials;
 mod heartbeat;
 mod helpers;
 mod joins;
+mod lab;
 mod lecturer;
 mod limits;
 mod path_spellings;
+mod reaction;
 mod recovery;
 mod rounds;
 mod security;
@@ -22,6 +24,7 @@ mod tickets;
 mod tls;
 mod tls_visible;
 mod transports;
+mod wire_bytes;
 mod ws_close;
 
 /// A real `redis-server` per test, shared with the cluster layer's own tests.

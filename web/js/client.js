@@ -21,6 +21,7 @@ import {
   validateEvent,
 } from './protocol.js';
 import { Meter } from './metrics.js';
+import { reportRefusal } from './lab.js';
 
 /** The four interchangeable transports, by the name the server uses. */
 export const TRANSPORT_CLASSES = {
@@ -78,6 +79,8 @@ export class GameClient {
     const kind = validateEvent(event);
     if (kind === 'invalid') {
       console.warn('clickgame: dropped a malformed event', event);
+      // For the lab's defence log (only with --lab): the page's own check refused server data.
+      reportRefusal('event_ignored', `an event that failed the page's checks was ignored (type ${String(event?.type).slice(0, 40)})`);
       return;
     }
     if (kind === 'unknown') console.info('clickgame: ignoring unknown event type', event.type);

@@ -25,7 +25,7 @@
 
 import { GameClient, TRANSPORT_LABELS, TRANSPORT_SHORT } from './client.js';
 import { ServerClock, clientNow } from './clock.js';
-import { FiguresTable, fmt, formatLag, meanAndP95 } from './figures.js';
+import { FiguresTable, fmt, formatLag, meanAndP95, serverBytes } from './figures.js';
 import { LagChart } from './chart.js';
 import { StatsPoller, serverTransport } from './stats.js';
 import { adminPost, loadAdminToken, saveAdminToken } from './admin.js';
@@ -237,6 +237,7 @@ const SUMMARY_COLUMNS = [
   ['rpe-total', 'requestsPerEvent', 'total'],
   ['bpe-window', 'bytesPerEvent', 'window'],
   ['bpe-total', 'bytesPerEvent', 'total'],
+  ['bpe-server', 'bytesPerEvent', 'server'],
   ['wasted-window', 'wasted', 'window'],
   ['wasted-total', 'wasted', 'total'],
 ];
@@ -257,14 +258,18 @@ function buildSummaryHead() {
   for (const id of ['lag', 'requestsPerEvent', 'bytesPerEvent', 'wasted']) {
     const def = FIGURE_DEFS[id];
     const label = def.estimate ? `${def.label} (est.)` : def.label;
-    groups.append(th(id === 'lag' ? `${label}, ms mean / p95` : label, tooltip(id), { colSpan: 2, scope: 'colgroup' }));
+    // Bytes per event also get the server's own count, exact where the page can only estimate.
+    const server = id === 'bytesPerEvent';
+    groups.append(th(id === 'lag' ? `${label}, ms mean / p95` : label, tooltip(id), { colSpan: server ? 3 : 2, scope: 'colgroup' }));
     sub.append(th(COLUMNS.window.label, COLUMNS.window.title), th(COLUMNS.total.label, COLUMNS.total.title));
+    if (server) sub.append(th(COLUMNS.server.label, tooltip('server')));
   }
   groups.append(th(FIGURE_DEFS.open.short, `${tooltip('open')} This pane / the server (all clients).`, { rowSpan: 2 }));
   $('summary-head').replaceChildren(groups, sub);
   $('summary-explain').textContent = `Each figure twice: over the last ${WINDOW_S} s (a change of interval or delay shows ` +
     'here within seconds) and since this page opened (or since "Reset figures"). Hover a heading for its definition; ' +
-    '"est." marks an estimate. * = mean above p95 (hover the cell).';
+    '"est." marks an estimate: the page counts every response head as 300 B, the Server column counts the real bytes at its sockets. ' +
+    '* = mean above p95 (hover the cell).';
 }
 
 function renderSummary() {
@@ -272,11 +277,11 @@ function renderSummary() {
   const td = (value, col) => {
     const cell = document.createElement('td');
     cell.dataset.col = col;
-    const { text, note } = typeof value === 'string' ? { text: value, note: null } : value;
+    const { text, note, kind = 'mean-above-p95' } = typeof value === 'string' ? { text: value, note: null } : value;
     cell.textContent = text;
     if (note) {
       cell.title = note;
-      cell.dataset.note = 'mean-above-p95';
+      cell.dataset.note = kind;
     }
     return cell;
   };
@@ -297,6 +302,7 @@ function renderSummary() {
     swatch.setAttribute('aria-hidden', 'true');
     name.prepend(swatch);
     const cells = SUMMARY_COLUMNS.map(([col, id, run]) => {
+      if (run === 'server') return td(serverBytes(server).bytesPerEvent, col);
       const r = runs[run];
       if (!r) return td('–', col);
       switch (id) {

@@ -119,13 +119,16 @@ function fillHead(tr) {
   );
 }
 
-/** A cell's text, and its note (as title and `data-note`) when a figure needs one. */
+/**
+ * A cell's text, and its note (as title and `data-note` = `kind`) when a figure needs one: a
+ * mean above its p95, or a partly estimated server figure.
+ */
 function set(cell, value) {
-  const { text, note } = typeof value === 'string' ? { text: value, note: null } : value;
+  const { text, note, kind = 'mean-above-p95' } = typeof value === 'string' ? { text: value, note: null } : value;
   if (cell.textContent !== text) cell.textContent = text;
   if (note) {
     cell.title = note;
-    cell.dataset.note = 'mean-above-p95';
+    cell.dataset.note = kind;
   } else if (cell.dataset.note) {
     cell.removeAttribute('title');
     delete cell.dataset.note;
@@ -170,17 +173,36 @@ function windowValues(m, unc) {
   };
 }
 
+/** The note on a server byte figure that is partly an estimate (bytes served over HTTP/2). */
+export function serverBytesNote(t) {
+  const estimated = Number(t?.bytes_estimated);
+  if (!(estimated > 0)) return null;
+  return `≈: ${formatBytes(estimated)} of it went over HTTP/2, where one connection carries every transport and the server ` +
+    'cannot split its bytes by request: estimated as the payload plus 9 B per frame, without the compressed heads.';
+}
+
+/** The server's byte figures for one transport: `{bytes, bytesPerEvent}` as cell values. */
+export function serverBytes(t) {
+  if (!t || !Number.isFinite(t.bytes_written)) return { bytes: '–', bytesPerEvent: '–' };
+  const note = serverBytesNote(t);
+  const mark = note ? '≈ ' : '';
+  const events = Number(t.events_delivered);
+  const cell = (text) => (note ? { text: `${mark}${text}`, note, kind: 'estimated' } : text);
+  return {
+    bytes: cell(formatBytes(t.bytes_written)),
+    bytesPerEvent: events > 0 ? cell(String(Math.round(t.bytes_written / events))) : '–',
+  };
+}
+
 function serverFigures(t) {
   if (!t) return {};
   const num = (v) => (Number.isFinite(v) ? String(v) : '–');
   const lag = t.delivery_lag_ms;
-  const events = Number(t.events_delivered);
   return {
     lag: lag && lag.count ? meanAndP95({ mean: lag.mean, p95: lag.p95 }, ms) : '–',
     events: num(t.events_delivered),
     requests: num(t.requests),
-    bytes: Number.isFinite(t.bytes_written) ? formatBytes(t.bytes_written) : '–',
-    bytesPerEvent: Number.isFinite(t.bytes_written) && events > 0 ? String(Math.round(t.bytes_written / events)) : '–',
+    ...serverBytes(t),
     open: num(t.open_connections),
     clicks: `${num(t.clicks_accepted)} / ${num(t.clicks_rejected)}`,
   };

@@ -41,6 +41,9 @@ export const DRAWERS = Object.freeze([
   { id: 'security', label: 'Connection security', testid: 'tls-drawer', toggleTestid: 'tls-drawer-toggle' },
   // Issue 12: the join card; its tab reads "Join: <url>" (js/join_card.js fills the summary).
   { id: 'join', label: 'Join', testid: 'join-drawer', toggleTestid: 'join-drawer-toggle', summary: 'join-summary' },
+  // Issue 14: the lab's two panels (js/lab_panel.js), whose tabs exist only with `--lab`.
+  { id: 'lab-switches', label: 'Defences' },
+  { id: 'lab-log', label: 'Defence log' },
 ]);
 
 export function drawerTestids(drawer) {

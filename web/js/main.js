@@ -14,7 +14,8 @@
 //   To add one, write a render function and `addPanel` it — nothing else needs to know.
 //
 // Every string from the server (player names above all) is written with textContent, never as
-// HTML.
+// HTML — the one exception is the lab's demonstration (`showName` in js/lab.js, only with
+// `--lab` and its server_data defence switched off).
 //
 // Two small interaction rules: the transport dropdown switches on *commit* — a mouse pick at
 // once, but arrow keys on a focused dropdown (which fire `change` at every press) only after the
@@ -32,6 +33,7 @@ import { TRANSPORTS, isRoundOpen, meanReactionMs, validateEvent } from './protoc
 import { Board } from './game.js';
 import { tooltip } from './definitions.js';
 import { ConnectionCensus, connectionWarning, heldBy, schemes, watchProtocols } from './netinfo.js';
+import { onLabChange, showName } from './lab.js';
 
 const DEFAULT_TRANSPORT = 'websocket';
 /** How long a click result stays on screen. */
@@ -207,7 +209,9 @@ function scoreboardPanel() {
       const rows = players.map((p) => {
         const tr = document.createElement('tr');
         tr.dataset.player = String(p.id);
-        const name = cell(p.name, 'name');
+        const name = cell('', 'name');
+        // As text — or, only while the lab's server_data defence is off, as HTML (js/lab.js).
+        showName(name, p.name);
         if (me && p.id === me.id) {
           tr.classList.add('you');
           const badge = document.createElement('span');
@@ -252,7 +256,7 @@ function summaryPanel() {
           const ms = document.createElement('span');
           ms.dataset.col = 'mean';
           ms.textContent = mean === null ? 'mean –' : `mean ${Math.round(mean)} ms`;
-          ms.title = 'The winners\' mean reaction_ms on this transport, by the server\'s clock: from the round\'s start to the winning click.';
+          ms.title = tooltip('reaction');
           li.append(label, wins, ms);
           return li;
         }),
@@ -578,6 +582,7 @@ async function start() {
   window.addEventListener('pagehide', () => census.close());
 
   clock.onChange(() => scheduleRender());
+  onLabChange(() => scheduleRender());
   clock.start();
   statsPoller.start();
 

@@ -177,8 +177,9 @@ export class Meter {
     this.onChange = () => {};
   }
 
-  #wire(dir, text) {
-    this.wire.push({ n: ++this.wireSeq, t: clientNow(), dir, text: shorten(text) });
+  /** `size`: what the item weighed on the wire, when the text does not say it. */
+  #wire(dir, text, size = null) {
+    this.wire.push({ n: ++this.wireSeq, t: clientNow(), dir, text: shorten(text), size });
     if (this.wire.length > WIRE_LIMIT) this.wire.shift();
   }
 
@@ -194,10 +195,14 @@ export class Meter {
     this.onChange();
   }
 
-  requestDone({ method, path, status, bytes, events, downstream, ms, error }) {
+  /** `bytes`: the response on the wire (head included); `body`: the body alone. */
+  requestDone({ method, path, status, bytes, body = bytes, events, downstream, ms, error }) {
     this.open = Math.max(0, this.open - 1);
     this.requests += 1;
-    this.bytes += bytes;
+    // Bytes received count what delivering events took: polls and long polls, not the answers
+    // to clicks and tickets (the server's figure leaves those out too).
+    const delivery = downstream ? bytes : 0;
+    this.bytes += delivery;
     if (downstream) this.downstreamRequests += 1;
     const answered = downstream && !error;
     const wasted = answered && events === 0;
@@ -205,7 +210,7 @@ export class Meter {
     if (wasted) this.wasted += 1;
     this.recent.add({
       requests: 1,
-      bytes,
+      bytes: delivery,
       downstreamRequests: downstream ? 1 : 0,
       downstreamPolls: answered ? 1 : 0,
       wasted: wasted ? 1 : 0,
@@ -214,7 +219,9 @@ export class Meter {
     if (error) outcome = status ? `${status}, ${error}` : error;
     else if (downstream) outcome = `${status}, ${events} ${events === 1 ? 'event' : 'events'}`;
     else outcome = String(status);
-    this.#wire('up', `${method} ${path} → ${outcome}, ${formatBytes(bytes)}, ${Math.round(ms)} ms`);
+    const head = bytes - body;
+    const size = head > 0 ? `${formatBytes(body)} + ${formatBytes(head)} head` : formatBytes(bytes);
+    this.#wire('up', `${method} ${path} → ${outcome}, ${size}, ${Math.round(ms)} ms`);
     this.onChange();
   }
 
@@ -226,9 +233,14 @@ export class Meter {
     this.onChange();
   }
 
-  socketOpened({ label }) {
+  /** An EventSource or WebSocket opened; `bytes`: its response head, as the page counts it. */
+  socketOpened({ label, bytes = 0 }) {
     this.open += 1;
-    this.#wire('info', label);
+    if (bytes) {
+      this.bytes += bytes;
+      this.recent.add({ bytes });
+    }
+    this.#wire('info', label, bytes || null);
     this.onChange();
   }
 
@@ -238,6 +250,7 @@ export class Meter {
     this.onChange();
   }
 
+  /** A frame or SSE block; `bytes`: what it weighed on the wire (framing included). */
   frame({ dir, text, bytes }) {
     if (dir === 'in') {
       this.framesIn += 1;
@@ -246,7 +259,7 @@ export class Meter {
     } else {
       this.framesOut += 1;
     }
-    this.#wire(dir === 'in' ? 'down' : 'up', text);
+    this.#wire(dir === 'in' ? 'down' : 'up', text, bytes);
     this.onChange();
   }
 

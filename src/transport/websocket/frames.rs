@@ -15,6 +15,7 @@ use actix_ws::{CloseCode, CloseReason};
 use futures_util::Stream;
 
 use crate::error::ApiError;
+use crate::lab::{Defence, Lab, LiftedSocket, LIFTED_WS_MAX_MESSAGE};
 
 /// A close frame with `code` and a human `description`.
 pub fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
@@ -80,15 +81,22 @@ fn is_payload_overflow(io: &std::io::Error) -> bool {
         .is_some_and(|e| matches!(e, PayloadError::Overflow))
 }
 
-/// Puts a [`FrameSizeGuard`] between the connection and actix's WebSocket codec.
+/// Puts a [`FrameSizeGuard`] between the connection and actix's WebSocket codec. With `lab`
+/// (`--lab`), the limit follows its `input` switch: while that is off, a message may be up to
+/// [`LIFTED_WS_MAX_MESSAGE`] — on at most [`crate::lab::LIFTED_SOCKETS`] sockets at once, so the
+/// ceiling holds for the whole process — and actix's own codec must then allow that much too.
 pub async fn guard_frames(
     req: &HttpRequest,
     body: web::Payload,
     max: usize,
+    lab: Option<Lab>,
 ) -> Result<web::Payload, ApiError> {
     let guarded = GuardedPayload {
         inner: body.into_inner(),
         guard: FrameSizeGuard::new(max),
+        max,
+        lab,
+        lifted: None,
         refused: false,
     };
     let mut payload: dev::Payload = dev::Payload::Stream {
@@ -133,6 +141,11 @@ impl FrameSizeGuard {
             payload_left: 0,
             message: 0,
         }
+    }
+
+    /// Changes the limit for the frames whose headers come from now on.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = u64::try_from(max).unwrap_or(u64::MAX);
     }
 
     /// Follows the next bytes of the stream; chunk boundaries may fall anywhere.
@@ -212,7 +225,38 @@ impl FrameSizeGuard {
 struct GuardedPayload {
     inner: dev::Payload,
     guard: FrameSizeGuard,
+    /// The limit while the lab's input defence is on (always, without the lab).
+    max: usize,
+    lab: Option<Lab>,
+    /// This socket's place among the few that may use the lifted limit, once it needed one.
+    lifted: Option<LiftedSocket>,
     refused: bool,
+}
+
+impl GuardedPayload {
+    /// Scans `bytes` against the normal limit; with the lab's input defence off, a message over
+    /// it may go on up to the lifted ceiling, if this socket gets (or has) a lifted place.
+    fn scan(&mut self, bytes: &[u8]) -> Result<(), TooLarge> {
+        let lifted = self.lab.as_ref().filter(|lab| !lab.is_on(Defence::Input));
+        let Some(lab) = lifted else {
+            self.guard.set_max(self.max);
+            return self.guard.scan(bytes);
+        };
+        let mut normal = self.guard.clone();
+        normal.set_max(self.max);
+        if normal.scan(bytes).is_ok() {
+            self.guard = normal;
+            return Ok(());
+        }
+        if self.lifted.is_none() {
+            self.lifted = lab.lift_socket();
+        }
+        if self.lifted.is_none() {
+            return Err(TooLarge);
+        }
+        self.guard.set_max(LIFTED_WS_MAX_MESSAGE);
+        self.guard.scan(bytes)
+    }
 }
 
 impl Stream for GuardedPayload {
@@ -225,7 +269,7 @@ impl Stream for GuardedPayload {
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
-                if this.guard.scan(&bytes).is_err() {
+                if this.scan(&bytes).is_err() {
                     this.refused = true;
                     return Poll::Ready(Some(Err(PayloadError::Overflow)));
                 }

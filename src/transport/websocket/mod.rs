@@ -52,17 +52,19 @@ use crate::cluster::IdemKey;
 use crate::commands::Commands;
 use crate::error::{to_json, ApiError};
 use crate::forwarded::client_addr;
-use crate::game::{Click, Transport};
+use crate::game::{Click, PlayerId, Transport};
 use crate::hub::Control;
+use crate::lab::{self, Defence, Lab, LIFTED_WS_MAX_MESSAGE};
 use crate::limits::disarm_body_deadline;
 use crate::listener::ConnHandle;
 use crate::protocol::{
     decode_client_message, ClickReply, ClientMessage, ErrorReply, WS_SUBPROTOCOL,
 };
+use crate::refusal::{Refusal, Rule};
 use crate::secret::{hex, random_bytes};
-use crate::security::{ConnLimiter, ConnSlot};
+use crate::security::{self, ConnLimiter, ConnSlot};
 use crate::session::MaybePlayer;
-use crate::transport::command::apply_click;
+use crate::transport::command::{apply_click, click_identity};
 use crate::transport::{method_not_allowed, Connection, ResumePoint};
 use frames::{close, guard_frames};
 use socket::{Mode, Out, SendError, Step, Wake};
@@ -71,6 +73,8 @@ use socket::{Mode, Out, SendError, Step, Wake};
 pub const WS_MAX_MESSAGE: usize = 4096;
 /// Bad or rate-limited messages tolerated on one socket before it is closed with 1008.
 pub const WS_MAX_STRIKES: u32 = 10;
+/// The description of the close after [`WS_MAX_STRIKES`] (how the defence log recognises it).
+const TOO_MANY_STRIKES: &str = "too many bad messages";
 /// Largest message on the echo endpoint (Autobahn sends up to 16 MiB in the cases we run).
 pub const WS_ECHO_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
@@ -107,13 +111,15 @@ pub fn configure_echo(cfg: &mut web::ServiceConfig, path: &str) {
     );
 }
 
-/// True when the client offered our sub-protocol among those in `Sec-WebSocket-Protocol`.
-fn offers_subprotocol(req: &HttpRequest) -> bool {
+/// The sub-protocols the client offered in `Sec-WebSocket-Protocol`, in its order.
+fn offered_subprotocols(req: &HttpRequest) -> Vec<&str> {
     req.headers()
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == WS_SUBPROTOCOL)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 async fn upgrade(
@@ -123,7 +129,19 @@ async fn upgrade(
     player: MaybePlayer,
 ) -> Result<HttpResponse, ApiError> {
     let start = ResumePoint::from_query(&req)?;
-    if !offers_subprotocol(&req) {
+    let lab = req
+        .app_data::<web::Data<Lab>>()
+        .map(|l| l.get_ref().clone());
+    let offered = offered_subprotocols(&req);
+    // What we agree to speak: ours. The lab's naive server (`subprotocol` off) takes whatever
+    // the client offers — or nothing — and echoes the first offer, so a browser accepts it.
+    let inspect = lab::defence_on(req.app_data::<web::Data<Lab>>(), Defence::Subprotocol);
+    let speak: Vec<&str> = if inspect {
+        vec![WS_SUBPROTOCOL]
+    } else {
+        offered.clone()
+    };
+    if inspect && !offered.contains(&WS_SUBPROTOCOL) {
         return Err(ApiError::bad_request(
             "subprotocol_required",
             format!("offer the WebSocket sub-protocol {WS_SUBPROTOCOL:?}"),
@@ -133,16 +151,22 @@ async fn upgrade(
     // From here the request "body" is the socket's frames, which never end.
     disarm_body_deadline(&req);
     let handle = ConnHandle::of(&req);
-    let body = guard_frames(&req, body, WS_MAX_MESSAGE).await?;
-    let (response, session, messages) =
-        actix_ws::handle_with_protocols(&req, body, &[WS_SUBPROTOCOL])
-            .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
+    // With the lab, the frame guard holds the limit (4 KiB, or the lifted ceiling while `input`
+    // is off); actix's own codec only has to allow the largest the guard may let through.
+    let codec_max = if lab.is_some() {
+        LIFTED_WS_MAX_MESSAGE
+    } else {
+        WS_MAX_MESSAGE
+    };
+    let body = guard_frames(&req, body, WS_MAX_MESSAGE, lab.clone()).await?;
+    let (response, session, messages) = actix_ws::handle_with_protocols(&req, body, &speak)
+        .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
     // Accepted (the 101 is ready): only now is a `?ticket=` spent.
     let conn = admitted.start(player).await?;
     let messages = messages
-        .max_frame_size(WS_MAX_MESSAGE)
+        .max_frame_size(codec_max)
         .aggregate_continuations()
-        .max_continuation_size(WS_MAX_MESSAGE);
+        .max_continuation_size(codec_max);
     // Streaming starts at once if the URL says where from, otherwise at the first `resume`.
     let resume = (start.since.is_some() || start.epoch.is_some()).then_some(start);
     let heartbeat = req
@@ -158,6 +182,9 @@ async fn upgrade(
         nonce: hex(&random_bytes::<6>()),
         resume,
         strikes: 0,
+        lab,
+        origin: security::origin_of(req.headers()),
+        peer: req.peer_addr(),
     };
     rt::spawn(socket::run(game, session, messages, heartbeat, handle));
     Ok(response)
@@ -171,7 +198,7 @@ async fn upgrade_echo(
     let slot = conns.acquire(client_addr(&req).map(|ip| std::net::SocketAddr::new(ip, 0)))?;
     disarm_body_deadline(&req);
     let handle = ConnHandle::of(&req);
-    let body = guard_frames(&req, body, WS_ECHO_MAX_MESSAGE).await?;
+    let body = guard_frames(&req, body, WS_ECHO_MAX_MESSAGE, None).await?;
     let (response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
     let messages = messages
@@ -210,14 +237,51 @@ struct GameSocket {
     changes: watch::Receiver<u64>,
     /// Changes when the lecturer drops all connections or the server stops.
     control: watch::Receiver<Control>,
+    /// With `--lab`: its switches, and its defence log.
+    lab: Option<Lab>,
+    /// For the defence log: who opened the socket.
+    origin: Option<String>,
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl GameSocket {
+    /// Counts (and with `--lab` logs) a refusal on this socket, if it is a defence's.
+    fn refused(&self, error: &'static str, code: u16, detail: &str) {
+        let Some(rule) = Rule::of_error(error) else {
+            return;
+        };
+        security::record_refusal(
+            Some(self.conn.hub()),
+            self.lab.as_ref(),
+            Refusal {
+                rule,
+                code,
+                error,
+                detail: format!("WebSocket: {detail}"),
+                origin: self.origin.clone(),
+                peer: self.peer,
+            },
+        );
+    }
+
+    /// An `error` reply to `id`, noted in the defence log if a defence refused.
+    fn error_reply(&self, id: Option<i64>, err: &ApiError) -> String {
+        self.refused(err.code, err.status.as_u16(), &err.detail);
+        error_reply(id, err)
+    }
+
     /// A click message: the same [`apply_click`] as `POST /api/click`, answered in-band.
-    async fn click(&mut self, id: Option<i64>, click: Click) -> Result<String, ApiError> {
-        let Some(player) = self.conn.player() else {
-            // A spectator's click: a fair answer, not abuse.
-            return Ok(error_reply(id, &ApiError::unauthorized()));
+    async fn click(
+        &mut self,
+        id: Option<i64>,
+        click: Click,
+        claimed: Option<PlayerId>,
+    ) -> Result<String, ApiError> {
+        let auth_on = self.lab.as_ref().is_none_or(|l| l.is_on(Defence::Auth));
+        let player = match click_identity(self.conn.player(), claimed, auth_on) {
+            Ok(player) => player,
+            // A spectator's click, or one claiming to be somebody else: an answer, not a strike.
+            Err(e) => return Ok(self.error_reply(id, &e)),
         };
         let key = id.and_then(|id| IdemKey::new(format!("{player}:ws:{}:{id}", self.nonce)).ok());
         let clicked = apply_click(
@@ -237,7 +301,7 @@ impl GameSocket {
                 Ok(to_json(&reply, "a click reply").unwrap_or_else(|e| error_reply(id, &e)))
             }
             // A rule refusal (late round, off the board) is a fair answer, not abuse.
-            Err(e) if e.code != "rate_limited" => Ok(error_reply(id, &e)),
+            Err(e) if e.code != "rate_limited" => Ok(self.error_reply(id, &e)),
             Err(e) => Err(e),
         }
     }
@@ -250,22 +314,32 @@ impl Mode for GameSocket {
                 self.resume = Some(ResumePoint { since, epoch });
                 return Step::Continue;
             }
-            Ok(ClientMessage::Click { id, round, x, y }) => {
-                match self.click(id, Click { round, x, y }).await {
-                    Ok(reply) => return Step::Send(reply),
-                    Err(e) => (id, e),
-                }
-            }
+            Ok(ClientMessage::Click {
+                id,
+                round,
+                x,
+                y,
+                player,
+            }) => match self.click(id, Click { round, x, y }, player).await {
+                Ok(reply) => return Step::Send(reply),
+                Err(e) => (id, e),
+            },
             Err(detail) => (None, ApiError::bad_request("bad_message", detail)),
         };
         self.strikes += 1;
         if self.strikes >= WS_MAX_STRIKES {
-            return Step::Close(close(CloseCode::Policy, "too many bad messages"));
+            self.refused(err.code, err.status.as_u16(), &err.detail);
+            return Step::Close(close(CloseCode::Policy, TOO_MANY_STRIKES));
         }
-        Step::Send(error_reply(id, &err))
+        Step::Send(self.error_reply(id, &err))
     }
 
-    fn on_binary(&mut self, _: Bytes) -> Step {
+    async fn on_binary(&mut self, bytes: Bytes) -> Step {
+        // The lab's naive server (`input` off) reads a binary frame as if it were text.
+        let naive = self.lab.as_ref().is_some_and(|l| !l.is_on(Defence::Input));
+        if let (true, Ok(text)) = (naive, std::str::from_utf8(&bytes)) {
+            return self.on_text(text).await;
+        }
         Step::Close(close(
             CloseCode::Unsupported,
             "binary messages are not part of clickgame.v1",
@@ -322,6 +396,23 @@ impl Mode for GameSocket {
     }
 
     fn closing(&mut self, reason: Option<&CloseReason>, stalled: bool) {
+        // Our own closes carry a description (the client's, echoed back, do not): those that
+        // refuse what the client sent go into the defence log.
+        if let Some((code, description)) =
+            reason.and_then(|r| Some((u16::from(r.code), r.description.as_deref()?)))
+        {
+            let error = match code {
+                1009 => Some("message_too_big"),
+                1003 => Some("unsupported_data"),
+                1007 => Some("invalid_payload"),
+                1002 => Some("protocol_error"),
+                1008 if description == TOO_MANY_STRIKES => Some("too_many_bad_messages"),
+                _ => None,
+            };
+            if let Some(error) = error {
+                self.refused(error, code, &format!("closed {code}: {description}"));
+            }
+        }
         let code = reason.map_or_else(|| "none".to_string(), |r| u16::from(r.code).to_string());
         let stalled = if stalled {
             ", client stopped reading"
@@ -343,7 +434,7 @@ impl Mode for EchoSocket {
         Step::Send(text.to_string())
     }
 
-    fn on_binary(&mut self, bytes: Bytes) -> Step {
+    async fn on_binary(&mut self, bytes: Bytes) -> Step {
         Step::SendBinary(bytes)
     }
 

@@ -61,6 +61,8 @@ export class AjaxPollingTransport {
           downstream: true,
         });
         this.onNode(res.headers.get('X-Clickgame-Node'));
+        // Answered: from here until the next poll nothing is open, and drop() must say so.
+        this.request = null;
         link.opened();
         if (!link.answered(Array.isArray(body?.events) ? body.events : [], body?.last_seq)) return;
         // The price of this transport: an event that happens now waits here until we ask again.
@@ -80,7 +82,10 @@ export class AjaxPollingTransport {
     return postClick(command, { probe: this.probe, auth: this.auth });
   }
 
-  /** Cuts the poll in flight. Between polls there is no connection to cut: says so. */
+  /**
+   * Cuts the poll in flight. Between polls there is no connection to cut (the last poll was
+   * answered, the next is not sent yet): says so, and changes nothing.
+   */
   drop() {
     if (this.request) {
       this.probe.note('drop: cutting the poll in flight');

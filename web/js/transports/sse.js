@@ -12,11 +12,13 @@
 // count or show the reconnect, and a bot's one-time `?ticket=` would be spent on the retry.
 //
 // Page scripts never see the raw stream: EventSource hands us one MessageEvent per block, with
-// `lastEventId`, `type` and `data`. The wire inspector rebuilds the block from those three;
-// comment lines (`: keep-alive` heartbeats) and `retry:` are invisible to scripts.
+// `lastEventId`, `type` and `data`. The wire inspector rebuilds the block from those three, and
+// "bytes received" counts it as it came, plus the stream's response head once (as 300 B: see
+// HEAD_STANDIN_BYTES in common.js); comment lines (`: keep-alive` heartbeats), `retry:` and the
+// chunked framing of HTTP/1.1 are invisible to scripts.
 
 import { EVENT_TYPES } from '../protocol.js';
-import { NO_PROBE, Reconnector, byteLength, postClick, resumeUrl, streamAuthParams } from './common.js';
+import { HEAD_STANDIN_BYTES, NO_PROBE, Reconnector, byteLength, postClick, resumeUrl, streamAuthParams } from './common.js';
 
 export class SseTransport {
   static transportName = 'sse';
@@ -86,7 +88,7 @@ export class SseTransport {
     source.onopen = () => {
       if (this.source !== source) return;
       this.isOpen = true;
-      this.probe.socketOpened({ label: '200 text/event-stream: stream open' });
+      this.probe.socketOpened({ label: '200 text/event-stream: stream open', bytes: HEAD_STANDIN_BYTES });
       link.opened();
     };
     source.onerror = () => {
