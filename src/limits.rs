@@ -388,6 +388,12 @@ impl Default for RefusalLog {
 
 impl RefusalLog {
     fn note(&self, why: Refusal, ip: Option<IpAddr>, limits: &Limits) {
+        // The client hung up before we looked (a proxy's TCP health check does that every
+        // second): nobody to tell the operator about.
+        if why == Refusal::NoPeer {
+            tracing::debug!("a connection was gone before it was accepted");
+            return;
+        }
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         let first = match why {
             Refusal::PerAddress => {
