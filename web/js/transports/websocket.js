@@ -10,18 +10,18 @@
 // backoff and send `resume` with the last seq we saw.
 //
 // A click made while the socket is reconnecting waits (at most CLICK_TIMEOUT_MS, at most
-// QUEUE_MAX of them) and goes out right after `resume` when the socket reopens.
+// QUEUE_MAX of them) and goes out right after `resume` when the socket reopens. The HTTP
+// transports still deliver a click while their downstream reconnects — it is a separate POST —
+// and the WebSocket should not lose one where they do; the road not taken, refusing it as
+// "not connected", taught that WebSockets drop clicks. Queueing cannot cheat: the click names
+// its round, so one that arrives after the round ended is judged late (or expired).
 //
 // A click sent on an open socket that gets no answer within CLICK_TIMEOUT_MS is *not* reported
 // as lost: on a phone that left the Wi-Fi for a few seconds the browser still shows the socket
 // open, the frame waits in its buffer and reaches the server when the network is back — where
 // it may well win the round. So the page hears "no answer yet, it may still count", and the
 // answer, if it comes, still reaches it (`err.late`). The road not taken, "not counted", was
-// wrong whenever the network came back in time. The HTTP
-// transports still deliver a click while their downstream reconnects — it is a separate POST —
-// and the WebSocket should not lose one where they do; the road not taken, refusing it as
-// "not connected", taught that WebSockets drop clicks. Queueing cannot cheat: the click names
-// its round, so one that arrives after the round ended is judged late (or expired).
+// wrong whenever the network came back in time.
 
 import {
   ApiError,
@@ -48,9 +48,11 @@ export const QUEUE_MAX = 8;
 export class WebSocketTransport {
   static transportName = 'websocket';
 
-  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' }, clickTimeoutMs = CLICK_TIMEOUT_MS }) {
+  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' }, onNode = () => {}, clickTimeoutMs = CLICK_TIMEOUT_MS }) {
     this.probe = probe;
     this.auth = auth;
+    /** In a cluster: told the node serving the socket (its first message, `{"type":"node"}`). */
+    this.onNode = onNode;
     this.clickTimeoutMs = clickTimeoutMs;
     this.socket = null;
     this.nextId = 1;
@@ -110,8 +112,11 @@ export class WebSocketTransport {
         console.warn('websocket: frame is not JSON', message.data);
         return;
       }
-      // Events have a seq; replies to our commands do not.
-      if (data !== null && typeof data === 'object' && 'seq' in data) {
+      // Events have a seq; replies to our commands do not; in a cluster, the first message
+      // names the node serving this socket.
+      if (data?.type === 'node' && typeof data.node === 'string') {
+        this.onNode(data.node);
+      } else if (data !== null && typeof data === 'object' && 'seq' in data) {
         link.event(data);
       } else {
         this.#reply(data);
