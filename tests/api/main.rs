@@ -4,6 +4,7 @@
 mod bad_input;
 mod bad_input_table;
 mod classroom;
+mod cli;
 mod clients;
 mod cluster;
 mod credentials;
@@ -15,6 +16,7 @@ mod lecturer;
 mod limits;
 mod path_spellings;
 mod reaction;
+mod readme;
 mod recovery;
 mod rounds;
 mod security;

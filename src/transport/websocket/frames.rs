@@ -59,6 +59,10 @@ pub fn protocol_error_close(e: &actix_ws::ProtocolError) -> Option<CloseReason> 
         ProtocolError::Io(io) if is_invalid_utf8(io) => {
             close(CloseCode::Invalid, "text message is not valid UTF-8")
         }
+        // The client vanished without a close frame (a phone off the Wi-Fi, a closed lid):
+        // nothing was refused and nobody is left to read a close frame. Calling it 1002 would
+        // put every lost phone into the defence log as an input refusal.
+        ProtocolError::Io(io) if is_peer_gone(io) => None,
         other => {
             tracing::debug!(error = %other, "websocket protocol error");
             close(CloseCode::Protocol, "protocol error")
@@ -73,6 +77,22 @@ fn is_invalid_utf8(io: &std::io::Error) -> bool {
         && io.get_ref().is_some_and(|inner| {
             inner.is::<std::str::Utf8Error>() || inner.to_string().contains("utf-8")
         })
+}
+
+/// The connection ended before a frame (or the next one) was complete: actix-ws reports the
+/// end of the request payload as `Incomplete`; a reset or abort is the same for us.
+fn is_peer_gone(io: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        io.kind(),
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+    ) || io
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<PayloadError>())
+        .is_some_and(|e| matches!(e, PayloadError::Incomplete(_)))
 }
 
 fn is_payload_overflow(io: &std::io::Error) -> bool {
