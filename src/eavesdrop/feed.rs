@@ -59,7 +59,15 @@ impl Feed {
             kind: seen.kind,
             text: seen.text.map(super::cap_text),
             hex: seen.hex,
-            tls: seen.tls,
+            // Whatever a parser put there, a record stays small: the ring's capacity is what
+            // bounds the feed's memory only if every record is bounded too.
+            tls: seen.tls.map(|mut tls| {
+                tls.handshake_type = tls
+                    .handshake_type
+                    .map(|t| super::cap_field(t, super::MAX_FIELD));
+                tls.sni = tls.sni.map(|t| super::cap_field(t, super::MAX_FIELD));
+                tls
+            }),
             tampered: seen.tampered,
         });
     }
