@@ -702,6 +702,7 @@ async fn a_relay_closes_cleanly_when_the_upstream_refuses_and_caps_connections_p
         dead,
         Eavesdrop::default(),
         ConnLimiter::new(0),
+        Duration::from_secs(10),
     )
     .unwrap();
     let n = blocking(move || {
@@ -724,6 +725,7 @@ async fn a_relay_closes_cleanly_when_the_upstream_refuses_and_caps_connections_p
         upstream.local_addr().unwrap(),
         Eavesdrop::default(),
         ConnLimiter::new(1),
+        Duration::from_secs(10),
     )
     .unwrap();
     let (second, first) = blocking(move || {
@@ -843,4 +845,68 @@ async fn records_packed_with_tiny_handshake_messages_or_a_huge_server_name_stay_
         "{sni}"
     );
     app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn a_relay_client_that_never_reads_is_cut_off_after_the_send_timeout_and_frees_its_place() {
+    use clickgame::eavesdrop::{relay, Eavesdrop, RelayKind};
+    use clickgame::security::ConnLimiter;
+    use std::sync::mpsc;
+
+    // The attack: pipelined requests for a big file through the relay, never read. The server
+    // gave up on the relay after its own send timeout, but the relay waited for the client
+    // forever and kept its place (194 such connections held a full relay and 1 GB of socket
+    // buffers for minutes). Here an upstream that writes without end stands in for the server,
+    // and the relay takes one connection per address: while the stalled client holds it, a
+    // second client is closed at accept; once the send timeout has cut the first off, the
+    // second gets through to the upstream.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let (accepted_tx, accepted) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in upstream.incoming() {
+            let Ok(mut conn) = conn else { return };
+            if accepted_tx.send(()).is_err() {
+                return;
+            }
+            std::thread::spawn(move || {
+                let chunk = vec![b'x'; 64 * 1024];
+                // Blocks once nobody reads; fails once the relay lets go.
+                while conn.write_all(&chunk).is_ok() {}
+            });
+        }
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = relay::spawn(
+        listener,
+        RelayKind::Plain,
+        upstream_addr,
+        Eavesdrop::default(),
+        ConnLimiter::new(1),
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    let got_through = blocking(move || {
+        let stalled = TcpStream::connect(addr).unwrap();
+        accepted
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the relay connects the first client");
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(8) {
+            let mut probe = TcpStream::connect(addr).unwrap();
+            if accepted.recv_timeout(Duration::from_millis(200)).is_ok() {
+                drop(probe);
+                drop(stalled);
+                return Some(start.elapsed());
+            }
+            let _ = probe.write_all(b"x");
+        }
+        drop(stalled);
+        None
+    })
+    .await;
+    let waited = got_through.expect("the stalled client still holds the relay's place after 8 s");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    task.abort();
 }
