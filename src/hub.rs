@@ -634,8 +634,11 @@ impl Hub {
     /// Called by `Connection::delivered` only for batches holding a `round_started` or a
     /// snapshot (about once per round per connection), so the core lock is not taken for the
     /// ordinary delivery.
-    pub fn round_delivered(&self, player: PlayerId, events: &[Arc<WireEvent>]) {
+    /// `via`: the transport that carried them (a poll's delivery may be later than a stream's;
+    /// see [`Game::round_delivered`]).
+    pub fn round_delivered(&self, player: PlayerId, events: &[Arc<WireEvent>], via: Transport) {
         let now = now_ms();
+        let delay_ms = self.delay(via).as_millis() as u64;
         let mut core = self.core();
         let Some((seq, round)) = core.last_start else {
             return;
@@ -644,7 +647,7 @@ impl Hub {
             (e.seq == seq && e.kind == ROUND_STARTED) || (e.kind == SNAPSHOT && e.seq >= seq)
         });
         if shows_round {
-            core.game.round_delivered(player, round, now);
+            core.game.round_delivered(player, round, now, via, delay_ms);
         }
     }
 
@@ -743,7 +746,7 @@ mod tests {
         };
         // Ada's transport hands her the round 80 ms after it started; she clicks at once.
         std::thread::sleep(Duration::from_millis(80));
-        hub.round_delivered(ada, &start.events);
+        hub.round_delivered(ada, &start.events, Transport::Websocket);
         let at = hub.last_seq();
         hub.click(ada, Click { round, x, y }).unwrap();
         let won = won_after(&hub, at);
@@ -755,12 +758,16 @@ mod tests {
         let before = hub.last_seq();
         tick(&hub);
         let round = hub.snapshot().round.unwrap();
-        hub.round_delivered(bob, &start.events);
-        hub.round_delivered(bob, &hub.catch_up(Some(hub.last_seq()), None).events);
+        hub.round_delivered(bob, &start.events, Transport::Websocket);
+        hub.round_delivered(
+            bob,
+            &hub.catch_up(Some(hub.last_seq()), None).events,
+            Transport::Websocket,
+        );
         std::thread::sleep(Duration::from_millis(60));
         let snapshot = hub.catch_up(None, None);
         assert_eq!(snapshot.events[0].kind, SNAPSHOT);
-        hub.round_delivered(bob, &snapshot.events);
+        hub.round_delivered(bob, &snapshot.events, Transport::Websocket);
         let (x, y) = (f64::from(round.x), f64::from(round.y));
         hub.click(
             bob,
