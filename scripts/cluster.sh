@@ -11,9 +11,10 @@
 # 127.0.0.1 as the trusted proxy. The entry point is http://127.0.0.1:8080 and
 # https://127.0.0.1:8443 (CLUSTER_HTTP_PORT / CLUSTER_HTTPS_PORT to change them).
 #
-# Phase 1 of issue 16 ships this script but not `make cluster`: the nodes cannot share a game
-# before the hub is wired to src/cluster/ (phase 2), and three separate games behind one
-# round-robin proxy would only confuse. The script refuses to start nodes without --redis-url.
+# `make cluster` builds the release binary and runs this. CLUSTER_ARGS adds flags to every
+# node (e.g. "--lease-ttl-ms 1000" for quicker failovers). To watch a failover: find the node
+# that runs the game (`curl -s http://127.0.0.1:8080/api/stats`, "authority_node"), kill it with
+# `kill -9` (its pid is printed below), and watch /compare.html carry on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,12 +65,6 @@ for cmd in redis-server haproxy python3; do
   command -v "$cmd" >/dev/null || { echo "cluster: $cmd is missing (make deps installs it)" >&2; exit 1; }
 done
 [ -x "$BIN" ] || { echo "cluster: $BIN is missing: cargo build --release" >&2; exit 1; }
-if ! "$BIN" --help | grep -q -- '--redis-url'; then
-  echo "cluster: this clickgame has no --redis-url yet (issue 16, phase 2): three nodes would" >&2
-  echo "cluster: run three separate games. Only the haproxy config can be checked now:" >&2
-  echo "    scripts/cluster.sh --check-config" >&2
-  exit 1
-fi
 
 redis_port=$(free_port)
 mkdir -p "$work/redis"
@@ -92,9 +87,9 @@ for node in "${NODES[@]}"; do
     --http-addr "127.0.0.1:$http" --https-addr "127.0.0.1:$https" \
     --data-dir "$work/node-$node" --no-persist \
     --cert "$work/shared/cert.pem" --key "$work/shared/key.pem" \
-    --admin-token "$admin_token" --trusted-proxy 127.0.0.1 &
+    --admin-token "$admin_token" --trusted-proxy 127.0.0.1 ${CLUSTER_ARGS:-} &
   pids+=($!)
-  echo "cluster: node $node on http://127.0.0.1:$http and https://127.0.0.1:$https"
+  echo "cluster: node $node (pid $!) on http://127.0.0.1:$http and https://127.0.0.1:$https"
 done
 
 render_config "$work/haproxy.cfg" "${servers[@]}"
@@ -105,5 +100,6 @@ echo "cluster: Redis on 127.0.0.1:$redis_port (data in $work/redis)"
 echo "cluster: entry point http://127.0.0.1:$HTTP_PORT and https://127.0.0.1:$HTTPS_PORT"
 echo "cluster: admin token $admin_token"
 echo "cluster: Ctrl-C stops everything"
-wait -n "${pids[@]}" || true
-echo "cluster: a process ended; stopping the rest" >&2
+# A node killed on purpose (a failover demo) is not a reason to stop: only Redis or haproxy.
+wait -n "${pids[0]}" "${pids[-1]}" || true
+echo "cluster: Redis or haproxy ended; stopping the rest" >&2

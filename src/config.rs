@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use clap::{parser::ValueSource, CommandFactory, FromArgMatches, Parser};
 
+use crate::cluster::{ClusterConfig, NodeId, DEFAULT_LEASE_TTL};
+use crate::forwarded::{TrustedProxies, TrustedProxy};
 use crate::game::{Rules, BOARD_SIZE, POLL_INTERVAL_MS};
 use crate::hub::HubConfig;
 use crate::lan::Host;
@@ -101,6 +103,9 @@ const MIN_TIMER_MS: u64 = 10;
 const MAX_TIMEOUT_MS: u64 = 600_000;
 /// The most players, or history events, a flag may ask for.
 const MAX_COUNT: u64 = 1_000_000;
+/// The shortest lease a flag accepts: renewals every third of it must fit several Redis round
+/// trips (each bounded by 500 ms at most).
+const MIN_LEASE_TTL_MS: u64 = 300;
 
 /// The web client shipped with this crate, found next to the sources at build time.
 const DEFAULT_WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web");
@@ -357,6 +362,45 @@ pub struct Config {
     /// Log filter, in `tracing` env-filter syntax (e.g. `info`, `clickgame=debug`).
     #[arg(long, env = "CLICKGAME_LOG", default_value = DEFAULT_LOG)]
     pub log: String,
+
+    /// Serve one game together with every other node started with the same Redis
+    /// (`redis://host:port[/db]`; docs/scaling.md). Without it this process is the whole game,
+    /// as always. Needs --node-id.
+    #[arg(
+        long,
+        env = "CLICKGAME_REDIS_URL",
+        value_name = "URL",
+        requires = "node_id"
+    )]
+    pub redis_url: Option<String>,
+
+    /// With --redis-url: this node's name (1 to 32 of a-z, 0-9, - and _), shown in /api/stats,
+    /// /metrics and on /compare.html.
+    #[arg(
+        long,
+        env = "CLICKGAME_NODE_ID",
+        value_name = "ID",
+        requires = "redis_url"
+    )]
+    pub node_id: Option<NodeId>,
+
+    /// With --redis-url: how long the lease of the node running the game lives without being
+    /// renewed, i.e. the longest a dead node stops the game (docs/scaling.md, "Failover").
+    #[arg(long, env = "CLICKGAME_LEASE_TTL_MS", default_value_t = DEFAULT_LEASE_TTL.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(MIN_LEASE_TTL_MS..=MAX_TIMEOUT_MS))]
+    pub lease_ttl_ms: u64,
+
+    /// A reverse proxy (an address, or a network like 10.0.0.0/8) whose word about the client's
+    /// address is believed: its X-Forwarded-For on plain HTTP, its PROXY protocol v2 header on
+    /// the TLS port; its own sockets are exempt from --max-sockets-per-ip. Repeat the flag, or
+    /// separate with commas in the environment variable. None by default.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CLICKGAME_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl Config {
@@ -452,6 +496,19 @@ impl Config {
         HubConfig {
             history: self.history,
         }
+    }
+
+    /// The cluster layer's settings, with `--redis-url`.
+    pub fn cluster(&self) -> Option<ClusterConfig> {
+        let (url, node) = (self.redis_url.as_ref()?, self.node_id.as_ref()?);
+        let mut cluster = ClusterConfig::new(url.clone(), node.clone());
+        cluster.lease_ttl = Duration::from_millis(self.lease_ttl_ms);
+        Some(cluster)
+    }
+
+    /// The `--trusted-proxy` list.
+    pub fn trusted_proxies(&self) -> TrustedProxies {
+        TrustedProxies(self.trusted_proxies.clone())
     }
 }
 

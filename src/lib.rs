@@ -29,7 +29,10 @@
 //! * [`eavesdrop`] — `--eavesdrop`: relays that show what an attacker on the wire sees.
 //! * [`error`] — the one mapping from failures to HTTP statuses and JSON bodies.
 //! * [`persist`] — the game saved on shutdown and restored on start.
-//! * [`cluster`] — several nodes, one game, through Redis (issue 16; not wired in yet).
+//! * [`commands`] — what a client asks of the game, run here or forwarded to the node that
+//!   runs it.
+//! * [`cluster`] — several nodes, one game, through Redis (issue 16): lease, log, forwarding.
+//! * [`clustered`] — a cluster node's loops between the hub and Redis.
 //! * [`forwarded`] — the client's address behind a trusted reverse proxy.
 //! * [`config`] — flags and environment variables, and every default.
 //! * [`server`] — builds the app, binds, runs.
@@ -40,6 +43,8 @@
 pub mod ca;
 pub mod classroom;
 pub mod cluster;
+pub mod clustered;
+pub mod commands;
 pub mod config;
 pub mod eavesdrop;
 pub mod error;

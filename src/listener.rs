@@ -534,7 +534,7 @@ where
                     config,
                     shutdown.clone(),
                 );
-                admit(sockets.clone(), settings)
+                admit_proxied(sockets.clone(), settings)
                     .and_then(
                         Acceptor::new(acceptor.clone())
                             .map_err(|err| tracing::debug!(?err, "TLS handshake failed")),
@@ -572,6 +572,78 @@ fn admit(
             peer.map(|p| Counted::new(io, p, permit, &settings))
                 .ok_or(())
         }))
+    })
+}
+
+/// The first step on the TLS port: a connection from a `--trusted-proxy` may begin with a PROXY
+/// protocol v2 header (haproxy's `send-proxy-v2`: TLS passes through the proxy untouched, so
+/// there is no HTTP header to carry the client's address). It is read before anything else and
+/// the socket is counted under the client's address it names, so the per-address caps see the
+/// real client from the first byte. From anybody else the bytes are TLS and nothing is read.
+fn admit_proxied(
+    sockets: SocketLimiter,
+    settings: HttpSettings,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = Counted, Error = (), InitError = ()> {
+    fn_service(move |mut io: TcpStream| {
+        let sockets = sockets.clone();
+        async move {
+            let mut peer = io.peer_addr().ok();
+            if let Some(proxy) = peer.filter(|p| sockets.trusts(p.ip())) {
+                let header = tokio::time::timeout(settings.request_timeout, proxy_header(&mut io));
+                match header.await {
+                    Ok(Ok(Some(client))) => peer = Some(client),
+                    // A direct connection from the proxy's host, or its LOCAL health check.
+                    Ok(Ok(None)) => {}
+                    Ok(Err(err)) => {
+                        tracing::warn!(%proxy, %err, "a bad PROXY protocol header: connection closed");
+                        return Err(());
+                    }
+                    Err(_) => return Err(()),
+                }
+            }
+            sockets.admit(peer).map_err(drop).and_then(|permit| {
+                peer.map(|p| Counted::new(io, p, permit, &settings))
+                    .ok_or(())
+            })
+        }
+    })
+}
+
+/// The PROXY protocol v2 signature every header starts with.
+const PROXY_V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+
+/// Reads a PROXY protocol v2 header if the connection starts with one (a TLS connection starts
+/// with `0x16`, a header with `\r`): the client's address for a PROXY command, `None` for a
+/// LOCAL one (a health check) or no header at all. Reads exactly the header's bytes, so the TLS
+/// handshake that follows is untouched. Parsed with the `ppp` crate.
+pub async fn proxy_header(io: &mut TcpStream) -> io::Result<Option<SocketAddr>> {
+    use tokio::io::AsyncReadExt;
+    let mut first = [0u8; 1];
+    if io.peek(&mut first).await? == 0 || first[0] != b'\r' {
+        return Ok(None);
+    }
+    let mut head = [0u8; 16];
+    io.read_exact(&mut head).await?;
+    if &head[..12] != PROXY_V2_SIGNATURE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a PROXY protocol v2 header",
+        ));
+    }
+    let len = usize::from(u16::from_be_bytes([head[14], head[15]]));
+    let mut header = Vec::with_capacity(16 + len);
+    header.extend_from_slice(&head);
+    header.resize(16 + len, 0);
+    io.read_exact(&mut header[16..]).await?;
+    let parsed = ppp::v2::Header::try_from(header.as_slice())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    if parsed.command == ppp::v2::Command::Local {
+        return Ok(None);
+    }
+    Ok(match parsed.addresses {
+        ppp::v2::Addresses::IPv4(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+        ppp::v2::Addresses::IPv6(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+        _ => None,
     })
 }
 
@@ -702,5 +774,35 @@ mod tests {
             .unwrap();
         assert_eq!(read.unwrap_err().kind(), io::ErrorKind::ConnectionAborted);
         assert_eq!(limiter.open(), 0);
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[actix_web::test]
+    async fn a_proxy_header_names_the_client_and_leaves_what_follows_unread() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(server).await.unwrap();
+        let (mut io, _) = listener.accept().await.unwrap();
+        let header = ppp::v2::Builder::with_addresses(
+            ppp::v2::Version::Two | ppp::v2::Command::Proxy,
+            ppp::v2::Protocol::Stream,
+            ("198.51.100.7:5555".parse::<SocketAddr>().unwrap(), server),
+        )
+        .build()
+        .unwrap();
+        client.write_all(&header).await.unwrap();
+        client.write_all(b"\x16rest").await.unwrap();
+        let named = proxy_header(&mut io).await.unwrap();
+        assert_eq!(named, Some("198.51.100.7:5555".parse().unwrap()));
+        let mut rest = [0u8; 5];
+        tokio::io::AsyncReadExt::read_exact(&mut io, &mut rest)
+            .await
+            .unwrap();
+        assert_eq!(&rest, b"\x16rest");
     }
 }

@@ -237,6 +237,17 @@ impl Metrics {
 
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn prometheus(&self) -> String {
+        self.prometheus_labelled("")
+    }
+
+    /// The same, every series labelled `node="<id>"` (a cluster node: Prometheus scrapes each
+    /// node and the figures add up, or are compared, per node).
+    pub fn prometheus_for_node(&self, node: &str) -> String {
+        self.prometheus_labelled(&format!("node=\"{node}\","))
+    }
+
+    /// `extra`: labels put before each series' own, each followed by a comma.
+    fn prometheus_labelled(&self, extra: &str) -> String {
         let mut out = String::new();
         type Get = fn(&TransportStats) -> f64;
         let counters: [(&str, &str, Get); 8] = [
@@ -293,7 +304,7 @@ impl Metrics {
             };
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (t, s) in &stats {
-                let _ = writeln!(out, "{name}{{transport=\"{t}\"}} {}", get(s));
+                let _ = writeln!(out, "{name}{{{extra}transport=\"{t}\"}} {}", get(s));
             }
         }
         let name = "clickgame_delivery_lag_ms";
@@ -304,14 +315,17 @@ impl Metrics {
         for (t, s) in &stats {
             let l = &s.delivery_lag_ms;
             for (q, v) in [("0.5", l.p50), ("0.95", l.p95), ("0.99", l.p99)] {
-                let _ = writeln!(out, "{name}{{transport=\"{t}\",quantile=\"{q}\"}} {v}");
+                let _ = writeln!(
+                    out,
+                    "{name}{{{extra}transport=\"{t}\",quantile=\"{q}\"}} {v}"
+                );
             }
             let _ = writeln!(
                 out,
-                "{name}_sum{{transport=\"{t}\"}} {}",
+                "{name}_sum{{{extra}transport=\"{t}\"}} {}",
                 l.mean * l.count as f64
             );
-            let _ = writeln!(out, "{name}_count{{transport=\"{t}\"}} {}", l.count);
+            let _ = writeln!(out, "{name}_count{{{extra}transport=\"{t}\"}} {}", l.count);
         }
         let name = "clickgame_refusals_total";
         let _ = writeln!(
@@ -319,7 +333,11 @@ impl Metrics {
             "# HELP {name} Requests, messages and sockets refused, by the defence that refused them.\n# TYPE {name} counter"
         );
         for rule in Rule::ALL {
-            let _ = writeln!(out, "{name}{{rule=\"{rule}\"}} {}", self.refusals(rule));
+            let _ = writeln!(
+                out,
+                "{name}{{{extra}rule=\"{rule}\"}} {}",
+                self.refusals(rule)
+            );
         }
         out
     }

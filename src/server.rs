@@ -11,6 +11,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_files::Files;
@@ -24,6 +25,9 @@ use actix_web::{
 };
 
 use crate::classroom::{self, JoinInfo};
+use crate::cluster::Node;
+use crate::clustered::ClusterTasks;
+use crate::commands::Commands;
 use crate::config::Config;
 use crate::eavesdrop::{self, Eavesdrop, RelayKind};
 use crate::error::ApiError;
@@ -43,6 +47,9 @@ use crate::transport::{self, long_polling::LongPollTimeout};
 
 /// Request bodies are tiny JSON objects; anything larger is refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024;
+
+/// The response header naming the node that answered, in a cluster.
+pub const NODE_HEADER: &str = "X-Clickgame-Node";
 
 /// A server running in the background of the current actix system.
 pub struct RunningServer {
@@ -65,10 +72,14 @@ pub struct RunningServer {
     /// The socket counts every listener shares (tests wait on them: a client's close reaches
     /// the count a moment after the client sees it).
     pub sockets: SocketLimiter,
+    /// With `--redis-url`: this process's node of the cluster.
+    pub node: Option<Arc<Node>>,
     handle: ServerHandle,
     server: actix_web::rt::task::JoinHandle<io::Result<()>>,
-    timer: actix_web::rt::task::JoinHandle<()>,
+    /// The round timer; in a cluster it runs only on the authority (`clustered.rs`).
+    timer: Option<actix_web::rt::task::JoinHandle<()>>,
     relays: Vec<actix_web::rt::task::JoinHandle<()>>,
+    cluster: Option<ClusterTasks>,
     /// The attacker's site's own server, with `--lab`.
     attacker: Option<(
         ServerHandle,
@@ -85,12 +96,18 @@ impl RunningServer {
         for relay in &self.relays {
             relay.abort();
         }
+        // In a cluster: stop running the game and hand the lease over at once.
+        if let Some(cluster) = self.cluster {
+            cluster.stop().await;
+        }
         if let Some((handle, server)) = self.attacker {
             handle.stop(false).await;
             let _ = server.await;
         }
         self.handle.stop(true).await;
-        self.timer.abort();
+        if let Some(timer) = &self.timer {
+            timer.abort();
+        }
         let _ = self.server.await;
         if let Some(path) = &self.state_file {
             let saved = self.hub.export();
@@ -114,6 +131,31 @@ pub const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 
 /// An idle keep-alive connection is closed after this long (actix-web's default).
 pub const KEEP_ALIVE_SECS: u64 = 5;
+
+/// The hub of a cluster node (`--redis-url`): the game lives in Redis, so no state file is read
+/// or written. Starting does not wait for Redis: a node started while Redis is down serves its
+/// pages and says so in `/api/stats` until it is back.
+async fn cluster_hub(
+    config: &Config,
+    seed: u64,
+) -> io::Result<Option<(Hub, Arc<Node>, ClusterReceivers)>> {
+    let Some(cluster) = config.cluster() else {
+        return Ok(None);
+    };
+    if !config.no_persist {
+        tracing::info!("cluster node: the game lives in Redis; no state file is read or written");
+    }
+    let node = Arc::new(
+        Node::start(cluster)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?,
+    );
+    let (hub, told) = Hub::clustered(config.rules(), seed, config.hub(), Arc::clone(&node));
+    Ok(Some((hub, node, told)))
+}
+
+/// What the hub of a cluster node hands its loops (`clustered.rs`): what to tell the authority.
+type ClusterReceivers = tokio::sync::mpsc::UnboundedReceiver<crate::hub::Tell>;
 
 /// The hub for this start: restored from the state file when there is a usable one. A file
 /// that cannot be read safely, does not parse, or breaks a rule of the game is set aside and
@@ -161,8 +203,9 @@ struct Teaching {
 
 /// Everything one worker's `App` needs: shared state, extractor limits, routes, static files.
 /// Returned as a `configure` closure so each worker builds an identical app.
+#[allow(clippy::too_many_arguments)]
 fn app_config(
-    hub: Hub,
+    commands: Commands,
     config: &Config,
     origins: OriginPolicy,
     redirect: RedirectToHttps,
@@ -171,14 +214,16 @@ fn app_config(
     teaching: Teaching,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let Teaching { eavesdrop, lab } = teaching;
-    let hub = web::Data::new(hub);
+    let hub = web::Data::new(commands.hub().clone());
     let join_info = web::Data::from(join_info);
     let origins = web::Data::new(origins);
     let redirect = web::Data::new(redirect);
-    let rate = web::Data::new(RateLimiter::new(config.click_rate));
+    let rate = commands.rate().clone();
     let conns = web::Data::new(ConnLimiter::for_config(config));
-    let tickets = web::Data::new(Tickets::default());
-    let joins = web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total));
+    let tickets = web::Data::new(commands.tickets().clone());
+    let joins = commands.joins().clone();
+    let commands = web::Data::new(commands);
+    let trusted = web::Data::new(config.trusted_proxies());
     let heartbeat = web::Data::new(config.heartbeat());
     let admin = web::Data::new(admin_token);
     let echo_path = config.ws_echo_path.clone();
@@ -211,6 +256,8 @@ fn app_config(
             cfg.app_data(l.clone());
         }
         cfg.app_data(hub.clone())
+            .app_data(commands.clone())
+            .app_data(trusted.clone())
             .app_data(origins.clone())
             .app_data(redirect.clone())
             .app_data(rate.clone())
@@ -327,7 +374,19 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     }
     let descriptors = limits::fit_descriptor_limit(&mut config);
     let seed = config.seed.unwrap_or_else(rand::random);
-    let (hub, state_file) = load_hub(&config, seed);
+    let (hub, state_file, cluster) = match cluster_hub(&config, seed).await? {
+        Some((hub, node, told)) => (hub, None, Some((node, told))),
+        None => {
+            let (hub, state_file) = load_hub(&config, seed);
+            (hub, state_file, None)
+        }
+    };
+    let commands = Commands::new(
+        hub.clone(),
+        web::Data::new(RateLimiter::new(config.click_rate)),
+        web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total)),
+        Tickets::default(),
+    );
     let listener = bind_listener(config.http_addr)?;
     let http_addr = listener.local_addr()?;
     let lan_names = lan_names(&config, http_addr);
@@ -421,7 +480,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         cert.as_ref().map(|c| c.sha256.clone()),
     ));
     let configure = app_config(
-        hub.clone(),
+        commands.clone(),
         &config,
         origins,
         redirect,
@@ -433,8 +492,15 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         },
     );
     let body_timeout = Duration::from_millis(config.body_timeout_ms);
+    // In a cluster every response says which node answered (`/compare.html` shows it).
+    let node_id = cluster.as_ref().map(|(node, _)| node.id().to_string());
     let app = move || {
         App::new()
+            .wrap(actix_web::middleware::Condition::new(
+                node_id.is_some(),
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((NODE_HEADER, node_id.clone().unwrap_or_default())),
+            ))
             // Innermost of the app-wide layers: sees every response, refusals included.
             .wrap(actix_web::middleware::from_fn(security::record_refusals))
             .wrap(actix_web::middleware::from_fn(security::guard))
@@ -454,14 +520,24 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         shutdown_timeout: SHUTDOWN_TIMEOUT_SECS,
         workers: config.workers,
     };
-    let sockets = SocketLimiter::new(limits);
+    let sockets = SocketLimiter::new(limits).trusting(config.trusted_proxies());
     let mut server = Listeners::new(app, settings, sockets.clone()).listen(listener)?;
     if let Some((listener, acceptor)) = tls_listener {
         server = server.listen_tls(listener, acceptor)?;
     }
     let server = server.run();
     let handle = server.handle();
-    let timer = actix_web::rt::spawn(hub.clone().run_timer());
+    let (timer, node, cluster) = match cluster {
+        None => (
+            Some(actix_web::rt::spawn(hub.clone().run_timer())),
+            None,
+            None,
+        ),
+        Some((node, told)) => {
+            let tasks = ClusterTasks::start(Arc::clone(&node), hub.clone(), commands, told);
+            (None, Some(node), Some(tasks))
+        }
+    };
     let server = actix_web::rt::spawn(server);
     let attacker = match (attacker_listener, lab_attacker_addr) {
         (Some(listener), Some(addr)) => {
@@ -504,6 +580,16 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         }
     }
     tracing::info!(%http_addr, ?https_addr, seed, web_dir = %config.web_dir.display(), "clickgame started");
+    if let Some(node) = &node {
+        tracing::info!(
+            node = %node.id(),
+            redis = config.redis_url.as_deref().unwrap_or_default(),
+            lease_ttl_ms = config.lease_ttl_ms,
+            trusted_proxies = ?config.trusted_proxies,
+            "CLUSTER NODE: this process serves one game with every node of this Redis \
+             (docs/scaling.md); the game lives in Redis"
+        );
+    }
     tracing::info!(
         sockets = limits.sockets,
         sockets_per_ip = limits.sockets_per_ip,
@@ -530,6 +616,8 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     }
     Ok(RunningServer {
         sockets,
+        node,
+        cluster,
         http_addr,
         https_addr,
         cert,
@@ -609,6 +697,9 @@ pub async fn run(config: Config) -> io::Result<()> {
             "{}",
             running.join_info.banner(std::io::stdout().is_terminal())
         );
+    }
+    if let Some(node) = &running.node {
+        println!("cluster node {}", node.id());
     }
     println!("admin token: {}", running.admin_token);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -42,7 +42,7 @@ if seq < previous then
   return {'seq', string.format('%d', previous)}
 end
 redis.call('HSET', KEYS[3], 'seq', ARGV[2], 'data', ARGV[3], 'fence', ARGV[1], 'saved_ms', ARGV[4])
-local keep_from = math.min(seq + 1, head - tonumber(ARGV[5]) + 1)
+local keep_from = math.max(1, math.min(seq + 1, head - tonumber(ARGV[5]) + 1))
 if keep_from > 1 then
   redis.call('XTRIM', KEYS[4], 'MINID', string.format('%d-0', keep_from))
 end

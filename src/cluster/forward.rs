@@ -124,6 +124,9 @@ pub(crate) struct Router {
     redis: Redis,
     reply_channel: String,
     command_channel: String,
+    broadcast_channel: String,
+    /// What arrives on the broadcast channel, for whoever listens on this node.
+    broadcasts: tokio::sync::broadcast::Sender<String>,
     next_corr: AtomicU64,
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     inbox: Mutex<Option<mpsc::Sender<Incoming>>>,
@@ -145,6 +148,8 @@ impl Router {
         let router = Arc::new(Router {
             reply_channel: keys.reply_channel(&redis.config().node_id, instance),
             command_channel: keys.command_channel(),
+            broadcast_channel: keys.broadcast_channel(),
+            broadcasts: tokio::sync::broadcast::channel(64).0,
             redis: redis.clone(),
             next_corr: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
@@ -180,6 +185,26 @@ impl Router {
         let mut heard = self.commands_heard.subscribe();
         let ready = tokio::time::timeout(limit, heard.wait_for(|h| *h)).await;
         ready.is_ok()
+    }
+
+    /// Listens to the broadcast channel (every node's messages, our own included).
+    pub(crate) fn broadcasts(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.broadcasts.subscribe()
+    }
+
+    /// Sends `message` to every node listening right now (at most once, like all Pub/Sub).
+    pub(crate) async fn broadcast(&self, message: String) -> Result<(), ClusterError> {
+        let channel = self.broadcast_channel.clone();
+        self.redis
+            .run("PUBLISH broadcast", move |mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(message)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .map(drop)
     }
 
     fn close_inbox(&self) {
@@ -271,6 +296,9 @@ impl Router {
             }) {
                 answer(&self.redis, incoming.reply, Err(ClusterError::Busy));
             }
+        } else if channel == self.broadcast_channel {
+            // Nobody listening on this node is fine: the message was for whoever is.
+            let _ = self.broadcasts.send(payload.to_string());
         } else if channel == self.reply_channel {
             let Ok(reply) = serde_json::from_str::<Reply>(payload) else {
                 return;
@@ -348,8 +376,11 @@ async fn listen(router: Arc<Router>) {
             continue;
         };
         let (mut sink, mut messages) = pubsub.split();
-        let subscribed =
-            tokio::time::timeout(op, sink.subscribe(router.reply_channel.as_str())).await;
+        let channels = [
+            router.reply_channel.as_str(),
+            router.broadcast_channel.as_str(),
+        ];
+        let subscribed = tokio::time::timeout(op, sink.subscribe(&channels[..])).await;
         if !matches!(subscribed, Ok(Ok(()))) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
@@ -464,6 +495,12 @@ impl Authority {
     /// Whether the term is still on, by this node's clock (see [`Lease::holds`]).
     pub fn holds(&self) -> bool {
         self.lease.holds(self.fence)
+    }
+
+    /// Gives the lease up (this node cannot run the game, e.g. the game in Redis does not
+    /// restore): another node gets its chance at once instead of this one holding it idle.
+    pub fn resign(&self) {
+        self.lease.resign(self.fence);
     }
 
     /// Runs forwarded commands on `core` until the term ends. Lookups and writes of different

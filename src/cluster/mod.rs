@@ -211,6 +211,11 @@ impl Keys {
     pub fn command_channel(&self) -> String {
         format!("{}cmd", self.prefix)
     }
+    /// Pub/Sub channel every node listens on for lecturer controls that act on every node's
+    /// connections (drop them all, a simulated delay): they are no game state, so not events.
+    pub fn broadcast_channel(&self) -> String {
+        format!("{}broadcast", self.prefix)
+    }
     /// Pub/Sub channel one node process listens on for answers.
     pub fn reply_channel(&self, node: &NodeId, instance: &str) -> String {
         format!("{}reply:{node}:{instance}", self.prefix)

@@ -100,6 +100,26 @@ impl Node {
         self.router.forward(key, body).await
     }
 
+    /// Sends a message to every node (ourselves included): lecturer controls that are about
+    /// connections, not game state. At most once, and only to nodes listening right now.
+    pub async fn broadcast(&self, message: String) -> Result<(), ClusterError> {
+        self.router.broadcast(message).await
+    }
+
+    /// What [`Node::broadcast`] sends, as this node receives it.
+    pub fn broadcasts(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.router.broadcasts()
+    }
+
+    /// The node that holds the lease, as far as this node knows (`None` during a failover or
+    /// while Redis is unreachable).
+    pub fn authority_id(&self) -> Option<String> {
+        match &*self.lease.role().borrow() {
+            Role::Authority { .. } => Some(self.id().to_string()),
+            Role::Follower { holder } => holder.clone(),
+        }
+    }
+
     /// Waits until this node holds the lease, then opens its term: the game's epoch (created
     /// if this is the first term of a new game), an appender writing under the new fencing
     /// token, and the inbox forwarded commands arrive in. Hold on to only one at a time.

@@ -285,6 +285,22 @@ async fn tailing_from_any_seq_gives_every_later_entry_once_in_order() {
 }
 
 #[actix_web::test]
+async fn a_game_shorter_than_the_window_checkpoints_from_its_first_seq_and_trims_nothing() {
+    let redis = TestRedis::start();
+    let handle = fenced(&redis, 1).await;
+    // A new game checkpoints before its first event (seq 0), and again a few events in: the
+    // first seq kept is 1 (the window is 10,000); a negative "first kept" once stepped the
+    // authority down on its first write.
+    assert_eq!(checkpoint::save(&handle, 1, 0, "game@0").await, Ok(1));
+    stream::append(&handle, 1, &entries(1..=5), &[], Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(checkpoint::save(&handle, 1, 5, "game@5").await, Ok(1));
+    let len: u64 = query(&redis, redis::cmd("XLEN").arg(handle.keys().events())).await;
+    assert_eq!(len, 5);
+}
+
+#[actix_web::test]
 async fn a_checkpoint_trims_the_log_and_a_tail_behind_it_hears_of_the_gap() {
     let redis = TestRedis::start();
     let mut cfg = config(&redis, "t");

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::PlayerId;
 
@@ -16,7 +16,7 @@ pub struct Click {
 
 /// The game's answer to a click. Serialised as the body of `POST /api/click`
 /// (and of a WebSocket `click_result`): `{"result":"hit","round":4,"reaction_ms":312}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum ClickOutcome {
     /// First click inside the target: the round is yours.

@@ -643,19 +643,22 @@ impl Game {
         if let Some(c) = self.contacts.get_mut(&player) {
             c.last_ms = c.last_ms.max(now);
         }
+        // A round that has not started is refused before anything changes: an error carries no
+        // events, so it must not change the state either (the fold would miss it).
+        let current = self.state.round.as_ref().map(|r| r.number);
+        let not_started = GameError::RoundNotStarted {
+            requested: click.round,
+            current,
+        };
+        if current.is_none_or(|number| click.round > number) {
+            return Err(not_started);
+        }
         // A click that arrives after the deadline but before the timer's tick must not win: the
         // round expires first, here, so the answer never depends on when the timer woke up.
         let mut out = Vec::new();
         self.expire_if_due(now, &mut out);
-        let current = self.state.round.clone();
-        let round = match current {
-            Some(round) if click.round <= round.number => round,
-            _ => {
-                return Err(GameError::RoundNotStarted {
-                    requested: click.round,
-                    current: current.map(|r| r.number),
-                })
-            }
+        let Some(round) = self.state.round.clone() else {
+            return Err(not_started);
         };
         if click.round < round.number || !round.is_open() {
             let remembered = self.recent_ends.iter().find(|(r, _)| *r == click.round);

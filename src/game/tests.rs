@@ -931,6 +931,38 @@ fn a_click_after_the_deadline_finds_the_round_expired_even_before_the_timer_tick
 }
 
 #[test]
+fn a_click_for_a_round_not_started_changes_nothing_even_past_the_deadline() {
+    // An error carries no events, so it must not change the state: the round still expires
+    // with its own event, at the next tick.
+    let mut game = timed(15, 1_000);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let before = game.state().clone();
+    let err = game
+        .click(
+            ada,
+            Click {
+                round: 2,
+                x: 500.0,
+                y: 500.0,
+            },
+            T0 + 1_000,
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        GameError::RoundNotStarted {
+            requested: 2,
+            current: Some(1)
+        }
+    ));
+    assert_eq!(game.state().round, before.round, "the round is untouched");
+    assert_eq!(
+        game.tick(T0 + 1_000),
+        vec![EventKind::RoundExpired { round: 1 }]
+    );
+}
+
+#[test]
 fn a_won_round_never_expires() {
     let mut game = timed(14, 1_000);
     let (ada, _) = game.join("Ada", T0).unwrap();

@@ -37,6 +37,7 @@ use std::time::Instant;
 use actix_web::{http::Version, web, HttpRequest};
 
 use crate::error::ApiError;
+use crate::forwarded::client_addr;
 use crate::game::{PlayerId, Transport, ROUND_STARTED};
 use crate::hub::{Hub, StreamGuard, SNAPSHOT};
 use crate::listener::ConnHandle;
@@ -122,10 +123,11 @@ impl Connection {
             .clone();
         let slot = match Hold::of(transport) {
             Hold::Answer => None,
+            // Counted under the client's address, as a trusted proxy names it.
             Hold::Parked | Hold::Stream => Some(
                 req.app_data::<web::Data<ConnLimiter>>()
                     .ok_or_else(|| ApiError::internal("no connection limiter in this app"))?
-                    .acquire(req.peer_addr())?,
+                    .acquire(client_addr(req).map(|ip| SocketAddr::new(ip, 0)))?,
             ),
         };
         let wire = match (req.version(), ConnHandle::of(req)) {
@@ -197,8 +199,8 @@ impl Connection {
 impl Admitted {
     /// Step 2, once nothing can refuse the request: spends its ticket (`401` if another request
     /// spent it first), counts it, and marks the player connected.
-    pub fn start(self, viewer: MaybePlayer) -> Result<Connection, ApiError> {
-        let player = viewer.commit()?.0;
+    pub async fn start(self, viewer: MaybePlayer) -> Result<Connection, ApiError> {
+        let player = viewer.commit().await?.0;
         let Admitted {
             hub,
             transport,

@@ -124,7 +124,7 @@ async fn sse(
         resume.since = Some(id);
     }
     // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
-    let conn = admitted.start(player)?;
+    let conn = admitted.start(player).await?;
     // On HTTP/2 the heartbeat is frequent: a reset stream is only noticed when we write.
     let mut heartbeat = tokio::time::interval(parked_wait(&req, settings.heartbeat));
     heartbeat.reset(); // the first tick would fire at once; the retry line already opens the stream
@@ -135,7 +135,12 @@ async fn sse(
         resume,
         heartbeat,
     };
-    let opening = Bytes::from(format!("retry: {}\n\n", settings.retry_ms));
+    // In a cluster a named `node` event (no `id:`, so `Last-Event-ID` stays the seq) says which
+    // node serves this stream: an `EventSource` cannot read response headers.
+    let greeting = state.conn.hub().node().map_or_else(String::new, |n| {
+        format!("event: node\ndata: {{\"node\":\"{}\"}}\n\n", n.id())
+    });
+    let opening = Bytes::from(format!("retry: {}\n\n{greeting}", settings.retry_ms));
     let events = stream::unfold(state, |mut s| async move {
         let chunk = s.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), s))

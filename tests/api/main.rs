@@ -5,6 +5,7 @@ mod bad_input;
 mod bad_input_table;
 mod classroom;
 mod clients;
+mod cluster;
 mod credentials;
 mod heartbeat;
 mod helpers;
@@ -25,3 +26,7 @@ mod tls_visible;
 mod transports;
 mod wire_bytes;
 mod ws_close;
+
+/// A real `redis-server` per test, shared with the cluster layer's own tests.
+#[path = "../../src/cluster/test_redis.rs"]
+mod test_redis;

@@ -70,6 +70,8 @@ export class GameClient {
     this.connectionDetail = '';
     /** transport → summary() of its most recent finished run, for the history table. */
     this.history = new Map();
+    /** In a cluster: the node the current transport is connected to (null: not known / one process). */
+    this.node = null;
   }
 
   /** Every event from every transport (and the initial snapshot) comes through here. */
@@ -116,9 +118,15 @@ export class GameClient {
     };
     // Callbacks check they still belong to the current transport: a late answer of a closed one
     // must not change the page (the Stream would drop it as a duplicate anyway).
+    this.node = null;
     const transport = new Transport({
       onEvent: (event) => {
         if (this.transport === transport) this.accept(event);
+      },
+      onNode: (node) => {
+        if (this.transport !== transport || !node || node === this.node) return;
+        this.node = node;
+        this.onChange(this);
       },
       onStatus: (state, detail = '') => {
         if (this.transport !== transport) return;

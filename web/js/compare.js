@@ -193,6 +193,16 @@ function renderPane(pane) {
   const lag = c.meter?.windowSummary();
   refs.lag.textContent = lag?.lagCount ? `${formatLag(lag.lagMean, uncertainty())} ms` : '–';
   refs['last-event'].textContent = pane.lastEvent;
+  // In a cluster: the node this pane's connection is on, marked when it runs the game.
+  const authority = stats?.node?.authority_node ?? null;
+  refs.node.hidden = c.node === null;
+  refs.node.textContent = c.node === null ? '' : `node ${c.node}${c.node === authority ? ' ★' : ''}`;
+  refs.node.classList.toggle('is-authority', c.node !== null && c.node === authority);
+  refs.node.title = c.node === null
+    ? ''
+    : `This pane's ${pane.transport === 'ajax' || pane.transport === 'longpoll' ? 'last poll was answered by' : 'stream is served by'} node ${c.node}` +
+      `${c.node === authority ? ', which runs the game (★)' : `; node ${authority ?? '?'} runs the game`}. Every node sends the same events: the proxy may hand the next connection to any of them.`;
+  root.dataset.node = c.node ?? '';
   if (protocols) {
     const proto = protocols.transport(pane.transport, window.location);
     refs.proto.textContent = proto.text;
@@ -348,6 +358,18 @@ function renderHeader() {
   const line = $('clock-line');
   line.textContent = clock.describeShort();
   line.title = `${clock.describe()}. ${tooltip('clock')} Lags within ± the uncertainty show as "≈ 0".`;
+
+  // In a cluster (/api/stats has `node`): which node runs the game, and which one answered.
+  const node = stats?.node ?? null;
+  const cluster = $('cluster-line');
+  cluster.hidden = node === null;
+  if (node) {
+    cluster.textContent = `game on node ${node.authority_node ?? '–'}${node.redis === 'ok' ? '' : ' · Redis unreachable'}`;
+    cluster.title = `Several nodes serve this game through Redis (docs/scaling.md). Node ${node.authority_node ?? '(none: a failover is under way)'} ` +
+      `runs it; node ${node.id} answered the last figures request and says Redis is ${node.redis}.`;
+    cluster.dataset.authority = node.authority_node ?? '';
+    cluster.dataset.redis = node.redis;
+  }
 
   const s = schemes(window.location);
   const page = protocols?.page() ?? null;

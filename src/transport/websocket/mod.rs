@@ -48,7 +48,10 @@ use actix_web::{http::header, rt, web, web::Bytes, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason};
 use tokio::sync::watch;
 
+use crate::cluster::IdemKey;
+use crate::commands::Commands;
 use crate::error::{to_json, ApiError};
+use crate::forwarded::client_addr;
 use crate::game::{Click, PlayerId, Transport};
 use crate::hub::Control;
 use crate::lab::{self, Defence, Lab, LIFTED_WS_MAX_MESSAGE};
@@ -58,7 +61,8 @@ use crate::protocol::{
     decode_client_message, ClickReply, ClientMessage, ErrorReply, WS_SUBPROTOCOL,
 };
 use crate::refusal::{Refusal, Rule};
-use crate::security::{self, ConnLimiter, ConnSlot, RateLimiter};
+use crate::secret::{hex, random_bytes};
+use crate::security::{self, ConnLimiter, ConnSlot};
 use crate::session::MaybePlayer;
 use crate::transport::command::{apply_click, click_identity};
 use crate::transport::{method_not_allowed, Connection, ResumePoint};
@@ -121,7 +125,7 @@ fn offered_subprotocols(req: &HttpRequest) -> Vec<&str> {
 async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
-    limiter: web::Data<RateLimiter>,
+    commands: web::Data<Commands>,
     player: MaybePlayer,
 ) -> Result<HttpResponse, ApiError> {
     let start = ResumePoint::from_query(&req)?;
@@ -158,7 +162,7 @@ async fn upgrade(
     let (response, session, messages) = actix_ws::handle_with_protocols(&req, body, &speak)
         .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
     // Accepted (the 101 is ready): only now is a `?ticket=` spent.
-    let conn = admitted.start(player)?;
+    let conn = admitted.start(player).await?;
     let messages = messages
         .max_frame_size(codec_max)
         .aggregate_continuations()
@@ -172,8 +176,10 @@ async fn upgrade(
     let game = GameSocket {
         changes: conn.hub().subscribe(),
         control: conn.hub().control(),
+        greeting: conn.hub().node().map(|n| node_greeting(n.id().as_str())),
         conn,
-        limiter,
+        commands,
+        nonce: hex(&random_bytes::<6>()),
         resume,
         strikes: 0,
         lab,
@@ -189,7 +195,7 @@ async fn upgrade_echo(
     body: web::Payload,
     conns: web::Data<ConnLimiter>,
 ) -> Result<HttpResponse, ApiError> {
-    let slot = conns.acquire(req.peer_addr())?;
+    let slot = conns.acquire(client_addr(&req).map(|ip| std::net::SocketAddr::new(ip, 0)))?;
     disarm_body_deadline(&req);
     let handle = ConnHandle::of(&req);
     let body = guard_frames(&req, body, WS_ECHO_MAX_MESSAGE, None).await?;
@@ -215,7 +221,14 @@ async fn upgrade_echo(
 struct GameSocket {
     /// The bookkeeping every transport shares: slot, figures, the player's stream, log lines.
     conn: Connection,
-    limiter: web::Data<RateLimiter>,
+    commands: web::Data<Commands>,
+    /// Random per socket: a click's idempotency key is `<player>:ws:<nonce>:<id>`, so that in a
+    /// cluster a click the socket repeats with the same `id` runs once, and ids that restart
+    /// at 1 on another socket (a reloaded page) are other clicks.
+    nonce: String,
+    /// In a cluster: `{"type":"node","node":"a"}`, sent first, so a page can show which node
+    /// it is connected to (a WebSocket cannot read response headers).
+    greeting: Option<String>,
     /// `None` until the client says where it is.
     resume: Option<ResumePoint>,
     /// Bad or rate-limited messages so far.
@@ -258,7 +271,7 @@ impl GameSocket {
     }
 
     /// A click message: the same [`apply_click`] as `POST /api/click`, answered in-band.
-    fn click(
+    async fn click(
         &mut self,
         id: Option<i64>,
         click: Click,
@@ -270,14 +283,15 @@ impl GameSocket {
             // A spectator's click, or one claiming to be somebody else: an answer, not a strike.
             Err(e) => return Ok(self.error_reply(id, &e)),
         };
-        let hub = self.conn.hub();
-        match apply_click(
-            hub,
-            &self.limiter,
+        let key = id.and_then(|id| IdemKey::new(format!("{player}:ws:{}:{id}", self.nonce)).ok());
+        let clicked = apply_click(
+            &self.commands,
             player,
             Some(Transport::Websocket),
             click,
-        ) {
+            key,
+        );
+        match clicked.await {
             Ok(outcome) => {
                 let reply = ClickReply {
                     kind: "click_result",
@@ -294,7 +308,7 @@ impl GameSocket {
 }
 
 impl Mode for GameSocket {
-    fn on_text(&mut self, text: &str) -> Step {
+    async fn on_text(&mut self, text: &str) -> Step {
         let (id, err) = match decode_client_message(text) {
             Ok(ClientMessage::Resume { since, epoch }) => {
                 self.resume = Some(ResumePoint { since, epoch });
@@ -306,7 +320,7 @@ impl Mode for GameSocket {
                 x,
                 y,
                 player,
-            }) => match self.click(id, Click { round, x, y }, player) {
+            }) => match self.click(id, Click { round, x, y }, player).await {
                 Ok(reply) => return Step::Send(reply),
                 Err(e) => (id, e),
             },
@@ -320,11 +334,11 @@ impl Mode for GameSocket {
         Step::Send(self.error_reply(id, &err))
     }
 
-    fn on_binary(&mut self, bytes: Bytes) -> Step {
+    async fn on_binary(&mut self, bytes: Bytes) -> Step {
         // The lab's naive server (`input` off) reads a binary frame as if it were text.
         let naive = self.lab.as_ref().is_some_and(|l| !l.is_on(Defence::Input));
         if let (true, Ok(text)) = (naive, std::str::from_utf8(&bytes)) {
-            return self.on_text(text);
+            return self.on_text(text).await;
         }
         Step::Close(close(
             CloseCode::Unsupported,
@@ -334,6 +348,9 @@ impl Mode for GameSocket {
 
     /// Sends the events after the client's resume point, if it has one.
     async fn flush(&mut self, out: &mut Out) -> Result<(), SendError> {
+        if let Some(greeting) = self.greeting.take() {
+            out.text(greeting).await?;
+        }
         let Some(point) = self.resume.as_mut() else {
             return Ok(());
         };
@@ -413,11 +430,11 @@ struct EchoSocket {
 }
 
 impl Mode for EchoSocket {
-    fn on_text(&mut self, text: &str) -> Step {
+    async fn on_text(&mut self, text: &str) -> Step {
         Step::Send(text.to_string())
     }
 
-    fn on_binary(&mut self, bytes: Bytes) -> Step {
+    async fn on_binary(&mut self, bytes: Bytes) -> Step {
         Step::SendBinary(bytes)
     }
 
@@ -432,6 +449,11 @@ impl Mode for EchoSocket {
     fn closing(&mut self, reason: Option<&CloseReason>, stalled: bool) {
         tracing::info!(close = ?reason.map(|r| r.code), stalled, "echo socket closed");
     }
+}
+
+/// The first message of a game socket in a cluster: which node this is.
+fn node_greeting(node: &str) -> String {
+    serde_json::json!({"type": "node", "node": node}).to_string()
 }
 
 fn error_reply(id: Option<i64>, err: &ApiError) -> String {

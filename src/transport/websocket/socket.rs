@@ -40,10 +40,12 @@ pub enum Wake {
 
 /// What a socket serves: the game, or the echo endpoint. The loop calls these and nothing else.
 pub trait Mode {
-    /// A text message arrived (already checked to be UTF-8 and within the size limit).
-    fn on_text(&mut self, text: &str) -> Step;
+    /// A text message arrived (already checked to be UTF-8 and within the size limit). May
+    /// wait (a click in a cluster waits for the node running the game; bounded by the
+    /// forwarding timeout).
+    async fn on_text(&mut self, text: &str) -> Step;
     /// A binary message arrived.
-    fn on_binary(&mut self, bytes: Bytes) -> Step;
+    async fn on_binary(&mut self, bytes: Bytes) -> Step;
     /// Sends whatever is due now (the game: the events after the client's resume point).
     async fn flush(&mut self, out: &mut Out) -> Result<(), SendError>;
     /// Resolves when something other than the client needs the loop: news to send, or an order
@@ -157,8 +159,8 @@ pub async fn run(
             msg = messages.recv() => {
                 silence.as_mut().reset(tokio::time::Instant::now() + heartbeat.timeout);
                 let step = match msg {
-                    Some(Ok(AggregatedMessage::Text(text))) => mode.on_text(&text),
-                    Some(Ok(AggregatedMessage::Binary(bytes))) => mode.on_binary(bytes),
+                    Some(Ok(AggregatedMessage::Text(text))) => mode.on_text(&text).await,
+                    Some(Ok(AggregatedMessage::Binary(bytes))) => mode.on_binary(bytes).await,
                     Some(Ok(AggregatedMessage::Ping(bytes))) => Step::Pong(bytes),
                     Some(Ok(AggregatedMessage::Pong(_))) => Step::Continue,
                     // Echo the client's close code, as RFC 6455 §5.5.1 suggests.
@@ -221,8 +223,8 @@ async fn answer_queued(
 ) -> bool {
     while let Some(Some(Ok(msg))) = messages.recv().now_or_never() {
         let step = match msg {
-            AggregatedMessage::Text(text) => mode.on_text(&text),
-            AggregatedMessage::Binary(bytes) => mode.on_binary(bytes),
+            AggregatedMessage::Text(text) => mode.on_text(&text).await,
+            AggregatedMessage::Binary(bytes) => mode.on_binary(bytes).await,
             // Pings, pongs and closes ahead of the bad frame need no answer: the close follows.
             _ => Step::Continue,
         };

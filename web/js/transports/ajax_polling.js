@@ -24,8 +24,11 @@ export class AjaxPollingTransport {
     pollIntervalMs = () => DEFAULT_POLL_INTERVAL_MS,
     probe = NO_PROBE,
     auth = { kind: 'cookie' },
+    onNode = () => {},
   }) {
     this.pollIntervalMs = pollIntervalMs;
+    /** In a cluster: told the node that answered each poll (`X-Clickgame-Node`). */
+    this.onNode = onNode;
     this.probe = probe;
     this.auth = auth;
     /** The request in flight, so drop() can cut just it. */
@@ -52,11 +55,12 @@ export class AjaxPollingTransport {
       this.request = request;
       try {
         const url = resumeUrl('/api/poll', link.position.since, link.position.epoch);
-        const { body } = await meteredFetch(this.probe, url, {
+        const { res, body } = await meteredFetch(this.probe, url, {
           auth: this.auth,
           signal: request.signal,
           downstream: true,
         });
+        this.onNode(res.headers.get('X-Clickgame-Node'));
         // Answered: from here until the next poll nothing is open, and drop() must say so.
         this.request = null;
         link.opened();

@@ -198,11 +198,15 @@ export function responseWireBytes(path, bodyBytes, startedAt = 0) {
  * `{res, body}` with `body` the parsed JSON (null for an empty body); throws ApiError for a
  * non-2xx answer or a network failure. Only `signal` aborts are rethrown as they are.
  */
-export async function meteredFetch(probe, path, { method = 'GET', auth, body, signal, downstream = false } = {}) {
+export async function meteredFetch(
+  probe,
+  path,
+  { method = 'GET', auth, body, signal, downstream = false, extraHeaders = {} } = {},
+) {
   const started = performance.now();
   const { credentials, headers } = fetchAuth(
     auth,
-    body === undefined ? {} : { 'Content-Type': 'application/json' },
+    body === undefined ? { ...extraHeaders } : { 'Content-Type': 'application/json', ...extraHeaders },
   );
   probe.requestStarted();
   let status = 0;
@@ -261,12 +265,45 @@ export async function meteredFetch(probe, path, { method = 'GET', auth, body, si
  * it) or, for a bot, by its Bearer token.
  */
 export async function postClick(command, { probe = NO_PROBE, auth } = {}) {
-  const { body } = await meteredFetch(probe, '/api/click', {
-    method: 'POST',
-    auth,
-    body: { round: command.round, x: command.x, y: command.y },
-  });
-  return body;
+  // One key per click, the same on every retry: the server runs the click at most once.
+  const key = idempotencyKey();
+  const giveUp = performance.now() + CLICK_RETRY_MS;
+  for (;;) {
+    try {
+      const { body } = await meteredFetch(probe, '/api/click', {
+        method: 'POST',
+        auth,
+        body: { round: command.round, x: command.x, y: command.y },
+        extraHeaders: { 'Idempotency-Key': key },
+      });
+      return body;
+    } catch (err) {
+      // 503: in a cluster, the node that runs the game is out of reach for a moment (a
+      // failover, Redis restarting); 502/504 and a network failure: the proxy lost the node
+      // mid-request. The click may or may not have run: asking again with the same key is
+      // safe — it is answered, not run twice (docs/scaling.md).
+      const retry = err instanceof ApiError && (RETRY_STATUSES.has(err.status) || err.code === 'network');
+      if (!retry || performance.now() + CLICK_RETRY_PAUSE_MS > giveUp) throw err;
+      probe.note(`click: ${err.code}, asking again with the same Idempotency-Key`);
+      await delay(CLICK_RETRY_PAUSE_MS);
+    }
+  }
+}
+
+/** A click refused with one of these is asked again (see postClick). */
+const RETRY_STATUSES = new Set([502, 503, 504]);
+/** How long a click keeps being asked again; a failover takes a few seconds. */
+export const CLICK_RETRY_MS = 6000;
+/** The pause between two attempts (the server says `Retry-After: 1`). */
+const CLICK_RETRY_PAUSE_MS = 1000;
+
+/**
+ * 128 random bits as hex. `crypto.getRandomValues`, not `randomUUID`: the latter exists only in
+ * secure contexts, and the game is also played over plain HTTP on a LAN.
+ */
+export function idempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /**

@@ -23,9 +23,11 @@ import { HEAD_STANDIN_BYTES, NO_PROBE, Reconnector, byteLength, postClick, resum
 export class SseTransport {
   static transportName = 'sse';
 
-  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
+  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' }, onNode = () => {} }) {
     this.probe = probe;
     this.auth = auth;
+    /** In a cluster: told the node serving the stream (its first block, `event: node`). */
+    this.onNode = onNode;
     this.source = null;
     /** The link `source` reports to (see Reconnector in common.js). */
     this.link = null;
@@ -73,6 +75,16 @@ export class SseTransport {
     // in the stream (and in DevTools' EventStream tab) without parsing `data`. The catch: a type
     // this client does not list is never delivered, and would show up as a missed seq.
     for (const type of EVENT_TYPES) source.addEventListener(type, onMessage);
+    // In a cluster the stream starts by naming its node: no id (Last-Event-ID stays the seq),
+    // no seq (not an event of the game). An EventSource cannot read response headers.
+    source.addEventListener('node', (message) => {
+      if (this.source !== source) return;
+      try {
+        this.onNode(JSON.parse(message.data).node);
+      } catch {
+        console.warn('sse: node data is not JSON', message.data);
+      }
+    });
     source.onopen = () => {
       if (this.source !== source) return;
       this.isOpen = true;

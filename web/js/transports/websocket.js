@@ -39,9 +39,11 @@ export const QUEUE_MAX = 8;
 export class WebSocketTransport {
   static transportName = 'websocket';
 
-  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
+  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' }, onNode = () => {} }) {
     this.probe = probe;
     this.auth = auth;
+    /** In a cluster: told the node serving the socket (its first message, `{"type":"node"}`). */
+    this.onNode = onNode;
     this.socket = null;
     this.nextId = 1;
     /** Clicks waiting for their reply: id → {resolve, reject, timer}. */
@@ -98,8 +100,11 @@ export class WebSocketTransport {
         console.warn('websocket: frame is not JSON', message.data);
         return;
       }
-      // Events have a seq; replies to our commands do not.
-      if (data !== null && typeof data === 'object' && 'seq' in data) {
+      // Events have a seq; replies to our commands do not; in a cluster, the first message
+      // names the node serving this socket.
+      if (data?.type === 'node' && typeof data.node === 'string') {
+        this.onNode(data.node);
+      } else if (data !== null && typeof data === 'object' && 'seq' in data) {
         link.event(data);
       } else {
         this.#reply(data);
