@@ -106,6 +106,39 @@ mod tests {
     }
 
     #[test]
+    fn a_record_cut_to_size_keeps_no_more_memory_than_it_shows() {
+        // The attack session's TLS flood: descriptions of 160 KB cut to 3 KiB kept their whole
+        // allocation, so 1,600 connections grew the server to 212 MB with the feed "capped".
+        let mut feed = Feed::new(2);
+        let mut big = seen(1);
+        big.text = Some("x".repeat(160_000));
+        big.tls = Some(TlsSeen {
+            content_type: "handshake".into(),
+            record_version: "TLS 1.0".into(),
+            negotiated: None,
+            length: 0,
+            handshake_type: Some("y".repeat(100_000)),
+            sni: Some("z".repeat(60_000)),
+        });
+        feed.push(1, RelayKind::Tls, Dir::ClientToServer, big);
+        let r = &feed.records[0];
+        let text = r.text.as_ref().unwrap();
+        assert!(
+            text.capacity() <= super::super::MAX_TEXT + 8,
+            "{}",
+            text.capacity()
+        );
+        let tls = r.tls.as_ref().unwrap();
+        for field in [&tls.handshake_type, &tls.sni].into_iter().flatten() {
+            assert!(
+                field.capacity() <= super::super::MAX_FIELD + 8,
+                "{}",
+                field.capacity()
+            );
+        }
+    }
+
+    #[test]
     fn the_ring_keeps_the_newest_records_and_since_pages_through_them() {
         let mut feed = Feed::new(3);
         for n in 1..=5 {
