@@ -258,7 +258,11 @@ impl Pump<'_> {
                 Ok(Ok(0) | Err(_)) => return Err(End::Closed),
                 Ok(Ok(n)) => bytes = &bytes[n..],
                 Err(_) => {
-                    tracing::info!(kind = ?self.kind, conn = self.conn, "eavesdrop relay: a side stopped reading; connection closed");
+                    tracing::info!(kind = ?self.kind, conn = self.conn, "eavesdrop relay: a side stopped reading; connection reset");
+                    // Reset, not close: a closed socket with unread data queued becomes the
+                    // kernel's orphan, still holding its send buffer (megabytes) while it
+                    // probes a zero window; a reset discards it, as the main listeners do.
+                    let _ = socket2::SockRef::from(to.as_ref()).set_linger(Some(Duration::ZERO));
                     return Err(End::Stalled);
                 }
             }

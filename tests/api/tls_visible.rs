@@ -896,9 +896,24 @@ async fn a_relay_client_that_never_reads_is_cut_off_after_the_send_timeout_and_f
         while start.elapsed() < Duration::from_secs(8) {
             let mut probe = TcpStream::connect(addr).unwrap();
             if accepted.recv_timeout(Duration::from_millis(200)).is_ok() {
+                let waited = start.elapsed();
                 drop(probe);
-                drop(stalled);
-                return Some(start.elapsed());
+                // Reset, not closed: what the client never read is gone with the connection,
+                // not left for the kernel to deliver (the orphan would hold its buffers).
+                let mut stalled = stalled;
+                stalled
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut buf = vec![0u8; 64 * 1024];
+                let end = loop {
+                    match stalled.read(&mut buf) {
+                        Ok(0) => break Ok(0),
+                        Ok(_) => continue,
+                        Err(e) => break Err(e.kind()),
+                    }
+                };
+                assert_eq!(end, Err(std::io::ErrorKind::ConnectionReset));
+                return Some(waited);
             }
             let _ = probe.write_all(b"x");
         }
