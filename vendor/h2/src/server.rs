@@ -620,6 +620,13 @@ where
     }
 }
 
+/// clickgame patch: the streams one connection may hold at once unless the builder says
+/// otherwise (nginx's `http2_max_concurrent_streams` is 128; browsers open at most about 100).
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// clickgame patch: the largest header list (RFC 9113 §6.5.2, decoded size) a request may carry
+/// unless the builder says otherwise; actix-http's HTTP/1.1 head limit is 32 KiB as well.
+pub const DEFAULT_MAX_HEADER_LIST_SIZE: u32 = 32 * 1024;
+
 // ===== impl Builder =====
 
 impl Builder {
@@ -649,11 +656,16 @@ impl Builder {
     /// # pub fn main() {}
     /// ```
     pub fn new() -> Builder {
+        // clickgame patch (vendor/h2/PATCH.md): a server that states no limits offers every
+        // connection unlimited concurrent streams and 16 MiB header blocks.
+        let mut settings = Settings::default();
+        settings.set_max_concurrent_streams(Some(DEFAULT_MAX_CONCURRENT_STREAMS));
+        settings.set_max_header_list_size(Some(DEFAULT_MAX_HEADER_LIST_SIZE));
         Builder {
             reset_stream_duration: Duration::from_secs(proto::DEFAULT_RESET_STREAM_SECS),
             reset_stream_max: proto::DEFAULT_RESET_STREAM_MAX,
             pending_accept_reset_stream_max: proto::DEFAULT_REMOTE_RESET_STREAM_MAX,
-            settings: Settings::default(),
+            settings,
             initial_target_connection_window_size: None,
             max_send_buffer_size: proto::DEFAULT_MAX_SEND_BUFFER_SIZE,
 
