@@ -568,6 +568,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
             dialable(http_addr),
             r.eavesdrop.clone(),
             limiter.clone(),
+            settings.send_timeout,
         )?);
         if let (Some(tls), Some(upstream)) = (r.tls, https_addr) {
             eavesdrop_tls_addr = Some(tls.local_addr()?);
@@ -577,6 +578,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
                 dialable(upstream),
                 r.eavesdrop,
                 limiter,
+                settings.send_timeout,
             )?);
         }
     }

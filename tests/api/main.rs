@@ -10,6 +10,7 @@ mod cluster;
 mod credentials;
 mod heartbeat;
 mod helpers;
+mod http2;
 mod joins;
 mod lab;
 mod lecturer;
