@@ -117,7 +117,16 @@ impl Server {
                     "--workers",
                     &workers.to_string(),
                 ]);
-                cmd.args(optional_limit_flags(bin));
+                // Each optional flag only once: a server that takes it is given it above.
+                let given: Vec<String> = cmd
+                    .get_args()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                for pair in optional_limit_flags(bin).chunks(2) {
+                    if !given.iter().any(|g| g == pair[0]) {
+                        cmd.args(pair);
+                    }
+                }
                 if *tls {
                     let dir = std::env::temp_dir().join("clickgame-load-tls");
                     cmd.args(["--https-addr", "127.0.0.1:0", "--data-dir"]);

@@ -38,6 +38,17 @@ use crate::{
 
 const LW_BUFFER_SIZE: usize = 1024;
 const HW_BUFFER_SIZE: usize = 1024 * 8;
+
+/// While little is buffered, reads go through a buffer of this size on the stack and only what
+/// arrived is copied into `read_buf`: a connection that waits (keep-alive, a parked request, a
+/// long-lived response) holds no read buffer, and a small request head gets an allocation its
+/// own size, which the request (and anything that keeps its header values) pins instead of
+/// 8 KiB.
+const PROBE_BUFFER_SIZE: usize = 1024 * 4;
+
+/// After a flush empties `write_buf`, a buffer larger than this is released rather than kept
+/// for the next response: an idle connection keeps at most this much.
+const IDLE_WRITE_BUFFER_SIZE: usize = LW_BUFFER_SIZE;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// Write buffer capacity at which we reallocate it after flushing.
@@ -304,8 +315,11 @@ where
                     graceful_shutdown: config.graceful_shutdown(),
 
                     io: Some(io),
-                    read_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
-                    write_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
+                    // Both allocated when first needed (see `PROBE_BUFFER_SIZE` and
+                    // `IDLE_WRITE_BUFFER_SIZE`): thousands of idle connections would otherwise
+                    // hold 16 KiB each, about 8 KiB of it resident.
+                    read_buf: BytesMut::new(),
+                    write_buf: BytesMut::new(),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
                     codec: Codec::new(config),
@@ -398,8 +412,8 @@ where
         }
 
         // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
-        if *write_buf_needs_reset {
-            *write_buf = BytesMut::with_capacity(HW_BUFFER_SIZE);
+        if *write_buf_needs_reset || write_buf.capacity() > IDLE_WRITE_BUFFER_SIZE {
+            *write_buf = BytesMut::new();
             *write_buf_needs_reset = false;
         } else {
             write_buf.clear();
@@ -707,7 +721,23 @@ where
                                 // set state to None and handle next message
                                 this.state.set(State::None);
 
-                                if not_pipelined && close_for_unread_payload {
+                                if this.codec.upgrade() {
+                                    // The body of a `101 Switching Protocols` response carried
+                                    // another protocol (e.g. a WebSocket) and that protocol has
+                                    // ended: nothing can follow on this connection, and the
+                                    // protocol may require the server to close TCP first
+                                    // (RFC 6455 §7.1.1). Flush and shut down now instead of
+                                    // lingering for the client's EOF; the disconnect timeout
+                                    // still bounds a client that does not read.
+                                    this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
+                                    if let Some(deadline) = this.config.client_disconnect_deadline() {
+                                        this.shutdown_timer.set_and_init(
+                                            cx,
+                                            sleep_until(deadline.into()),
+                                            line!(),
+                                        );
+                                    }
+                                } else if not_pipelined && close_for_unread_payload {
                                     if this.config.client_disconnect_deadline().is_some() {
                                         Self::enter_linger(this.flags);
                                     } else {
@@ -1009,7 +1039,14 @@ where
 
                 // decode is partial and buffer is not full yet
                 // break and wait for more read
-                Ok(None) => break,
+                Ok(None) => {
+                    if this.read_buf.is_empty() {
+                        // Everything read was decoded: let go of the allocation (requests and
+                        // payload chunks split from it keep what they use).
+                        *this.read_buf = BytesMut::new();
+                    }
+                    break;
+                }
 
                 Err(ParseError::Io(err)) => {
                     trace!("I/O error: {}", &err);
@@ -1236,11 +1273,17 @@ where
 
             // grow buffer if necessary.
             let remaining = this.read_buf.capacity() - this.read_buf.len();
-            if remaining < LW_BUFFER_SIZE {
+            let read = if remaining >= LW_BUFFER_SIZE {
+                tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf)
+            } else if this.read_buf.len() < PROBE_BUFFER_SIZE {
+                // Little buffered: read on the stack, keep only what arrived.
+                probe_read(io.as_mut(), cx, this.read_buf)
+            } else {
                 this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
-            }
+                tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf)
+            };
 
-            match tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf) {
+            match read {
                 Poll::Ready(Ok(n)) => {
                     // When draining a dropped request payload, keep FINISHED set so the
                     // disconnect/keep-alive decision can be made once the payload is fully drained.
@@ -1502,6 +1545,21 @@ where
             }
         }
     }
+}
+
+/// Reads into a buffer on the stack and appends what arrived to `buf` (see
+/// `PROBE_BUFFER_SIZE`).
+fn probe_read<T: AsyncRead + Unpin>(
+    io: Pin<&mut T>,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let mut probe = [mem::MaybeUninit::<u8>::uninit(); PROBE_BUFFER_SIZE];
+    let mut read_buf = tokio::io::ReadBuf::uninit(&mut probe);
+    ready!(io.poll_read(cx, &mut read_buf))?;
+    let filled = read_buf.filled();
+    buf.extend_from_slice(filled);
+    Poll::Ready(Ok(filled.len()))
 }
 
 fn should_close_for_unread_payload(
