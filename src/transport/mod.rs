@@ -84,7 +84,10 @@ impl ResumePoint {
     /// After a batch, the client is in step with this server.
     pub fn advance(&mut self, hub: &Hub, last_seq: u64) {
         self.since = Some(last_seq);
-        self.epoch = Some(hub.epoch().to_string());
+        // Once per connection, not once per delivery.
+        if self.epoch.as_deref() != Some(hub.epoch()) {
+            self.epoch = Some(hub.epoch().to_string());
+        }
     }
 }
 

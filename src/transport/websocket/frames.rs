@@ -3,18 +3,16 @@
 //! Everything here is about frames, not about the game: the size guard that refuses an
 //! oversized message by its header alone ([`FrameSizeGuard`], fuzzed by
 //! `fuzz/fuzz_targets/ws_frame_guard.rs`), and the mapping from what actix-http's frame codec
-//! refused to the close code RFC 6455 assigns (`1009` too big, `1007` invalid UTF-8, `1002`
-//! any other violation). The socket loop (`socket.rs`) and the game (`mod.rs`) only use it.
+//! refused to the close code RFC 6455 assigns (`1009` too big, `1002` any other violation).
+//! The socket (`socket.rs`) and the game (`mod.rs`) only use it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use actix_web::error::PayloadError;
-use actix_web::{dev, web, web::Bytes, FromRequest, HttpRequest};
-use actix_ws::{CloseCode, CloseReason};
+use actix_web::{dev, web, web::Bytes};
+use actix_http::ws::{CloseCode, CloseReason, ProtocolError};
 use futures_util::Stream;
-
-use crate::error::ApiError;
 
 /// A close frame with `code` and a human `description`.
 pub fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
@@ -24,40 +22,13 @@ pub fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
     })
 }
 
-/// Errors actix-http's frame parser raises from a frame's header *without consuming the
-/// frame*: decoding again hits the same error, so the socket loop can answer exactly the
-/// messages
-/// that came before it. Other errors (a continuation out of place, invalid UTF-8) come after
-/// the frame was consumed, and what decodes next came *after* the bad frame; those close at
-/// once, and Autobahn's case 5.15 stays NON-STRICT (see docs/security.md).
-pub fn refused_by_header(e: &actix_ws::ProtocolError) -> bool {
-    use actix_ws::ProtocolError;
-    match e {
-        ProtocolError::UnmaskedFrame | ProtocolError::InvalidOpcode(_) => true,
-        // Non-zero reserved bits (actix reports them as `InvalidData`, like invalid UTF-8).
-        ProtocolError::Io(io) => {
-            io.kind() == std::io::ErrorKind::InvalidData
-                && !is_invalid_utf8(io)
-                && !is_payload_overflow(io)
-        }
-        _ => false,
-    }
-}
-
-/// The close frame for a frame the codec refused.
-pub fn protocol_error_close(e: &actix_ws::ProtocolError) -> Option<CloseReason> {
-    use actix_ws::ProtocolError;
+/// The close frame for a frame actix-http's codec refused: `1009` for a frame over the size
+/// limit, `1002` for anything else RFC 6455 forbids (reserved bits or opcodes, an unmasked
+/// frame, a continuation out of place, a bad close payload, an oversized control frame).
+/// Invalid UTF-8 is the socket's own check (`1007`), made as fragments arrive.
+pub fn protocol_error_close(e: &ProtocolError) -> Option<CloseReason> {
     match e {
         ProtocolError::Overflow => close(CloseCode::Size, "message too large"),
-        // [`FrameSizeGuard`]'s refusal, passed through actix-ws as a payload error.
-        ProtocolError::Io(io) if is_payload_overflow(io) => {
-            close(CloseCode::Size, "message too large")
-        }
-        // actix reports invalid UTF-8 *and* non-zero RSV bits as `InvalidData`; only the first
-        // is 1007 (RFC 6455 §8.1), the second is a protocol error like any other (§5.2).
-        ProtocolError::Io(io) if is_invalid_utf8(io) => {
-            close(CloseCode::Invalid, "text message is not valid UTF-8")
-        }
         other => {
             tracing::debug!(error = %other, "websocket protocol error");
             close(CloseCode::Protocol, "protocol error")
@@ -65,38 +36,13 @@ pub fn protocol_error_close(e: &actix_ws::ProtocolError) -> Option<CloseReason> 
     }
 }
 
-/// actix-ws's invalid UTF-8: a whole text frame (a `Utf8Error` inside), or the end of a
-/// fragmented one (the `Utf8Error`'s text inside).
-fn is_invalid_utf8(io: &std::io::Error) -> bool {
-    io.kind() == std::io::ErrorKind::InvalidData
-        && io.get_ref().is_some_and(|inner| {
-            inner.is::<std::str::Utf8Error>() || inner.to_string().contains("utf-8")
-        })
-}
-
-fn is_payload_overflow(io: &std::io::Error) -> bool {
-    io.get_ref()
-        .and_then(|inner| inner.downcast_ref::<PayloadError>())
-        .is_some_and(|e| matches!(e, PayloadError::Overflow))
-}
-
-/// Puts a [`FrameSizeGuard`] between the connection and actix's WebSocket codec.
-pub async fn guard_frames(
-    req: &HttpRequest,
-    body: web::Payload,
-    max: usize,
-) -> Result<web::Payload, ApiError> {
-    let guarded = GuardedPayload {
+/// Puts a [`FrameSizeGuard`] between the connection and the socket's frame decoder.
+pub fn guard_frames(body: web::Payload, max: usize) -> GuardedPayload {
+    GuardedPayload {
         inner: body.into_inner(),
         guard: FrameSizeGuard::new(max),
         refused: false,
-    };
-    let mut payload: dev::Payload = dev::Payload::Stream {
-        payload: Box::pin(guarded),
-    };
-    web::Payload::from_request(req, &mut payload)
-        .await
-        .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))
+    }
 }
 
 /// Refuses a message that is too large as soon as a frame header announces it.
@@ -208,8 +154,8 @@ impl FrameSizeGuard {
 }
 
 /// The request body seen through a [`FrameSizeGuard`]: a refusal is a
-/// `PayloadError::Overflow`, which actix-ws hands on as a protocol error (close `1009`).
-struct GuardedPayload {
+/// `PayloadError::Overflow`, which the socket answers with close `1009`.
+pub struct GuardedPayload {
     inner: dev::Payload,
     guard: FrameSizeGuard,
     refused: bool,
