@@ -35,6 +35,8 @@ use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -50,6 +52,7 @@ use actix_web::{
     rt::net::{ActixStream, Ready, TcpStream},
     HttpRequest,
 };
+use futures_util::task::AtomicWaker;
 use openssl::ssl::{AlpnError, SslAcceptor, SslAcceptorBuilder, SslRef};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -58,6 +61,66 @@ use crate::tls_info;
 
 /// How often actix-http refreshes the clock its connection timers start from.
 const ACTIX_CLOCK_STEP: Duration = Duration::from_millis(500);
+
+/// A future polled only after it woke its task.
+///
+/// actix-http polls a connection's graceful-shutdown future on every poll of the connection —
+/// for a stream, on every event it sends — and actix-server's signal is a tokio `watch`, whose
+/// pending `changed()` takes its waiter list's lock on every poll: a lock both workers share,
+/// 2.4 % of the server's CPU in a fan-out to 9,000 spectators (issue 15). The inner future here
+/// sees a waker of our own that notes the wake before passing it on, so between wakes a poll
+/// costs two uncontended atomic operations on the connection's own state.
+struct Gated<F> {
+    inner: Pin<Box<F>>,
+    gate: Arc<Gate>,
+    waker: Waker,
+}
+
+struct Gate {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl std::task::Wake for Gate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<F: Future> Gated<F> {
+    fn new(inner: F) -> Gated<F> {
+        let gate = Arc::new(Gate {
+            // The first poll goes through, to register.
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        Gated {
+            inner: Box::pin(inner),
+            waker: Waker::from(gate.clone()),
+            gate,
+        }
+    }
+}
+
+impl<F: Future> Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        this.gate.task.register(cx.waker());
+        if !this.gate.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        this.inner
+            .as_mut()
+            .poll(&mut Context::from_waker(&this.waker))
+    }
+}
 
 /// The HTTP settings every listener shares.
 #[derive(Debug, Clone, Copy)]
@@ -377,7 +440,7 @@ where
         .local_addr(app_config.local_addr())
         .graceful_shutdown_signal(move || {
             let signal = shutdown.clone();
-            async move { signal.notified().await }
+            Gated::new(async move { signal.notified().await })
         })
         .on_connect_ext(on_connect::<T>)
         .finish(map_config(factory, move |()| app_config.clone()))
@@ -625,6 +688,28 @@ mod tests {
             "after {received} of {written} bytes"
         );
         assert!(received < written);
+    }
+
+    #[actix_web::test]
+    async fn a_gated_future_is_polled_again_only_after_it_woke_its_task() {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let polls = Rc::new(Cell::new(0));
+        let (n, p) = (notify.clone(), polls.clone());
+        let mut gated = Gated::new(async move {
+            p.set(p.get() + 1);
+            n.notified().await;
+            p.set(p.get() + 1);
+            "woken"
+        });
+        for _ in 0..5 {
+            let poll = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut gated).poll(cx))).await;
+            assert!(poll.is_pending());
+        }
+        assert_eq!(polls.get(), 1, "registered once, then left alone");
+        notify.notify_one();
+        let done = actix_web::rt::time::timeout(Duration::from_secs(5), gated).await;
+        assert_eq!(done, Ok("woken"), "the wake went through to the inner future");
+        assert_eq!(polls.get(), 2);
     }
 
     #[actix_web::test]

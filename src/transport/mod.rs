@@ -50,6 +50,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct ResumePoint {
     pub since: Option<u64>,
     pub epoch: Option<String>,
+    /// `epoch` is known to be this server's (set by [`ResumePoint::advance`]): a stream's
+    /// every catch-up after its first skips comparing it.
+    synced: bool,
 }
 
 impl ResumePoint {
@@ -59,14 +62,24 @@ impl ResumePoint {
         let query = web::Query::<ResumeQuery>::from_query(req.query_string())
             .map_err(|e| ApiError::from_query(&e))?
             .into_inner();
-        Ok(ResumePoint {
-            since: query.since,
-            epoch: query.epoch,
-        })
+        Ok(ResumePoint::new(query.since, query.epoch))
+    }
+
+    pub fn new(since: Option<u64>, epoch: Option<String>) -> ResumePoint {
+        ResumePoint {
+            since,
+            epoch,
+            synced: false,
+        }
     }
 
     pub fn catch_up(&self, hub: &Hub) -> crate::log::Batch {
-        hub.catch_up(self.since, self.epoch.as_deref())
+        let epoch = if self.synced {
+            None
+        } else {
+            self.epoch.as_deref()
+        };
+        hub.catch_up(self.since, epoch)
     }
 
     /// For streams: a client more than [`MAX_BACKLOG`] events behind (it stopped reading, or
@@ -85,8 +98,9 @@ impl ResumePoint {
     pub fn advance(&mut self, hub: &Hub, last_seq: u64) {
         self.since = Some(last_seq);
         // Once per connection, not once per delivery.
-        if self.epoch.as_deref() != Some(hub.epoch()) {
+        if !self.synced {
             self.epoch = Some(hub.epoch().to_string());
+            self.synced = true;
         }
     }
 }

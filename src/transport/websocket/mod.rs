@@ -255,7 +255,7 @@ impl Mode for GameSocket {
     fn on_text(&mut self, text: &str) -> Step {
         let (id, err) = match decode_client_message(text) {
             Ok(ClientMessage::Resume { since, epoch }) => {
-                self.resume = Some(ResumePoint { since, epoch });
+                self.resume = Some(ResumePoint::new(since, epoch));
                 self.dirty = true;
                 return Step::Continue;
             }
