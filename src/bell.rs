@@ -341,7 +341,7 @@ mod tests {
         );
         bell.ring_news(8);
         bell.ring_news(9);
-        assert_eq!(within("two events", sub.rang()).await.news, true);
+        assert!(within("two events", sub.rang()).await.news);
     }
 
     #[actix_web::test]

@@ -708,7 +708,11 @@ mod tests {
         assert_eq!(polls.get(), 1, "registered once, then left alone");
         notify.notify_one();
         let done = actix_web::rt::time::timeout(Duration::from_secs(5), gated).await;
-        assert_eq!(done, Ok("woken"), "the wake went through to the inner future");
+        assert_eq!(
+            done,
+            Ok("woken"),
+            "the wake went through to the inner future"
+        );
         assert_eq!(polls.get(), 2);
     }
 

@@ -187,14 +187,18 @@ mod tests {
 
     #[test]
     fn a_text_frame_is_what_a_websocket_client_decodes_whatever_the_length() {
-        use actix_http::ws::{Codec, Frame};
         use actix_codec::Decoder;
+        use actix_http::ws::{Codec, Frame};
         for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
             let payload = "x".repeat(len);
             let mut wire = actix_web::web::BytesMut::from(&text_frame(payload.as_bytes())[..]);
             let mut client = Codec::new().client_mode().max_size(1 << 20);
             let frame = client.decode(&mut wire).expect("a valid frame");
-            assert_eq!(frame, Some(Frame::Text(Bytes::from(payload))), "length {len}");
+            assert_eq!(
+                frame,
+                Some(Frame::Text(Bytes::from(payload))),
+                "length {len}"
+            );
             assert!(wire.is_empty(), "length {len}: nothing left over");
         }
     }

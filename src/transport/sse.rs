@@ -91,7 +91,11 @@ impl Stream {
         let chunk = match batch.events.as_slice() {
             [] => return Poll::Pending,
             [one] => one.sse.clone(),
-            many => Bytes::from(many.iter().flat_map(|e| e.sse.iter().copied()).collect::<Vec<u8>>()),
+            many => Bytes::from(
+                many.iter()
+                    .flat_map(|e| e.sse.iter().copied())
+                    .collect::<Vec<u8>>(),
+            ),
         };
         self.resume.advance(self.conn.hub(), batch.last_seq);
         self.conn.delivered(&batch.events, chunk.len());

@@ -20,4 +20,5 @@ mod tickets;
 mod tls;
 mod tls_visible;
 mod transports;
+mod write_path;
 mod ws_close;

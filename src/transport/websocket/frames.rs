@@ -9,9 +9,9 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use actix_http::ws::{CloseCode, CloseReason, ProtocolError};
 use actix_web::error::PayloadError;
 use actix_web::{dev, web, web::Bytes};
-use actix_http::ws::{CloseCode, CloseReason, ProtocolError};
 use futures_util::Stream;
 
 /// A close frame with `code` and a human `description`.

@@ -203,6 +203,9 @@ async fn upgrade_echo(
     switch(&req, None, socket)
 }
 
+/// Events held back by the lecturer's simulated delay, and when they may go.
+type Delayed = (Vec<Arc<WireEvent>>, Pin<Box<tokio::time::Sleep>>);
+
 /// A game socket: events down from the client's resume point, clicks and resumes up.
 struct GameSocket {
     /// The bookkeeping every transport shares: slot, figures, the player's stream, log lines.
@@ -216,7 +219,7 @@ struct GameSocket {
     /// The log may hold events this socket has not sent (set by the bell and by a `resume`).
     dirty: bool,
     /// Events held back by the lecturer's simulated delay, and when they may go.
-    delayed: Option<(Vec<Arc<WireEvent>>, Pin<Box<tokio::time::Sleep>>)>,
+    delayed: Option<Delayed>,
     /// Bad or rate-limited messages so far.
     strikes: u32,
 }

@@ -90,7 +90,9 @@ pub trait Mode {
 enum State {
     Open,
     /// We sent a close frame and wait for the client's until then.
-    Closing { until: Instant },
+    Closing {
+        until: Instant,
+    },
     /// Nothing more to say: the body ends once `out` is yielded.
     Closed,
 }
@@ -361,8 +363,7 @@ impl<M: Mode> Socket<M> {
                         self.send(Message::Ping(Bytes::new()));
                         self.next_ping = now + self.heartbeat.interval;
                     }
-                    self.next_ping
-                        .min(self.last_heard + self.heartbeat.timeout)
+                    self.next_ping.min(self.last_heard + self.heartbeat.timeout)
                 }
             };
             self.timer.as_mut().reset(next);
