@@ -4,7 +4,7 @@
 //! every stream once, in order, byte for byte the same; a client that stops reading costs a
 //! bounded amount and is cut off after the send timeout while the others keep up; the closing
 //! handshake ends with the server closing the TCP connection first (RFC 6455 §7.1.1); frames
-//! split in fragments are joined, and broken UTF-8 is refused at the fragment that breaks it.
+//! split in fragments are joined, and broken UTF-8 is refused as soon as its bytes arrive.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -310,7 +310,7 @@ async fn a_close_the_server_starts_waits_for_the_clients_close_then_closes_tcp_f
 }
 
 #[actix_web::test]
-async fn a_fragmented_message_is_joined_and_broken_utf8_fails_at_the_fragment_that_breaks_it() {
+async fn a_fragmented_message_is_joined_and_broken_utf8_fails_as_soon_as_it_arrives() {
     let app = TestApp::spawn().await;
     let addr = app.server.http_addr;
     let mut ws = Frames::new(raw_websocket(addr, "", None).await);
@@ -338,6 +338,20 @@ async fn a_fragmented_message_is_joined_and_broken_utf8_fails_at_the_fragment_th
         .write_all(&frame(0x01, b"{\"type\":\"\xff"))
         .await
         .unwrap();
+    assert_eq!(ws.until_close().await, 1007);
+    // The same inside one frame: its header announces 100 bytes, the first 8 arrive, and the
+    // bad byte among them is enough.
+    let mut ws = Frames::new(raw_websocket(addr, "", None).await);
+    let key = [1u8, 2, 3, 4];
+    let mut start = vec![0x81, 0x80 | 100];
+    start.extend_from_slice(&key);
+    start.extend(
+        b"{\"a\":\"\xff"
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i % 4]),
+    );
+    ws.stream.write_all(&start).await.unwrap();
     assert_eq!(ws.until_close().await, 1007);
     app.server.stop().await;
 }

@@ -26,7 +26,7 @@
 //! | a text message over [`WS_MAX_MESSAGE`] bytes | close `1009` (message too big), as soon as a frame header announces it ([`FrameSizeGuard`](frames::FrameSizeGuard)) |
 //! | a frame RFC 6455 forbids (unmasked, reserved bits or opcode, bad close payload, ...) | close `1002` (protocol error) |
 //! | a binary message | close `1003` (unsupported data) |
-//! | text that is not valid UTF-8 | close `1007` (invalid payload), at the fragment that breaks it |
+//! | text that is not valid UTF-8 | close `1007` (invalid payload), as soon as the bytes that break it arrive (even mid-frame) |
 //! | bad JSON or an unknown `type` | an `{"type":"error"}` reply; the [`WS_MAX_STRIKES`]th: close `1008` |
 //! | clicks over the rate limit | an `error` reply `rate_limited` (a strike, so close `1008` if it goes on) |
 //! | silence (not even a pong) for `--ws-timeout-ms` ([45 s](crate::config::DEFAULT_WS_TIMEOUT_MS)) | close `1008`, at that moment (not at the next ping) |

@@ -115,6 +115,9 @@ pub struct Socket<M: Mode> {
     codec: Codec,
     max_message: usize,
     partial: Option<Partial>,
+    /// How much of a text frame still arriving is known to be valid UTF-8 (see
+    /// [`Socket::peek_utf8`]).
+    peeked: usize,
     /// The client's side ended (it closed the TCP connection, or the payload failed).
     input_ended: bool,
     /// Replies and control frames to yield before anything else.
@@ -148,6 +151,7 @@ impl<M: Mode> Socket<M> {
             codec: Codec::new().max_size(max_message),
             max_message,
             partial: None,
+            peeked: 0,
             input_ended: false,
             out: BytesMut::new(),
             events: Vec::new().into_iter(),
@@ -199,11 +203,17 @@ impl<M: Mode> Socket<M> {
         while self.state != State::Closed && self.out.len() < OUT_LIMIT {
             match self.codec.decode(&mut self.inbox) {
                 Ok(Some(frame)) => {
+                    self.peeked = 0;
                     self.last_heard = Instant::now();
                     self.on_frame(frame);
                     continue;
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    if !self.peek_utf8() {
+                        self.fail(invalid_utf8());
+                        return;
+                    }
+                }
                 Err(e) => {
                     self.fail(protocol_error_close(&e));
                     return;
@@ -249,13 +259,16 @@ impl<M: Mode> Socket<M> {
         }
     }
 
-    /// A protocol violation: close with `reason` (RFC 6455 §7.1.7). While closing already,
-    /// anything broken just ends the connection.
+    /// A protocol violation: "fail the WebSocket connection" (RFC 6455 §7.1.7) — send a close
+    /// frame with `reason` and close the TCP connection, without waiting for the client's
+    /// close (a client that broke the protocol, or whose close frame was itself broken, may
+    /// never send a good one).
     fn fail(&mut self, reason: Option<CloseReason>) {
-        match self.state {
-            State::Open => self.begin_close(reason),
-            _ => self.end(),
+        if self.state == State::Open {
+            self.tell(reason.as_ref());
+            self.send(Message::Close(reason));
         }
+        self.end();
     }
 
     /// Ends without (further) ado.
@@ -337,6 +350,63 @@ impl<M: Mode> Socket<M> {
             if let Some(partial) = self.partial.take() {
                 self.on_message(partial.text, partial.data.freeze());
             }
+        }
+    }
+
+    /// Fails fast inside a frame: checks the UTF-8 of a text frame (or of a continuation of a
+    /// text message) as far as it has arrived, before actix-http's codec has the whole frame.
+    /// False if it is invalid already. Each byte is checked once (a character cut at the end
+    /// of what arrived is checked again with its rest), so a frame trickling in byte by byte
+    /// costs no more than one arriving whole; nothing is kept but the offset.
+    fn peek_utf8(&mut self) -> bool {
+        let b = &self.inbox[..];
+        if b.len() < 2 || b[1] & 0x80 == 0 {
+            // No header yet, or unmasked (the codec refuses that itself).
+            return true;
+        }
+        let opcode = b[0] & 0x0f;
+        let continued = self.partial.as_ref().filter(|p| opcode == 0 && p.text);
+        if opcode != 0x1 && continued.is_none() {
+            return true;
+        }
+        let (len, at) = match b[1] & 0x7f {
+            126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
+            127 if b.len() >= 10 => {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&b[2..10]);
+                (u64::from_be_bytes(n), 10)
+            }
+            126 | 127 => return true,
+            n => (u64::from(n), 2),
+        };
+        let start = at + 4;
+        if b.len() <= start {
+            return true;
+        }
+        let mask = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        let here = usize::try_from(len).map_or(b.len() - start, |l| l.min(b.len() - start));
+        let (from, end) = (start + self.peeked, start + here);
+        if from >= end {
+            return true;
+        }
+        // The start of a character cut by the previous fragment's end.
+        let carry = match continued {
+            Some(p) if self.peeked == 0 => &p.data[p.checked..],
+            _ => &[][..],
+        };
+        let mut text = Vec::with_capacity(carry.len() + end - from);
+        text.extend_from_slice(carry);
+        text.extend((from..end).map(|i| b[i] ^ mask[(i - start) % 4]));
+        match std::str::from_utf8(&text) {
+            Ok(_) => {
+                self.peeked = here;
+                true
+            }
+            Err(e) if e.error_len().is_none() => {
+                self.peeked += e.valid_up_to().saturating_sub(carry.len());
+                true
+            }
+            Err(_) => false,
         }
     }
 
