@@ -88,6 +88,8 @@ pub(crate) trait MessageType: Sized {
 
         {
             let headers = self.headers_mut();
+            // Room for exactly these (a pooled head usually has it already).
+            headers.reserve(raw_headers.len());
 
             for idx in raw_headers.iter() {
                 let name = HeaderName::from_bytes(&slice[idx.name.0..idx.name.1]).unwrap();

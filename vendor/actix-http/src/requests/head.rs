@@ -29,7 +29,10 @@ impl Default for RequestHead {
             method: Method::default(),
             uri: Uri::default(),
             version: Version::HTTP_11,
-            headers: HeaderMap::with_capacity(16),
+            // Sized by the decoder for the request it holds (`h1::decoder::set_headers`): 16
+            // slots of a header name and four inline values each are 6.4 KiB, held for as long
+            // as the request is (a parked long poll) and kept by the pool after it.
+            headers: HeaderMap::new(),
             peer_addr: None,
             flags: Flags::empty(),
         }
