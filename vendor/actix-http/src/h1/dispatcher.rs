@@ -47,8 +47,9 @@ const HW_BUFFER_SIZE: usize = 1024 * 8;
 const PROBE_BUFFER_SIZE: usize = 1024 * 4;
 
 /// After a flush empties `write_buf`, a buffer larger than this is released rather than kept
-/// for the next response: an idle connection keeps at most this much.
-const IDLE_WRITE_BUFFER_SIZE: usize = LW_BUFFER_SIZE;
+/// for the next response: an idle connection keeps at most this much (a response head's
+/// reservation is larger and goes; a stream's small chunks reuse what they keep).
+const IDLE_WRITE_BUFFER_SIZE: usize = 512;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// Write buffer capacity at which we reallocate it after flushing.
