@@ -24,7 +24,7 @@ use crate::error::ApiError;
 use crate::game::Transport;
 use crate::limits::parked_wait;
 use crate::session::MaybePlayer;
-use crate::transport::{method_not_allowed, Alarm, Connection, ResumePoint};
+use crate::transport::{method_not_allowed, Connection, ResumePoint};
 
 /// The comment line an idle stream sends so that proxies do not time it out.
 const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
@@ -63,7 +63,7 @@ struct Stream {
     /// The `retry:` line, sent first.
     opening: Option<Bytes>,
     /// When the next keep-alive comment is due, and how often.
-    heartbeat: Alarm,
+    heartbeat: Pin<Box<Sleep>>,
     every: Duration,
     /// A chunk held back by the lecturer's simulated delay, and when it may go.
     delayed: Option<(Bytes, Pin<Box<Sleep>>)>,
@@ -145,9 +145,9 @@ impl MessageBody for Stream {
             }
             Poll::Pending => {}
         }
-        if this.heartbeat.poll(cx).is_ready() {
+        if this.heartbeat.as_mut().poll(cx).is_ready() {
             let next = Instant::now() + this.every;
-            this.heartbeat.reset(next);
+            this.heartbeat.as_mut().reset(next);
             this.conn.delivered(&[], KEEP_ALIVE.len());
             return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
         }
@@ -199,7 +199,7 @@ async fn sse(
         dirty: true,
         opening: Some(Bytes::from(format!("retry: {}\n\n", settings.retry_ms))),
         // The retry line already opens the stream: the first comment is one period away.
-        heartbeat: Alarm::at(Instant::now() + every),
+        heartbeat: Box::pin(tokio::time::sleep(every)),
         every,
         delayed: None,
         ended: false,

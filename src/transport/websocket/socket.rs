@@ -30,6 +30,7 @@
 //! `vendor/README.md`); a close the server starts waits up to [`CLOSE_WAIT`] for the client's
 //! close frame, reading and discarding what comes before it.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -41,12 +42,11 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::error::PayloadError;
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::Stream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::frames::{close, protocol_error_close, GuardedPayload};
 use super::Heartbeat;
 use crate::log::WireEvent;
-use crate::transport::Alarm;
 
 /// How long a close the server started waits for the client's close frame before the
 /// connection is closed anyway.
@@ -126,7 +126,7 @@ pub struct Socket<M: Mode> {
     events: std::vec::IntoIter<Arc<WireEvent>>,
     heartbeat: Heartbeat,
     /// The one timer: the next ping, the silence deadline, or the end of a closing wait.
-    timer: Alarm,
+    timer: Pin<Box<Sleep>>,
     next_ping: Instant,
     last_heard: Instant,
     state: State,
@@ -156,7 +156,7 @@ impl<M: Mode> Socket<M> {
             out: BytesMut::new(),
             events: Vec::new().into_iter(),
             heartbeat,
-            timer: Alarm::at(next_ping.min(silence)),
+            timer: Box::pin(tokio::time::sleep_until(next_ping.min(silence))),
             next_ping,
             last_heard: now,
             state: State::Open,
@@ -178,7 +178,7 @@ impl<M: Mode> Socket<M> {
         self.send(Message::Close(reason));
         let until = Instant::now() + CLOSE_WAIT;
         self.state = State::Closing { until };
-        self.timer.reset(until);
+        self.timer.as_mut().reset(until);
     }
 
     fn tell(&mut self, reason: Option<&CloseReason>) {
@@ -412,7 +412,7 @@ impl<M: Mode> Socket<M> {
 
     /// Fires what is due: a ping, the silence deadline, the end of a closing wait.
     fn poll_timer(&mut self, cx: &mut Context<'_>) {
-        while self.timer.poll(cx).is_ready() {
+        while self.timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             let next = match self.state {
                 State::Closed => return,
@@ -436,7 +436,7 @@ impl<M: Mode> Socket<M> {
                     self.next_ping.min(self.last_heard + self.heartbeat.timeout)
                 }
             };
-            self.timer.reset(next);
+            self.timer.as_mut().reset(next);
         }
     }
 
