@@ -2,7 +2,7 @@
 CARGO ?= cargo
 E2E_DIR := e2e
 
-.PHONY: run class test unit fmt lint e2e e2e-deps deps deps-run build clean
+.PHONY: run class cluster lab test unit fmt lint e2e e2e-deps deps deps-run build clean
 
 ## Start the server on the embedded defaults: http://127.0.0.1:8080
 run: deps-run
@@ -14,6 +14,22 @@ run: deps-run
 CLASS_ARGS ?=
 class: deps-run
 	$(CARGO) run --release --bin clickgame -- --lan $(CLASS_ARGS)
+
+## Several nodes, one game (issue 16, docs/scaling.md): a throw-away Redis on a free port, nodes
+## a, b and c on free ports, and haproxy in front on http://127.0.0.1:8080 and
+## https://127.0.0.1:8443 (round robin, no sticky sessions). Ctrl-C stops everything.
+## CLUSTER_ARGS for more flags to every node, e.g. CLUSTER_ARGS="--lease-ttl-ms 1000".
+CLUSTER_ARGS ?=
+cluster:
+	scripts/deps.sh cluster
+	$(CARGO) build --release --bin clickgame
+	CLUSTER_ARGS="$(CLUSTER_ARGS)" scripts/cluster.sh
+## The WSS best-practices lab (docs/lab.md): the game plus an attacker's site on
+## http://127.0.0.1:8666/attacker.html, and switches at /lab.html that turn each defence off
+## (all start on). LAB_ARGS for more flags, e.g. LAB_ARGS="--lan --lab-allow-remote".
+LAB_ARGS ?=
+lab: deps-run
+	$(CARGO) run --release --bin clickgame -- --lab $(LAB_ARGS)
 
 ## Everything CI checks: formatting, lints, unit + integration tests, browser tests. `deps`
 ## comes first, so a missing package stops the run before any build.

@@ -88,6 +88,8 @@ fn config(scheme: Scheme) -> Config {
     config.seed = Some(5);
     config.round_pause_ms = 0;
     config.round_pause_jitter_ms = 0;
+    // B holds a round open while A's event travels: it must never expire under the measurement.
+    config.round_timeout_ms = 0;
     config.click_rate = u32::MAX;
     config.max_conns_per_ip = 0;
     config.max_sockets_per_ip = 0;

@@ -117,7 +117,8 @@ describe('the join card on /compare.html', () => {
       // `compare.html#join` opens the card at once: what the projector shows at the start.
       await page.goto(`${server.url}/compare.html#join`);
       await page.locator('[data-testid="join-url"]').waitFor({ state: 'visible' });
-      assert.equal(await page.locator('[data-testid="join-drawer"]').evaluate((d) => d.open), true);
+      assert.equal(await page.locator('[data-testid="join-drawer"]').isVisible(), true, 'the join drawer is open');
+      assert.equal(await page.locator('[data-testid="join-drawer-toggle"]').getAttribute('aria-expanded'), 'true');
     });
   });
 });
@@ -133,6 +134,8 @@ describe('the lecturer keeps the room civil', () => {
       await join(ada, 'Ada');
       await join(bob, 'Rude');
       const { page } = lecturer;
+      // The lecturer controls are a drawer of the projector screen (js/layout.js).
+      await page.click('[data-testid="drawer-tab-controls"]');
       await page.fill('[data-testid="admin-token"]', server.adminToken);
       await waitUntil('both players in the lecturer\'s list', async () => {
         const options = await page.locator('[data-testid="admin-player"] option').allTextContents();

@@ -44,7 +44,8 @@ const ADMIN_TOKEN = /^admin token: (\S+)\s*$/m;
  * one: the saved game is restored), `keepDataDir` (do not delete it on stop), `args` (extra flags).
  * `tls: true` serves HTTPS too, on a free port (`httpsUrl`; the certificate is self-signed, so
  * open pages in a context with `ignoreHTTPSErrors`); with `--eavesdrop` among `args` (and
- * `--eavesdrop-addr`/`--eavesdrop-tls-addr 127.0.0.1:0`) the relays' URLs are in `relays`.
+ * `--eavesdrop-addr`/`--eavesdrop-tls-addr 127.0.0.1:0`) the relays' URLs are in `relays`;
+ * with `--lab` (and `--lab-attacker-addr 127.0.0.1:0`) the attacker's page is `labAttacker`.
  */
 export async function startServer({ addr = '127.0.0.1:0', dataDir = null, keepDataDir = false, tls = false, args: extra = [] } = {}) {
   if (!existsSync(SERVER_BIN)) {
@@ -98,10 +99,13 @@ export async function startServer({ addr = '127.0.0.1:0', dataDir = null, keepDa
     plain: /^eavesdrop relay on (http:\/\/\S+)\s*$/m.exec(stdout)?.[1] ?? null,
     tls: /^eavesdrop relay on (https:\/\/\S+)\s*$/m.exec(stdout)?.[1] ?? null,
   };
+  // With `--lab` (and `--lab-attacker-addr 127.0.0.1:0`): the attacker's page.
+  const labAttacker = /^lab attacker site on (http:\/\/\S+)\s*$/m.exec(stdout)?.[1] ?? null;
   return {
     url,
     httpsUrl,
     relays,
+    labAttacker,
     adminToken,
     dataDir: dir,
     stderrTail: () => stderrTail.join('\n'),
@@ -332,13 +336,14 @@ export function assertNoPageProblems(player, assert) {
   assert.deepEqual(csp, [], `${player.label}: CSP violations`);
 }
 
-/** The live figures table of `/`: {figure: {client, server}} as the page shows them. */
+/** The live figures table of `/`: {figure: {window, client, server}} as the page shows them (client = since picked). */
 export async function readFigures(player) {
   return player.page.evaluate(() =>
     Object.fromEntries(
       [...document.querySelectorAll('[data-testid="figures"] tr[data-figure]')].map((tr) => [
         tr.dataset.figure,
         {
+          window: tr.querySelector('[data-side="window"]')?.textContent ?? '',
           client: tr.querySelector('[data-side="client"]')?.textContent ?? '',
           server: tr.querySelector('[data-side="server"]')?.textContent ?? '',
         },

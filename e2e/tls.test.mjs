@@ -200,7 +200,7 @@ describe('the connection security panel', () => {
     }
   });
 
-  test('on /compare.html the panel is a drawer that adds no height to the page', { timeout: 30_000 }, async (t) => {
+  test('on /compare.html the panel is a drawer that adds no height to the page, and the page says HTTP/2', { timeout: 30_000 }, async (t) => {
     const p = await openTrusting(`${byName(server.httpsUrl)}/compare.html`, 'compare', { width: 1280, height: 720 });
     try {
       const height = () => p.page.evaluate(() => document.documentElement.scrollHeight);
@@ -217,6 +217,20 @@ describe('the connection security panel', () => {
       assert.equal(await height(), closed, 'opening the drawer does not lengthen the page');
       const box = await p.page.locator('[data-testid="tls-drawer"]').boundingBox();
       assert.ok(box.y + box.height <= 720 && box.x + box.width <= 1280, `the open drawer fits the screen: ${JSON.stringify(box)}`);
+
+      // Which protocol: over HTTPS the page's API requests and the HTTP panes say HTTP/2, the
+      // WebSocket pane wss: (Resource Timing's nextHopProtocol, read by the page).
+      await waitUntil('HTTP/2 labels on the page and its panes', async () => {
+        const seen = await p.page.evaluate(() => ({
+          page: { ...document.querySelector('[data-testid="page-protocol"]').dataset },
+          panes: Object.fromEntries([...document.querySelectorAll('.pane')].map((el) => [el.dataset.transport, [el.dataset.protocol, el.dataset.scheme]])),
+        }));
+        const ok = seen.page.protocol === 'HTTP/2' && seen.page.http === 'https:' && seen.page.ws === 'wss:' &&
+          ['ajax', 'longpoll', 'sse'].every((t) => seen.panes[t]?.[0] === 'HTTP/2' && seen.panes[t]?.[1] === 'https:') &&
+          seen.panes.websocket?.[1] === 'wss:';
+        return { ok, seen };
+      });
+      assert.equal(await p.page.locator('[data-testid="conn-warning"]').isVisible(), false, 'no connection-limit warning over HTTP/2');
       assertNoPageProblems(p, assert);
     } catch (err) {
       await saveArtifacts(t.name, [p]);

@@ -1,8 +1,8 @@
 // # Unit tests of the browser client's pure modules, in Node (no browser, no server)
 //
 // web/js/protocol.js (validation, the fold, the Stream cursor), the reconnect loop every transport
-// shares (Reconnector, Backoff, the resume classification) of web/js/transports/common.js, and
-// the figures of web/js/metrics.js.
+// shares (Reconnector, Backoff, the resume classification) of web/js/transports/common.js,
+// the figures of web/js/metrics.js, and what the lab's modules make of the server's answers.
 // These modules use only what Node also has (TextEncoder, performance), so they are imported as
 // they are served. Runs in well under a second, before the browser suites.
 
@@ -20,6 +20,9 @@ import {
   resumeUrl,
 } from '../web/js/transports/common.js';
 import { Meter, Samples } from '../web/js/metrics.js';
+import { bannerText, labFromStats } from '../web/js/lab.js';
+import { logRowView, switchesView } from '../web/js/lab_panel.js';
+import { attackerUrl } from '../web/js/lab_page.js';
 
 const snapshot = (over = {}) => ({
   seq: 10,
@@ -339,8 +342,9 @@ describe('metrics.js: the figures', () => {
     m.resumed('recovered');
     assert.deepEqual(
       [m.open, m.requests, m.downstreamRequests, m.downstreamPolls, m.wasted, m.bytes, m.reconnects, m.recovered],
-      [0, 3, 2, 2, 1, 300, 1, 1],
+      [0, 3, 2, 2, 1, 256, 1, 1],
     );
+    // Only the polls' bytes: what delivering events took, not the click's answer.
     m.eventSeen({ seq: 5, ts: 1000, type: 'round_started' }, 'apply', 1040);
     m.eventSeen({ seq: 5, ts: 1000, type: 'round_started' }, 'skip', 1050);
     m.eventSeen(snapshot(), 'reset', 1060);
@@ -356,5 +360,40 @@ describe('metrics.js: the figures', () => {
     assert.equal(m.wire.length, 50);
     assert.equal(m.wire.at(-1).text, '{"seq":119}');
     assert.equal(m.bytes, 1200);
+  });
+});
+
+describe('lab.js and lab_panel.js: the lab, read from untrusted answers', () => {
+  test('the lab exists only when /api/stats says so, and only known defences count as off', () => {
+    assert.deepEqual(labFromStats({ uptime_s: 1 }), { present: false, off: [], attackerPort: null });
+    assert.deepEqual(labFromStats({ lab: 'yes' }).present, false);
+    assert.deepEqual(
+      labFromStats({ lab: { off: ['server_data', 'origin', '<img>', 7], attacker_port: 8666 } }),
+      { present: true, off: ['origin', 'server_data'], attackerPort: 8666 },
+    );
+    assert.equal(labFromStats({ lab: { off: [], attacker_port: 70000 } }).attackerPort, null);
+  });
+
+  test('the banner names what is off, and nothing when all is on', () => {
+    assert.equal(bannerText([]), '');
+    assert.equal(bannerText(['bogus']), '');
+    assert.match(bannerText(['origin']), /^LAB: defence OFF — Origin check\./);
+    assert.match(bannerText(['input', 'server_data']), /defences OFF — input validation, server-data validation/);
+  });
+
+  test('switch and log answers are checked before they are shown', () => {
+    assert.equal(switchesView(null), null);
+    assert.deepEqual(
+      switchesView({ defences: { origin: false, auth: 'no', input: true, extra: true } }),
+      [['origin', false], ['input', true]],
+    );
+    assert.equal(logRowView({ seq: 1, rule: 'firewall' }), null);
+    assert.equal(logRowView({ seq: -1, rule: 'origin' }), null);
+    const row = logRowView({ seq: 4, ts: 0, rule: 'server_data', code: 0, error: 'rendered_as_text', detail: '<b>', peer: '127.0.0.1:1' });
+    assert.equal(row.code, '—', 'a page\'s report has no wire code');
+    assert.equal(row.origin, '(none)');
+    assert.equal(row.detail, '<b>', 'kept as text; the panel writes it with textContent');
+    assert.equal(attackerUrl('127.0.0.1', 8666), 'http://127.0.0.1:8666/attacker.html');
+    assert.equal(attackerUrl('localhost', null), null);
   });
 });

@@ -3,8 +3,12 @@
 #
 #   scripts/deps.sh run    what `make run` needs: a C toolchain's view of OpenSSL (pkg-config +
 #                          libssl-dev, for the openssl crate)
+#   scripts/deps.sh cluster  what `make cluster` needs on top of `run`: redis-server, haproxy,
+#                          python3 (free ports)
 #   scripts/deps.sh test   everything `make test` needs on top: Debian's Chromium and
 #                          ChromeDriver (browser tests), Node.js + npm and the e2e npm modules,
+#                          redis-server (the cluster tests start their own, issue 16) and
+#                          haproxy (the cluster's entry point; its config is checked),
 #                          clippy and rustfmt
 #
 # What is already there is left alone. What is missing is installed with apt-get when we are
@@ -47,6 +51,14 @@ if [ "$what" = test ]; then
   command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
   # tests/api/classroom.rs runs `openssl verify` against the local CA, as a student would.
   need_cmd openssl openssl
+  need_cmd redis-server redis-server
+  need_cmd haproxy haproxy
+fi
+
+if [ "$what" = cluster ]; then
+  command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
+  need_cmd redis-server redis-server
+  need_cmd haproxy haproxy
 fi
 
 if [ ${#apt_missing[@]} -gt 0 ]; then

@@ -47,8 +47,10 @@ impl Rang {
 /// Rung by the hub: after every publish ([`Bell::ring_news`]) and every order to end all
 /// connections ([`Bell::ring_control`]).
 pub struct Bell {
-    /// The newest seq in the log, stored after the event is in it.
-    seq: AtomicU64,
+    /// Counts the rings for news, bumped after the events are in the log. A count, not the
+    /// log's last seq: a cluster node that reloads its ring may end at the seq it had (in
+    /// another epoch), and its streams must look all the same.
+    news: AtomicU64,
     /// Counts the orders to end all connections.
     control: AtomicU64,
     /// One ringer per thread that has subscribers.
@@ -64,17 +66,17 @@ struct Ringer {
 }
 
 impl Bell {
-    pub fn new(seq: u64) -> Arc<Bell> {
+    pub fn new() -> Arc<Bell> {
         Arc::new(Bell {
-            seq: AtomicU64::new(seq),
+            news: AtomicU64::new(0),
             control: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
         })
     }
 
-    /// The log now ends at `seq`: wakes every subscription. Call after the events are in it.
-    pub fn ring_news(&self, seq: u64) {
-        self.seq.store(seq, Ordering::Release);
+    /// The log changed: wakes every subscription. Call after the events are in it.
+    pub fn ring_news(&self) {
+        self.news.fetch_add(1, Ordering::AcqRel);
         self.ring();
     }
 
@@ -101,7 +103,7 @@ impl Bell {
         let slot = local.slots.borrow_mut().take();
         Subscription {
             bell: self.clone(),
-            seq: self.seq.load(Ordering::Acquire),
+            news: self.news.load(Ordering::Acquire),
             control: self.control.load(Ordering::Acquire),
             local,
             slot,
@@ -123,7 +125,7 @@ pub struct Subscription {
     bell: Arc<Bell>,
     local: Rc<Local>,
     slot: usize,
-    seq: u64,
+    news: u64,
     control: u64,
 }
 
@@ -151,13 +153,13 @@ impl Subscription {
     }
 
     fn look(&mut self) -> Rang {
-        let seq = self.bell.seq.load(Ordering::Acquire);
+        let news = self.bell.news.load(Ordering::Acquire);
         let control = self.bell.control.load(Ordering::Acquire);
         let rang = Rang {
-            news: seq != self.seq,
+            news: news != self.news,
             control: control != self.control,
         };
-        self.seq = seq;
+        self.news = news;
         self.control = control;
         rang
     }
@@ -300,7 +302,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_ring_wakes_every_subscription_on_its_thread_once_per_look() {
-        let bell = Bell::new(0);
+        let bell = Bell::new();
         let mut subs: Vec<Subscription> = (0..100).map(|_| bell.subscribe()).collect();
         let waiting: Vec<_> = subs
             .drain(..)
@@ -312,7 +314,7 @@ mod tests {
             })
             .collect();
         actix_web::rt::task::yield_now().await;
-        bell.ring_news(1);
+        bell.ring_news();
         for task in waiting {
             let (rang, mut s) = within("news", task).await.unwrap();
             assert_eq!(
@@ -329,7 +331,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_ring_before_the_wait_is_not_lost_and_control_is_told_apart() {
-        let bell = Bell::new(7);
+        let bell = Bell::new();
         let mut sub = bell.subscribe();
         bell.ring_control();
         assert_eq!(
@@ -339,19 +341,35 @@ mod tests {
                 control: true
             }
         );
-        bell.ring_news(8);
-        bell.ring_news(9);
+        bell.ring_news();
+        bell.ring_news();
         assert!(within("two events", sub.rang()).await.news);
     }
 
     #[actix_web::test]
+    async fn every_ring_is_news_even_when_the_log_ends_where_it_did() {
+        // A cluster node reloading its ring in another epoch may end at the seq it had: its
+        // streams must still look (and find the epoch changed).
+        let bell = Bell::new();
+        let mut sub = bell.subscribe();
+        bell.ring_news();
+        assert!(within("first ring", sub.rang()).await.news);
+        bell.ring_news();
+        assert!(
+            within("a second ring, nothing else changed", sub.rang())
+                .await
+                .news
+        );
+    }
+
+    #[actix_web::test]
     async fn a_ring_from_another_thread_wakes_this_one() {
-        let bell = Bell::new(0);
+        let bell = Bell::new();
         let mut sub = bell.subscribe();
         let ringer = bell.clone();
         let other = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            ringer.ring_news(1);
+            ringer.ring_news();
         });
         assert!(within("cross-thread", sub.rang()).await.news);
         other.join().unwrap();
@@ -359,7 +377,7 @@ mod tests {
 
     #[actix_web::test]
     async fn slots_are_reused_and_a_dropped_subscription_is_not_woken() {
-        let bell = Bell::new(0);
+        let bell = Bell::new();
         let a = bell.subscribe();
         let b = bell.subscribe();
         let slot_a = a.slot;
@@ -367,7 +385,7 @@ mod tests {
         let c = bell.subscribe();
         assert_eq!(c.slot, slot_a, "a freed slot is taken again");
         assert_ne!(b.slot, c.slot);
-        bell.ring_news(1);
+        bell.ring_news();
         actix_web::rt::task::yield_now().await;
     }
 }

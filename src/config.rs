@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use clap::{parser::ValueSource, CommandFactory, FromArgMatches, Parser};
 
+use crate::cluster::{ClusterConfig, NodeId, DEFAULT_LEASE_TTL};
+use crate::forwarded::{TrustedProxies, TrustedProxy};
 use crate::game::{Rules, BOARD_SIZE, POLL_INTERVAL_MS};
 use crate::hub::HubConfig;
 use crate::lan::Host;
@@ -29,6 +31,10 @@ pub const DEFAULT_LAN_HTTPS_ADDR: &str = "[::]:8443";
 /// The eavesdropping relays (`--eavesdrop`): loopback, next to the listeners they relay to.
 pub const DEFAULT_EAVESDROP_ADDR: &str = "127.0.0.1:8081";
 pub const DEFAULT_EAVESDROP_TLS_ADDR: &str = "127.0.0.1:8444";
+/// The lab's attacker's site (`--lab`): loopback, another port of the game's host.
+pub const DEFAULT_LAB_ATTACKER_ADDR: &str = "127.0.0.1:8666";
+/// With `--lan` (and `--lab-allow-remote`): every interface, so students' machines reach it.
+pub const DEFAULT_LAN_LAB_ATTACKER_ADDR: &str = "[::]:8666";
 /// Where the generated certificate (and, later, saved game state) lives.
 pub const DEFAULT_DATA_DIR: &str = "data";
 /// Clicks per second a player may send before `429 Too Many Requests`.
@@ -65,6 +71,10 @@ pub const DEFAULT_LONGPOLL_TIMEOUT_MS: u64 = 25_000;
 pub const DEFAULT_ROUND_PAUSE_MS: u64 = 1500;
 /// ...plus a random extra of up to this, so the next target cannot be timed.
 pub const DEFAULT_ROUND_PAUSE_JITTER_MS: u64 = 500;
+/// A round nobody hits ends by itself after this long (`round_expired`): long enough for a
+/// student to find the target on a phone, short enough that a forgotten target does not turn
+/// the next reaction time into minutes.
+pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 10_000;
 /// The target's radius in board units (the board is 1000 × 1000).
 pub const DEFAULT_TARGET_RADIUS: u32 = 40;
 /// A player with no transport contact for this long leaves.
@@ -93,6 +103,9 @@ const MIN_TIMER_MS: u64 = 10;
 const MAX_TIMEOUT_MS: u64 = 600_000;
 /// The most players, or history events, a flag may ask for.
 const MAX_COUNT: u64 = 1_000_000;
+/// The shortest lease a flag accepts: renewals every third of it must fit several Redis round
+/// trips (each bounded by 500 ms at most).
+const MIN_LEASE_TTL_MS: u64 = 300;
 
 /// The web client shipped with this crate, found next to the sources at build time.
 const DEFAULT_WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web");
@@ -197,6 +210,24 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_EAVESDROP_TLS_ADDR", default_value = DEFAULT_EAVESDROP_TLS_ADDR)]
     pub eavesdrop_tls_addr: SocketAddr,
 
+    /// Teaching only, weakens security on request: the WSS best-practices lab (docs/lab.md).
+    /// Adds an attacker's site on another origin (--lab-attacker-addr), switches that let the
+    /// lecturer turn each defence off and on again (/lab.html, admin token; all start on), and a
+    /// live log of every refusal. Implies --no-persist.
+    #[arg(long, env = "CLICKGAME_LAB")]
+    pub lab: bool,
+
+    /// With --lab: the attacker's site's address (another port of this host: another origin,
+    /// the same site). With --lan: every interface, port 8666.
+    #[arg(long, env = "CLICKGAME_LAB_ATTACKER_ADDR", default_value = DEFAULT_LAB_ATTACKER_ADDR)]
+    pub lab_attacker_addr: SocketAddr,
+
+    /// With --lab: allow the lab on listeners other than loopback (e.g. with --lan, where
+    /// students attack each other's pages as an exercise). Without it, --lab refuses to start
+    /// on such a listener.
+    #[arg(long, env = "CLICKGAME_LAB_ALLOW_REMOTE", requires = "lab")]
+    pub lab_allow_remote: bool,
+
     /// Another origin (`scheme://host[:port]`) allowed to use the API, besides the server's own.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
@@ -296,6 +327,12 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_ROUND_PAUSE_JITTER_MS", default_value_t = DEFAULT_ROUND_PAUSE_JITTER_MS)]
     pub round_pause_jitter_ms: u64,
 
+    /// A round nobody hits ends by itself this long after it started (a `round_expired` event;
+    /// the next round follows the usual pause). 0 = rounds wait for a winner for ever.
+    #[arg(long, env = "CLICKGAME_ROUND_TIMEOUT_MS", default_value_t = DEFAULT_ROUND_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub round_timeout_ms: u64,
+
     /// Radius of the target in board units (board is 1000 × 1000).
     #[arg(long, env = "CLICKGAME_TARGET_RADIUS", default_value_t = DEFAULT_TARGET_RADIUS,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(BOARD_SIZE / 2)))]
@@ -325,6 +362,45 @@ pub struct Config {
     /// Log filter, in `tracing` env-filter syntax (e.g. `info`, `clickgame=debug`).
     #[arg(long, env = "CLICKGAME_LOG", default_value = DEFAULT_LOG)]
     pub log: String,
+
+    /// Serve one game together with every other node started with the same Redis
+    /// (`redis://host:port[/db]`; docs/scaling.md). Without it this process is the whole game,
+    /// as always. Needs --node-id.
+    #[arg(
+        long,
+        env = "CLICKGAME_REDIS_URL",
+        value_name = "URL",
+        requires = "node_id"
+    )]
+    pub redis_url: Option<String>,
+
+    /// With --redis-url: this node's name (1 to 32 of a-z, 0-9, - and _), shown in /api/stats,
+    /// /metrics and on /compare.html.
+    #[arg(
+        long,
+        env = "CLICKGAME_NODE_ID",
+        value_name = "ID",
+        requires = "redis_url"
+    )]
+    pub node_id: Option<NodeId>,
+
+    /// With --redis-url: how long the lease of the node running the game lives without being
+    /// renewed, i.e. the longest a dead node stops the game (docs/scaling.md, "Failover").
+    #[arg(long, env = "CLICKGAME_LEASE_TTL_MS", default_value_t = DEFAULT_LEASE_TTL.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(MIN_LEASE_TTL_MS..=MAX_TIMEOUT_MS))]
+    pub lease_ttl_ms: u64,
+
+    /// A reverse proxy (an address, or a network like 10.0.0.0/8) whose word about the client's
+    /// address is believed: its X-Forwarded-For on plain HTTP, its PROXY protocol v2 header on
+    /// the TLS port; its own sockets are exempt from --max-sockets-per-ip. Repeat the flag, or
+    /// separate with commas in the environment variable. None by default.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CLICKGAME_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl Config {
@@ -350,6 +426,13 @@ impl Config {
             if defaulted("https_addr") {
                 config.https_addr = lan_default(DEFAULT_LAN_HTTPS_ADDR);
             }
+            if defaulted("lab_attacker_addr") {
+                config.lab_attacker_addr = lan_default(DEFAULT_LAN_LAB_ATTACKER_ADDR);
+            }
+        }
+        if config.lab {
+            // A lab game holds names a normal restore would refuse: it is never saved.
+            config.no_persist = true;
         }
         if !config.lan_addrs.is_empty() && !config.lan && !config.init_ca {
             return Err(Config::command().error(
@@ -369,12 +452,16 @@ impl Config {
         config.https_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.eavesdrop_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.eavesdrop_tls_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.lab_attacker_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.no_tls = true;
         config.no_persist = true;
         config.workers = 2;
         config.join_rate = 0;
         config.join_rate_total = 0;
         config.max_players = 100_000;
+        // Tests drive their rounds themselves and some hold one open for long; a test about
+        // the round timeout sets it.
+        config.round_timeout_ms = 0;
         config
     }
 
@@ -386,6 +473,7 @@ impl Config {
             idle_timeout_ms: self.player_timeout_ms,
             poll_interval_ms: self.poll_interval_ms,
             max_players: self.max_players,
+            round_timeout_ms: self.round_timeout_ms,
         }
     }
 
@@ -409,6 +497,19 @@ impl Config {
             history: self.history,
         }
     }
+
+    /// The cluster layer's settings, with `--redis-url`.
+    pub fn cluster(&self) -> Option<ClusterConfig> {
+        let (url, node) = (self.redis_url.as_ref()?, self.node_id.as_ref()?);
+        let mut cluster = ClusterConfig::new(url.clone(), node.clone());
+        cluster.lease_ttl = Duration::from_millis(self.lease_ttl_ms);
+        Some(cluster)
+    }
+
+    /// The `--trusted-proxy` list.
+    pub fn trusted_proxies(&self) -> TrustedProxies {
+        TrustedProxies(self.trusted_proxies.clone())
+    }
 }
 
 /// The rules at their defaults: the game `make run` plays, and the one tests start from.
@@ -421,6 +522,7 @@ impl Default for Rules {
             idle_timeout_ms: DEFAULT_PLAYER_TIMEOUT_MS,
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             max_players: DEFAULT_MAX_PLAYERS,
+            round_timeout_ms: DEFAULT_ROUND_TIMEOUT_MS,
         }
     }
 }
@@ -493,6 +595,19 @@ mod tests {
         let c = Config::from_arg_list(["clickgame"]).unwrap();
         assert_eq!(c.http_addr.to_string(), DEFAULT_HTTP_ADDR);
         assert!(!c.lan);
+    }
+
+    #[test]
+    fn lab_implies_no_persist_and_allow_remote_needs_lab() {
+        let c = Config::from_arg_list(["clickgame", "--lab"]).unwrap();
+        assert!(c.lab && c.no_persist);
+        assert_eq!(c.lab_attacker_addr.to_string(), DEFAULT_LAB_ATTACKER_ADDR);
+        let c = Config::from_arg_list(["clickgame"]).unwrap();
+        assert!(!c.lab && !c.no_persist);
+        assert!(Config::from_arg_list(["clickgame", "--lab-allow-remote"]).is_err());
+        let c =
+            Config::from_arg_list(["clickgame", "--lab", "--lan", "--lab-allow-remote"]).unwrap();
+        assert_eq!(c.lab_attacker_addr.to_string(), "[::]:8666");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use actix_web::{
 use serde::Serialize;
 
 use crate::game::GameError;
+use crate::refusal::Refused;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -156,7 +157,15 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             res.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
         }
-        res.body(self.body())
+        let mut res = res.body(self.body());
+        // For the middleware that counts refusals by defence (`security::record_refusals`): the
+        // response body is already bytes, this is the same code and detail as data.
+        res.extensions_mut().insert(Refused {
+            status: self.status.as_u16(),
+            error: self.code,
+            detail: self.detail.clone(),
+        });
+        res
     }
 }
 

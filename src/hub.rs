@@ -17,13 +17,24 @@
 //! slow one can never make the server buffer without bound, and "no skip, no reorder" holds by
 //! construction — every sender reads the same ordered log. The price is a read lock per wake-up.
 //!
-//! Lock order: `core` (mutex) before `log` (rwlock). Readers that only catch up take just the
-//! log's read lock.
+//! Lock order: `core` (mutex) before `log` (rwlock) before the epoch and, in a cluster, the
+//! replica. Readers that only catch up take just the log's read lock.
+//!
+//! **In a cluster** (`--redis-url`, `docs/scaling.md`) the public face stays the same — the
+//! transports catch up from the same ring buffer and wait on the same bell — but what fills
+//! it changes (`hub/replica.rs`): every node fills its ring from the log in Redis and keeps a
+//! *replica* of the game folded from it (snapshots, "is this player still here"), and only the
+//! node holding the lease runs the [`Game`], whose events go to Redis instead of the ring.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
+
+mod replica;
+
+use replica::Cluster;
+pub use replica::Tell;
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -32,13 +43,16 @@ use crate::bell::{Bell, Subscription};
 use crate::error::to_json;
 use crate::game::{
     validate_event, Click, ClickOutcome, Event, EventKind, Game, GameError, GameState,
-    InvalidState, LeaveReason, Player, PlayerId, Round, Rules, Transport, TransportTally,
-    BOARD_SIZE, MAX_SAFE_INTEGER,
+    InvalidState, LeaveReason, NameCheck, Player, PlayerId, Round, Rules, Transport,
+    TransportTally, BOARD_SIZE, MAX_SAFE_INTEGER, ROUND_STARTED,
 };
 use crate::log::{now_ms, Batch, Log, WireEvent};
 use crate::metrics::Metrics;
 use crate::persist::{SavedState, STATE_VERSION};
 use crate::secret::{hex, random_bytes, same, unhex};
+
+/// The `type` of the snapshot event (the catch-up a client gets instead of history).
+pub const SNAPSHOT: &str = "snapshot";
 
 /// Settings of the event log. (The AJAX polling interval is game state: the lecturer can change
 /// it, so it travels in the snapshot and in `settings` events.)
@@ -83,6 +97,14 @@ struct Core {
     /// Players who left for being idle, with the seq of their leaving: they may come back with
     /// the same token and score while that seq is still within the history window.
     departed: HashMap<PlayerId, u64>,
+    /// In a cluster, while this node holds the lease: where its events go (Redis).
+    term: Option<replica::Term>,
+    /// In a cluster, while a forwarded command runs: its events, written together with its
+    /// answer (`commands.rs`).
+    collect: Option<Vec<crate::cluster::LogEntry>>,
+    /// The newest `round_started`: its seq and its round. A delivery that carries this seq (or
+    /// a snapshot taken after it) shows that round to its player; see [`Hub::round_delivered`].
+    last_start: Option<(u64, u64)>,
 }
 
 /// Tells open connections to end: a lecturer's "drop all connections" (generation bumps) or
@@ -103,8 +125,12 @@ struct Inner {
     bell: Arc<Bell>,
     control: Mutex<Control>,
     timer: Notify,
-    epoch: String,
+    /// Random per server start; in a cluster, the game's (kept in Redis, the same on every node
+    /// and across failovers). Changes only in a cluster, when Redis starts a new game.
+    epoch: RwLock<Arc<str>>,
     config: HubConfig,
+    /// `Some` with `--redis-url`: this node's part of a game shared through Redis.
+    cluster: Option<Cluster>,
 }
 
 /// The handle every transport holds. Clone it freely.
@@ -122,6 +148,10 @@ pub struct StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
+        if let Some(cluster) = &self.hub.inner.cluster {
+            cluster.stream_closed(self.player);
+            return;
+        }
         let now = now_ms();
         self.hub.core().game.stream_closed(self.player, now);
         self.hub.inner.timer.notify_one();
@@ -244,6 +274,17 @@ impl Hub {
         history: Vec<Arc<WireEvent>>,
         config: HubConfig,
     ) -> Hub {
+        Hub::build_with(game, last_seq, secrets, history, config, None)
+    }
+
+    fn build_with(
+        game: Game,
+        last_seq: u64,
+        secrets: HashMap<PlayerId, [u8; 16]>,
+        history: Vec<Arc<WireEvent>>,
+        config: HubConfig,
+        cluster: Option<Cluster>,
+    ) -> Hub {
         let log = Log::new(config.history, history, last_seq);
         Hub {
             inner: Arc::new(Inner {
@@ -254,13 +295,17 @@ impl Hub {
                     last_seq,
                     secrets,
                     departed: HashMap::new(),
+                    term: None,
+                    collect: None,
+                    last_start: None,
                 }),
                 log: RwLock::new(log),
-                bell: Bell::new(last_seq),
+                bell: Bell::new(),
                 control: Mutex::new(Control::default()),
                 timer: Notify::new(),
-                epoch: hex(&random_bytes::<8>()),
+                epoch: RwLock::new(Arc::from(hex(&random_bytes::<8>()))),
                 config,
+                cluster,
             }),
         }
     }
@@ -304,11 +349,17 @@ impl Hub {
     /// Whether `player` holds a session (is playing, or left for being idle and may still come
     /// back with their token).
     pub fn has_session(&self, player: PlayerId) -> bool {
+        if let Some(cluster) = &self.inner.cluster {
+            return cluster.knows(player);
+        }
         self.core().secrets.contains_key(&player)
     }
 
     /// The transport a player was last seen on.
     pub fn transport_of(&self, player: PlayerId) -> Option<Transport> {
+        if let Some(cluster) = &self.inner.cluster {
+            return cluster.transport_of(player);
+        }
         self.core()
             .game
             .state()
@@ -367,15 +418,32 @@ impl Hub {
         self.publish(&mut core, events, now);
     }
 
+    /// Paused, joins open, poll interval — as the game in this process has them (in a cluster:
+    /// the authority's game, ahead of the replica the figures read).
+    pub(crate) fn game_flags(&self) -> (bool, bool, u64) {
+        let core = self.core();
+        let state = core.game.state();
+        (state.paused, state.joins_open, state.poll_interval_ms)
+    }
+
     pub fn joins_open(&self) -> bool {
+        if let Some(cluster) = &self.inner.cluster {
+            return cluster.with_state(|s| s.joins_open);
+        }
         self.core().game.state().joins_open
     }
 
     pub fn is_paused(&self) -> bool {
+        if let Some(cluster) = &self.inner.cluster {
+            return cluster.with_state(|s| s.paused);
+        }
         self.core().game.state().paused
     }
 
     pub fn poll_interval_ms(&self) -> u64 {
+        if let Some(cluster) = &self.inner.cluster {
+            return cluster.with_state(|s| s.poll_interval_ms);
+        }
         self.core().game.state().poll_interval_ms
     }
 
@@ -414,9 +482,20 @@ impl Hub {
         });
     }
 
-    /// Random per server start; a client from another epoch gets a snapshot.
-    pub fn epoch(&self) -> &str {
-        &self.inner.epoch
+    /// Random per server start; a client from another epoch gets a snapshot. In a cluster, the
+    /// game's epoch, the same on every node.
+    pub fn epoch(&self) -> Arc<str> {
+        self.inner
+            .epoch
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// True when the epoch can never change (not a cluster node): a stream that has checked
+    /// its epoch once need not compare it again (`ResumePoint`).
+    pub fn epoch_fixed(&self) -> bool {
+        self.inner.cluster.is_none()
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -455,6 +534,11 @@ impl Hub {
         if kinds.is_empty() {
             return;
         }
+        if self.inner.cluster.is_some() {
+            // To Redis, not to the ring: every node's ring is filled from there.
+            self.publish_to_log(core, kinds, now);
+            return;
+        }
         {
             let mut log = self
                 .inner
@@ -486,6 +570,9 @@ impl Hub {
                     EventKind::PlayerLeft { player, .. } => {
                         core.secrets.remove(player);
                     }
+                    EventKind::RoundStarted { round, .. } => {
+                        core.last_start = Some((core.last_seq, *round));
+                    }
                     _ => {}
                 }
                 let type_name = kind.type_name();
@@ -502,17 +589,21 @@ impl Hub {
                 log.push(Arc::new(WireEvent::new(event.seq, now, type_name, json)));
             }
         }
-        self.inner.bell.ring_news(core.last_seq);
+        self.inner.bell.ring_news();
         self.inner.timer.notify_one();
     }
 
     fn snapshot_of(&self, core: &Core) -> Snapshot {
-        let state: &GameState = core.game.state();
+        let epoch = Hub::term_epoch(core).unwrap_or_else(|| self.epoch());
+        self.snapshot_from(core.game.state(), core.last_seq, &epoch)
+    }
+
+    fn snapshot_from(&self, state: &GameState, seq: u64, epoch: &str) -> Snapshot {
         Snapshot {
-            seq: core.last_seq,
+            seq,
             ts: now_ms(),
-            kind: "snapshot",
-            epoch: self.inner.epoch.clone(),
+            kind: SNAPSHOT,
+            epoch: epoch.to_string(),
             board: BOARD_SIZE,
             poll_interval_ms: state.poll_interval_ms,
             paused: state.paused,
@@ -525,13 +616,19 @@ impl Hub {
 
     /// The current state of the game.
     pub fn snapshot(&self) -> Snapshot {
+        if self.inner.cluster.is_some() {
+            return self.replica_snapshot();
+        }
         self.snapshot_of(&self.core())
     }
 
     /// Everything after `since`; a snapshot first when `since` is missing, from another epoch,
     /// ahead of us, or older than the history.
     pub fn catch_up(&self, since: Option<u64>, epoch: Option<&str>) -> Batch {
-        let same_epoch = epoch.is_none_or(|e| e == self.inner.epoch);
+        if self.inner.cluster.is_some() {
+            return self.catch_up_replica(since, epoch);
+        }
+        let same_epoch = epoch.is_none_or(|e| e == &*self.epoch());
         if let (Some(since), true) = (since, same_epoch) {
             let log = self.log();
             if let Some(events) = log.after(since) {
@@ -543,6 +640,11 @@ impl Hub {
         }
         let core = self.core();
         let snapshot = self.snapshot_of(&core);
+        Hub::snapshot_batch(snapshot)
+    }
+
+    /// A snapshot as the one event of a batch.
+    fn snapshot_batch(snapshot: Snapshot) -> Batch {
         let json = to_json(&snapshot, "a snapshot").unwrap_or_else(|_| {
             format!(
                 r#"{{"seq":{},"ts":{},"type":"snapshot","epoch":"{}"}}"#,
@@ -553,7 +655,7 @@ impl Hub {
             events: vec![Arc::new(WireEvent::new(
                 snapshot.seq,
                 snapshot.ts,
-                "snapshot",
+                SNAPSHOT,
                 json,
             ))],
             last_seq: snapshot.seq,
@@ -561,21 +663,38 @@ impl Hub {
     }
 
     pub fn join(&self, name: &str) -> Result<Joined, GameError> {
+        self.join_with(name, NameCheck::Validate)
+    }
+
+    /// [`Hub::join`] with the name checked as `check` says (naive only in the lab).
+    pub fn join_with(&self, name: &str, check: NameCheck) -> Result<Joined, GameError> {
         let now = now_ms();
         let mut core = self.core();
-        let (player, events) = core.game.join(name, now)?;
-        let secret = random_bytes::<16>();
-        core.secrets.insert(player, secret);
+        let (player, events) = core.game.join_with(name, check, now)?;
+        // In a cluster the token is derived from the player id, so that every node checks it
+        // without asking anyone (`cluster/sessions.rs`; `commands.rs` makes sure the key is
+        // there before a join runs).
+        let token = match &self.inner.cluster {
+            Some(cluster) => cluster.token_for(player),
+            None => {
+                let secret = random_bytes::<16>();
+                core.secrets.insert(player, secret);
+                format!("{player}.{}", hex(&secret))
+            }
+        };
         self.publish(&mut core, events, now);
         Ok(Joined {
             player_id: player,
-            token: format!("{player}.{}", hex(&secret)),
+            token,
             snapshot: self.snapshot_of(&core),
         })
     }
 
     /// The player a session token belongs to, if it is valid.
     pub fn authenticate(&self, token: &str) -> Option<PlayerId> {
+        if let Some(cluster) = &self.inner.cluster {
+            return cluster.authenticate(token);
+        }
         let (id, secret) = token.split_once('.')?;
         let id: PlayerId = id.parse().ok()?;
         let given = unhex::<16>(secret)?;
@@ -630,8 +749,47 @@ impl Hub {
         Ok(())
     }
 
-    /// A poll from a player: refreshes their idle clock and records their transport.
+    /// `player`'s transport was just handed `events`. If they carry the live round's
+    /// `round_started` (or a snapshot taken after it, which shows the round too), the game
+    /// records the moment: the player's reaction time, should they win, counts from here. In a
+    /// cluster the node tells the game's node (`hub/replica.rs`).
+    ///
+    /// Called by `Connection::delivered` only for batches holding a `round_started` or a
+    /// snapshot (about once per round per connection), so the core lock is not taken for the
+    /// ordinary delivery.
+    pub fn round_delivered(&self, player: PlayerId, events: &[Arc<WireEvent>]) {
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.round_delivered(player, events);
+            return;
+        }
+        let now = now_ms();
+        let mut core = self.core();
+        let Some((seq, round)) = core.last_start else {
+            return;
+        };
+        if shows_round(events, seq) {
+            core.game.round_delivered(player, round, now);
+        }
+    }
+
+    /// [`Hub::round_delivered`] on the game of this process (in a cluster: the authority's,
+    /// told by the node that delivered it, at the time it did).
+    pub(crate) fn round_delivered_game(&self, player: PlayerId, round: u64, at: u64) {
+        self.core().game.round_delivered(player, round, at);
+    }
+
+    /// A poll from a player: refreshes their idle clock and records their transport. In a
+    /// cluster this tells the node running the game, now and then (`hub/replica.rs`).
     pub fn contact(&self, player: PlayerId, transport: Transport) {
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.contact(player, transport, false);
+            return;
+        }
+        self.contact_game(player, transport);
+    }
+
+    /// [`Hub::contact`] on the game of this process (in a cluster: the authority's).
+    pub(crate) fn contact_game(&self, player: PlayerId, transport: Transport) {
         let now = now_ms();
         let mut core = self.core();
         if let Ok(events) = core.game.contact(player, transport, now) {
@@ -642,6 +800,16 @@ impl Hub {
     /// A long-lived downstream connection of a player opened; it stays counted until the guard
     /// is dropped. `None` if the player is no longer in the game.
     pub fn open_stream(&self, player: PlayerId, transport: Transport) -> Option<StreamGuard> {
+        if let Some(cluster) = &self.inner.cluster {
+            if !cluster.knows(player) {
+                return None;
+            }
+            cluster.stream_opened(player, transport);
+            return Some(StreamGuard {
+                hub: self.clone(),
+                player,
+            });
+        }
         let now = now_ms();
         let mut core = self.core();
         let events = core.game.stream_opened(player, transport, now).ok()?;
@@ -679,6 +847,14 @@ impl Hub {
     }
 }
 
+/// Whether `events` show the round whose `round_started` has `seq`: that event itself, or a
+/// snapshot taken after it.
+pub(crate) fn shows_round(events: &[Arc<WireEvent>], seq: u64) -> bool {
+    events
+        .iter()
+        .any(|e| (e.seq == seq && e.kind == ROUND_STARTED) || (e.kind == SNAPSHOT && e.seq >= seq))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,6 +866,91 @@ mod tests {
             ..Rules::default()
         };
         Hub::new(rules, 1, HubConfig { history })
+    }
+
+    /// Starts the next round if its pause is over, as the timer task would.
+    fn tick(hub: &Hub) {
+        let now = now_ms();
+        let mut core = hub.core();
+        let events = core.game.tick(now);
+        hub.publish(&mut core, events, now);
+    }
+
+    /// The `round_won` event of the newest batch after `since`.
+    fn won_after(hub: &Hub, since: u64) -> serde_json::Value {
+        let batch = hub.catch_up(Some(since), None);
+        let won = batch
+            .events
+            .iter()
+            .find(|e| e.kind == "round_won")
+            .expect("a round_won");
+        serde_json::from_str(&won.json).unwrap()
+    }
+
+    #[test]
+    fn a_winner_is_timed_from_the_batch_that_carried_the_round_to_them() {
+        let hub = hub(64);
+        let ada = hub.join("Ada").unwrap().player_id;
+        let bob = hub.join("Bob").unwrap().player_id;
+        let before = hub.last_seq();
+        tick(&hub);
+        let start = hub.catch_up(Some(before), None);
+        let (round, x, y) = match hub.snapshot().round {
+            Some(r) => (r.number, f64::from(r.x), f64::from(r.y)),
+            None => panic!("no round"),
+        };
+        // Ada's transport hands her the round 80 ms after it started; she clicks at once.
+        std::thread::sleep(Duration::from_millis(80));
+        hub.round_delivered(ada, &start.events);
+        let at = hub.last_seq();
+        hub.click(ada, Click { round, x, y }).unwrap();
+        let won = won_after(&hub, at);
+        assert_eq!(won["reaction_from"], "delivery", "{won}");
+        assert!(won["reaction_ms"].as_u64().unwrap() < 80, "{won}");
+
+        // Next round: the old round's start and a batch without the new one change nothing for
+        // Bob; a snapshot taken after the new start shows it to him.
+        let before = hub.last_seq();
+        tick(&hub);
+        let round = hub.snapshot().round.unwrap();
+        hub.round_delivered(bob, &start.events);
+        hub.round_delivered(bob, &hub.catch_up(Some(hub.last_seq()), None).events);
+        std::thread::sleep(Duration::from_millis(60));
+        let snapshot = hub.catch_up(None, None);
+        assert_eq!(snapshot.events[0].kind, SNAPSHOT);
+        hub.round_delivered(bob, &snapshot.events);
+        let (x, y) = (f64::from(round.x), f64::from(round.y));
+        hub.click(
+            bob,
+            Click {
+                round: round.number,
+                x,
+                y,
+            },
+        )
+        .unwrap();
+        let won = won_after(&hub, before);
+        assert_eq!(won["reaction_from"], "delivery", "{won}");
+        assert!(won["reaction_ms"].as_u64().unwrap() < 60, "{won}");
+
+        // A round nobody's transport carried: timed from its start.
+        let before = hub.last_seq();
+        tick(&hub);
+        let round = hub.snapshot().round.unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let (x, y) = (f64::from(round.x), f64::from(round.y));
+        hub.click(
+            ada,
+            Click {
+                round: round.number,
+                x,
+                y,
+            },
+        )
+        .unwrap();
+        let won = won_after(&hub, before);
+        assert_eq!(won["reaction_from"], "round_start", "{won}");
+        assert!(won["reaction_ms"].as_u64().unwrap() >= 30, "{won}");
     }
 
     #[test]
@@ -736,7 +997,7 @@ mod tests {
             hub.join(name).unwrap();
         }
         assert_eq!(hub.last_seq(), 6);
-        let batch = hub.catch_up(Some(3), Some(hub.epoch()));
+        let batch = hub.catch_up(Some(3), Some(&hub.epoch()));
         assert_eq!(
             batch.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![4, 5, 6]

@@ -18,12 +18,15 @@ use actix_web::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::clustered::{self, Broadcast};
+use crate::commands::{Command, Commands, Reply};
 use crate::error::ApiError;
-use crate::game::{GameError, PlayerId, Transport, POLL_INTERVAL_MS};
+use crate::game::{PlayerId, Transport, POLL_INTERVAL_MS};
 use crate::hub::Hub;
+use crate::lab::{Lab, LabStats};
 use crate::log::now_ms;
 use crate::metrics::TransportStats;
-use crate::security::{self, RateLimiter};
+use crate::security;
 use crate::session;
 use crate::transport::method_not_allowed;
 
@@ -55,8 +58,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource(path)
                 .route(
-                    web::post().to(move |hub: web::Data<Hub>, _: Admin| async move {
-                        control(&hub, handler)
+                    web::post().to(move |commands: web::Data<Commands>, _: Admin| async move {
+                        control(&commands, handler).await
                     }),
                 )
                 .default_service(method_not_allowed("POST")),
@@ -154,19 +157,63 @@ struct AdminState {
     delay_ms: Delays,
 }
 
+/// In a cluster: which node answered, whether it runs the game, and whether it reaches Redis.
+#[derive(Debug, Serialize)]
+struct NodeStats {
+    id: String,
+    authority: bool,
+    /// `ok`, `unreachable` (or `unknown` in the first moment after start).
+    redis: &'static str,
+    /// The node that runs the game, as far as this node knows (`null` during a failover).
+    authority_node: Option<String>,
+}
+
 #[derive(Debug, Serialize)]
 struct Stats {
     uptime_s: u64,
+    /// Only in a cluster (`--redis-url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<NodeStats>,
     transports: Transports,
     admin: AdminState,
+    /// With `--lab` only: which defences are off, so every page can show the banner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lab: Option<LabStats>,
+}
+
+fn node_stats(hub: &Hub) -> Option<NodeStats> {
+    let node = hub.node()?;
+    let redis = node.health().borrow().as_str();
+    Some(NodeStats {
+        id: node.id().to_string(),
+        authority: node.is_authority(),
+        redis,
+        authority_node: node.authority_id(),
+    })
 }
 
 fn admin_state(hub: &Hub) -> AdminState {
+    admin_state_with(
+        hub,
+        hub.is_paused(),
+        hub.joins_open(),
+        hub.poll_interval_ms(),
+    )
+}
+
+/// The game's switches as given (after a control: as the game that ran it has them, which in a
+/// cluster may be ahead of this node's replica), with this node's simulated delays.
+fn admin_state_with(
+    hub: &Hub,
+    paused: bool,
+    joins_open: bool,
+    poll_interval_ms: u64,
+) -> AdminState {
     let ms = |t| hub.delay(t).as_millis() as u64;
     AdminState {
-        paused: hub.is_paused(),
-        joins_open: hub.joins_open(),
-        poll_interval_ms: hub.poll_interval_ms(),
+        paused,
+        joins_open,
+        poll_interval_ms,
         delay_ms: Delays {
             ajax: ms(Transport::Ajax),
             longpoll: ms(Transport::Longpoll),
@@ -176,12 +223,14 @@ fn admin_state(hub: &Hub) -> AdminState {
     }
 }
 
-async fn stats(hub: web::Data<Hub>) -> HttpResponse {
+async fn stats(req: HttpRequest, hub: web::Data<Hub>) -> HttpResponse {
+    let lab = req.app_data::<web::Data<Lab>>();
     let m = hub.metrics();
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Stats {
             uptime_s: m.uptime_s(),
+            node: node_stats(&hub),
             transports: Transports {
                 ajax: m.stats(Transport::Ajax),
                 longpoll: m.stats(Transport::Longpoll),
@@ -189,13 +238,32 @@ async fn stats(hub: web::Data<Hub>) -> HttpResponse {
                 websocket: m.stats(Transport::Websocket),
             },
             admin: admin_state(&hub),
+            lab: lab.map(|l| l.stats()),
         })
 }
 
 async fn prometheus(hub: web::Data<Hub>) -> HttpResponse {
+    let body = match node_stats(&hub) {
+        None => hub.metrics().prometheus(),
+        Some(node) => {
+            let mut body = hub.metrics().prometheus_for_node(&node.id);
+            let id = &node.id;
+            body.push_str(&format!(
+                "# HELP clickgame_node_authority Whether this node runs the game (holds the lease).\n\
+                 # TYPE clickgame_node_authority gauge\n\
+                 clickgame_node_authority{{node=\"{id}\"}} {}\n\
+                 # HELP clickgame_redis_up Whether this node reaches Redis.\n\
+                 # TYPE clickgame_redis_up gauge\n\
+                 clickgame_redis_up{{node=\"{id}\"}} {}\n",
+                u8::from(node.authority),
+                u8::from(node.redis == "ok"),
+            ));
+            body
+        }
+    };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(hub.metrics().prometheus())
+        .body(body)
 }
 
 async fn time() -> HttpResponse {
@@ -212,15 +280,37 @@ enum Control {
     Disconnect,
 }
 
-fn control(hub: &Hub, what: Control) -> Result<HttpResponse, ApiError> {
-    match what {
-        Control::Pause => hub.set_paused(true),
-        Control::Resume => hub.set_paused(false),
-        Control::Reset => hub.reset_scores(),
-        Control::Disconnect => hub.disconnect_all(),
+/// Runs a control that changes the game on the game (here, or the authority's in a cluster)
+/// and answers with the switches as the game has them afterwards.
+async fn game_control(commands: &Commands, cmd: Command) -> Result<HttpResponse, ApiError> {
+    let hub = commands.hub();
+    match commands.run(cmd, None).await? {
+        Reply::Game {
+            paused,
+            joins_open,
+            poll_interval_ms,
+        } => Ok(HttpResponse::Ok().json(admin_state_with(
+            hub,
+            paused,
+            joins_open,
+            poll_interval_ms,
+        ))),
+        _ => Err(ApiError::internal("a control answered with something else")),
     }
+}
+
+async fn control(commands: &Commands, what: Control) -> Result<HttpResponse, ApiError> {
     tracing::info!(control = ?what, "lecturer control");
-    Ok(HttpResponse::Ok().json(admin_state(hub)))
+    match what {
+        Control::Pause => game_control(commands, Command::Paused { paused: true }).await,
+        Control::Resume => game_control(commands, Command::Paused { paused: false }).await,
+        Control::Reset => game_control(commands, Command::Reset).await,
+        Control::Disconnect => {
+            // Every node's connections, in a cluster.
+            clustered::broadcast(commands.hub(), Broadcast::Disconnect).await?;
+            Ok(HttpResponse::Ok().json(admin_state(commands.hub())))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,7 +320,7 @@ struct PollInterval {
 }
 
 async fn poll_interval(
-    hub: web::Data<Hub>,
+    commands: web::Data<Commands>,
     _: Admin,
     body: web::Json<PollInterval>,
 ) -> Result<HttpResponse, ApiError> {
@@ -244,8 +334,7 @@ async fn poll_interval(
             ),
         ));
     }
-    hub.set_poll_interval(body.ms);
-    Ok(HttpResponse::Ok().json(admin_state(&hub)))
+    game_control(&commands, Command::PollInterval { ms: body.ms }).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,22 +355,16 @@ async fn delay(
             format!("the simulated delay must be 0 to {MAX_SIMULATED_DELAY_MS} ms"),
         ));
     }
-    hub.set_delay(body.transport, body.ms);
     tracing::info!(transport = %body.transport, ms = body.ms, "lecturer set a simulated delay");
+    // On every node, in a cluster: the delay is the network's, whichever node a client is on.
+    let control = Broadcast::Delay {
+        transport: body.transport,
+        ms: body.ms,
+    };
+    clustered::broadcast(&hub, control.clone()).await?;
+    // Our own copy of the broadcast may still be on its way: answer with the delay in place.
+    hub.set_delay(body.transport, body.ms);
     Ok(HttpResponse::Ok().json(admin_state(&hub)))
-}
-
-/// The game's refusals, as a lecturer control answers them: a player who is not (or no longer)
-/// in the game is `404 no_such_player` here, not the `401` a player's own request gets.
-fn admin_error(err: GameError) -> ApiError {
-    match err {
-        GameError::UnknownPlayer(id) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_such_player",
-            format!("player {id} is not in the game"),
-        ),
-        other => ApiError::from(other),
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,14 +377,18 @@ struct Kick {
 /// session token dies (a kicked player who wants back in must join anew — which the lecturer
 /// can stop by closing joining).
 async fn kick(
-    hub: web::Data<Hub>,
-    limiter: web::Data<RateLimiter>,
+    commands: web::Data<Commands>,
     _: Admin,
     body: web::Json<Kick>,
 ) -> Result<HttpResponse, ApiError> {
-    hub.kick(body.player).map_err(admin_error)?;
-    limiter.forget(body.player);
-    tracing::info!(player = body.player, "lecturer removed a player");
+    commands
+        .run(
+            Command::Kick {
+                player: body.player,
+            },
+            None,
+        )
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "player": body.player, "kicked": true })))
 }
 
@@ -315,12 +402,18 @@ struct Rename {
 /// `POST /api/admin/rename {"player": id, "name": "…"}`: the name goes through the join's
 /// validation and uniqueness (`400 invalid_name`, `409 name_taken`); answers the name as stored.
 async fn rename(
-    hub: web::Data<Hub>,
+    commands: web::Data<Commands>,
     _: Admin,
     body: web::Json<Rename>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = hub.rename(body.player, &body.name).map_err(admin_error)?;
-    tracing::info!(player = body.player, name, "lecturer renamed a player");
+    let body = body.into_inner();
+    let cmd = Command::Rename {
+        player: body.player,
+        name: body.name,
+    };
+    let Reply::Renamed { name } = commands.run(cmd, None).await? else {
+        return Err(ApiError::internal("a rename answered with something else"));
+    };
     Ok(HttpResponse::Ok().json(serde_json::json!({ "player": body.player, "name": name })))
 }
 
@@ -332,15 +425,14 @@ struct Joins {
 
 /// `POST /api/admin/joins {"open": bool}`: while closed, `POST /api/join` is `403 joins_closed`.
 async fn joins(
-    hub: web::Data<Hub>,
+    commands: web::Data<Commands>,
     _: Admin,
     body: web::Json<Joins>,
 ) -> Result<HttpResponse, ApiError> {
-    hub.set_joins_open(body.open);
     tracing::info!(
         open = body.open,
         "lecturer {} joining",
         if body.open { "opened" } else { "closed" }
     );
-    Ok(HttpResponse::Ok().json(admin_state(&hub)))
+    game_control(&commands, Command::Joins { open: body.open }).await
 }

@@ -17,7 +17,9 @@
 //! * [`session`] — tokens, cookies and the `Player` extractors.
 //! * [`tickets`] — one-time `?ticket=`s for connections that cannot send a header.
 //! * [`secret`] — random secrets as hex, compared in constant time.
-//! * [`security`] — Origin checks, security headers, click rate limits.
+//! * [`security`] — Origin checks, security headers, click rate limits; counting refusals.
+//! * [`refusal`] — every refusal named by the defence that made it (`/metrics`, the lab's log).
+//! * [`lab`] — `--lab`: switch each defence off and on, an attacker's site, the defence log.
 //! * [`limits`] — how many sockets and streams a client may hold, and the deadlines on them.
 //! * [`listener`] — from `accept` to the app: every connection counted, TLS and HTTP/2 by ALPN.
 //! * [`tls`] — certificates and the openssl acceptor for HTTPS/WSS.
@@ -28,6 +30,11 @@
 //! * [`eavesdrop`] — `--eavesdrop`: relays that show what an attacker on the wire sees.
 //! * [`error`] — the one mapping from failures to HTTP statuses and JSON bodies.
 //! * [`persist`] — the game saved on shutdown and restored on start.
+//! * [`commands`] — what a client asks of the game, run here or forwarded to the node that
+//!   runs it.
+//! * [`cluster`] — several nodes, one game, through Redis (issue 16): lease, log, forwarding.
+//! * [`clustered`] — a cluster node's loops between the hub and Redis.
+//! * [`forwarded`] — the client's address behind a trusted reverse proxy.
 //! * [`config`] — flags and environment variables, and every default.
 //! * [`server`] — builds the app, binds, runs.
 
@@ -37,11 +44,16 @@
 pub mod bell;
 pub mod ca;
 pub mod classroom;
+pub mod cluster;
+pub mod clustered;
+pub mod commands;
 pub mod config;
 pub mod eavesdrop;
 pub mod error;
+pub mod forwarded;
 pub mod game;
 pub mod hub;
+pub mod lab;
 pub mod lan;
 pub mod lecturer;
 pub mod limits;
@@ -50,6 +62,7 @@ pub mod log;
 pub mod metrics;
 pub mod persist;
 pub mod protocol;
+pub mod refusal;
 pub mod secret;
 pub mod security;
 pub mod server;

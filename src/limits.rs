@@ -51,6 +51,7 @@ use futures_util::Stream;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::forwarded::TrustedProxies;
 use crate::listener::{ConnHandle, RequestGuard};
 // The key joins are counted under too: IPv4 as is, IPv6 per /64 (the block one subscriber
 // usually holds, so rotating addresses within it does not multiply the caps).
@@ -193,6 +194,9 @@ pub struct SocketLimiter {
     limits: Limits,
     counts: Arc<Mutex<Counts>>,
     refused: Arc<RefusalLog>,
+    /// `--trusted-proxy`: their sockets carry many clients, so they are exempt from the
+    /// per-address cap (and the reserve's rule for busy addresses); they still count overall.
+    trusted: Arc<TrustedProxies>,
 }
 
 /// One counted socket; dropping it (the connection closed) gives the count back.
@@ -217,7 +221,19 @@ impl SocketLimiter {
             limits,
             counts: Arc::default(),
             refused: Arc::default(),
+            trusted: Arc::default(),
         }
+    }
+
+    /// The same limiter, trusting `proxies` (see the field).
+    pub fn trusting(mut self, proxies: TrustedProxies) -> SocketLimiter {
+        self.trusted = Arc::new(proxies);
+        self
+    }
+
+    /// Whether `ip` is a `--trusted-proxy` (whose PROXY protocol header the TLS port reads).
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted.trusts(ip)
     }
 
     /// Decides on a freshly accepted socket: a permit to hold for its lifetime, or a refusal
@@ -231,9 +247,15 @@ impl SocketLimiter {
     }
 
     fn decide(&self, peer: Option<SocketAddr>) -> Result<SocketPermit, Refusal> {
-        let ip = address_key(peer.ok_or(Refusal::NoPeer)?.ip());
+        let peer_ip = peer.ok_or(Refusal::NoPeer)?.ip();
+        let ip = address_key(peer_ip);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let held = counts.per_ip.get(&ip).copied().unwrap_or(0);
+        // A trusted proxy's sockets carry its clients: only the overall cap applies to them.
+        let held = if self.trusted.trusts(peer_ip) {
+            0
+        } else {
+            counts.per_ip.get(&ip).copied().unwrap_or(0)
+        };
         let Limits {
             sockets,
             sockets_per_ip,
@@ -366,6 +388,12 @@ impl Default for RefusalLog {
 
 impl RefusalLog {
     fn note(&self, why: Refusal, ip: Option<IpAddr>, limits: &Limits) {
+        // The client hung up before we looked (a proxy's TCP health check does that every
+        // second): nobody to tell the operator about.
+        if why == Refusal::NoPeer {
+            tracing::debug!("a connection was gone before it was accepted");
+            return;
+        }
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         let first = match why {
             Refusal::PerAddress => {

@@ -17,8 +17,10 @@
 //! moment the connection is closed, however that happens; it closes a connection whose writes
 //! have made no progress for the send timeout (a client that stopped reading holds no
 //! descriptor for long), and an HTTP/1.1 connection whose next request head does not arrive in
-//! time (actix bounds only the first); and it can be aborted by a handler through its
-//! [`ConnHandle`].
+//! time (actix bounds only the first); it can be aborted by a handler through its
+//! [`ConnHandle`]; and it counts the bytes written to the socket — below TLS, so on HTTPS they
+//! include the TLS records — adding them to the counter a handler names
+//! ([`ConnHandle::count_writes_into`]: the figures per transport, `transport/connection.rs`).
 //!
 //! `http_service` is the one place where the `HttpService` is configured, for the plain and
 //! the TLS listener alike; its `on_connect_ext` gives handlers each connection's [`ConnHandle`]
@@ -36,7 +38,7 @@ use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -170,6 +172,11 @@ struct Shared {
     idle_since: Cell<Option<tokio::time::Instant>>,
     /// A WebSocket took the connection over: no more requests.
     upgraded: Cell<bool>,
+    /// Bytes written to the socket so far (on HTTPS: TLS records, the handshake included).
+    written: Cell<u64>,
+    /// Where the bytes written now count as well: the counter of the transport whose HTTP/1.1
+    /// request the connection is serving. Cleared when the next request arrives.
+    meter: RefCell<Option<Arc<AtomicU64>>>,
 }
 
 impl ConnHandle {
@@ -199,7 +206,35 @@ impl ConnHandle {
     pub fn request_started(&self) -> RequestGuard {
         self.0.in_flight.set(self.0.in_flight.get() + 1);
         self.0.idle_since.set(None);
+        // A new request: whatever it writes is not the last one's (its handler may claim it).
+        self.0.meter.replace(None);
         RequestGuard(self.clone())
+    }
+
+    /// From now until the next request arrives on this connection (for a WebSocket: for good),
+    /// every byte written to the socket is added to `meter` too — heads, bodies, chunk and
+    /// frame headers, and on HTTPS the TLS records around them.
+    ///
+    /// Meant for HTTP/1.1, which serves one request at a time: the bytes written while a
+    /// request is being answered are that request's (a browser does not pipeline). The meter
+    /// stays set after the response, because the last bytes reach the socket only after the
+    /// handler and the body are done; the next request clears it. Over HTTP/2 one connection
+    /// carries many requests at once, so a handler must not call this there.
+    pub fn count_writes_into(&self, meter: Arc<AtomicU64>) {
+        self.0.meter.replace(Some(meter));
+    }
+
+    /// Bytes written to this connection's socket so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.0.written.get()
+    }
+
+    fn wrote(&self, n: usize) {
+        let shared = &self.0;
+        shared.written.set(shared.written.get() + n as u64);
+        if let Some(meter) = &*shared.meter.borrow() {
+            meter.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     /// The connection became a stream of its own (a WebSocket): no more request heads.
@@ -354,6 +389,9 @@ impl AsyncWrite for Counted {
             }
             done => {
                 this.stalled = None;
+                if let Poll::Ready(Ok(n)) = done {
+                    this.handle.wrote(n);
+                }
                 done
             }
         }
@@ -577,7 +615,7 @@ where
                     config,
                     shutdown.clone(),
                 );
-                admit(sockets.clone(), settings)
+                admit_proxied(sockets.clone(), settings)
                     .and_then(
                         Acceptor::new(acceptor.clone())
                             .map_err(|err| tracing::debug!(?err, "TLS handshake failed")),
@@ -615,6 +653,78 @@ fn admit(
             peer.map(|p| Counted::new(io, p, permit, &settings))
                 .ok_or(())
         }))
+    })
+}
+
+/// The first step on the TLS port: a connection from a `--trusted-proxy` may begin with a PROXY
+/// protocol v2 header (haproxy's `send-proxy-v2`: TLS passes through the proxy untouched, so
+/// there is no HTTP header to carry the client's address). It is read before anything else and
+/// the socket is counted under the client's address it names, so the per-address caps see the
+/// real client from the first byte. From anybody else the bytes are TLS and nothing is read.
+fn admit_proxied(
+    sockets: SocketLimiter,
+    settings: HttpSettings,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = Counted, Error = (), InitError = ()> {
+    fn_service(move |mut io: TcpStream| {
+        let sockets = sockets.clone();
+        async move {
+            let mut peer = io.peer_addr().ok();
+            if let Some(proxy) = peer.filter(|p| sockets.trusts(p.ip())) {
+                let header = tokio::time::timeout(settings.request_timeout, proxy_header(&mut io));
+                match header.await {
+                    Ok(Ok(Some(client))) => peer = Some(client),
+                    // A direct connection from the proxy's host, or its LOCAL health check.
+                    Ok(Ok(None)) => {}
+                    Ok(Err(err)) => {
+                        tracing::warn!(%proxy, %err, "a bad PROXY protocol header: connection closed");
+                        return Err(());
+                    }
+                    Err(_) => return Err(()),
+                }
+            }
+            sockets.admit(peer).map_err(drop).and_then(|permit| {
+                peer.map(|p| Counted::new(io, p, permit, &settings))
+                    .ok_or(())
+            })
+        }
+    })
+}
+
+/// The PROXY protocol v2 signature every header starts with.
+const PROXY_V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+
+/// Reads a PROXY protocol v2 header if the connection starts with one (a TLS connection starts
+/// with `0x16`, a header with `\r`): the client's address for a PROXY command, `None` for a
+/// LOCAL one (a health check) or no header at all. Reads exactly the header's bytes, so the TLS
+/// handshake that follows is untouched. Parsed with the `ppp` crate.
+pub async fn proxy_header(io: &mut TcpStream) -> io::Result<Option<SocketAddr>> {
+    use tokio::io::AsyncReadExt;
+    let mut first = [0u8; 1];
+    if io.peek(&mut first).await? == 0 || first[0] != b'\r' {
+        return Ok(None);
+    }
+    let mut head = [0u8; 16];
+    io.read_exact(&mut head).await?;
+    if &head[..12] != PROXY_V2_SIGNATURE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a PROXY protocol v2 header",
+        ));
+    }
+    let len = usize::from(u16::from_be_bytes([head[14], head[15]]));
+    let mut header = Vec::with_capacity(16 + len);
+    header.extend_from_slice(&head);
+    header.resize(16 + len, 0);
+    io.read_exact(&mut header[16..]).await?;
+    let parsed = ppp::v2::Header::try_from(header.as_slice())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    if parsed.command == ppp::v2::Command::Local {
+        return Ok(None);
+    }
+    Ok(match parsed.addresses {
+        ppp::v2::Addresses::IPv4(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+        ppp::v2::Addresses::IPv6(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+        _ => None,
     })
 }
 
@@ -745,6 +855,25 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn bytes_written_count_into_the_named_meter_until_the_next_request() {
+        let (_client, mut server, _limiter) = pair(Duration::from_secs(10)).await;
+        let handle = server.handle();
+        let meter = Arc::new(AtomicU64::new(0));
+        server.write_all(b"unclaimed").await.unwrap();
+        handle.count_writes_into(meter.clone());
+        server.write_all(b"hello, world").await.unwrap();
+        assert_eq!(meter.load(Ordering::Relaxed), 12);
+        let _next = handle.request_started();
+        server.write_all(b"the next request's").await.unwrap();
+        assert_eq!(
+            meter.load(Ordering::Relaxed),
+            12,
+            "not the next request's bytes"
+        );
+        assert_eq!(handle.bytes_written(), 9 + 12 + 18);
+    }
+
+    #[actix_web::test]
     async fn an_abort_wakes_a_waiting_read_with_an_error() {
         let (_client, mut server, limiter) = pair(Duration::from_secs(10)).await;
         let handle = server.handle();
@@ -760,5 +889,35 @@ mod tests {
             .unwrap();
         assert_eq!(read.unwrap_err().kind(), io::ErrorKind::ConnectionAborted);
         assert_eq!(limiter.open(), 0);
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[actix_web::test]
+    async fn a_proxy_header_names_the_client_and_leaves_what_follows_unread() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(server).await.unwrap();
+        let (mut io, _) = listener.accept().await.unwrap();
+        let header = ppp::v2::Builder::with_addresses(
+            ppp::v2::Version::Two | ppp::v2::Command::Proxy,
+            ppp::v2::Protocol::Stream,
+            ("198.51.100.7:5555".parse::<SocketAddr>().unwrap(), server),
+        )
+        .build()
+        .unwrap();
+        client.write_all(&header).await.unwrap();
+        client.write_all(b"\x16rest").await.unwrap();
+        let named = proxy_header(&mut io).await.unwrap();
+        assert_eq!(named, Some("198.51.100.7:5555".parse().unwrap()));
+        let mut rest = [0u8; 5];
+        tokio::io::AsyncReadExt::read_exact(&mut io, &mut rest)
+            .await
+            .unwrap();
+        assert_eq!(&rest, b"\x16rest");
     }
 }

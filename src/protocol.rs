@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::game::{Click, ClickOutcome};
+use crate::game::{Click, ClickOutcome, PlayerId};
 use crate::log::Batch;
 
 /// The WebSocket sub-protocol we speak; a handshake must offer it.
@@ -26,6 +26,11 @@ pub struct ClickRequest {
     pub round: u64,
     pub x: f64,
     pub y: f64,
+    /// The player the click claims to come from. Optional, and never needed: who clicks comes
+    /// from the session. A click naming anybody else is `403 impersonation`
+    /// (`command::click_identity`); only the lab, with its `auth` defence off, trusts it.
+    #[serde(default)]
+    pub player: Option<PlayerId>,
 }
 
 impl From<ClickRequest> for Click {
@@ -72,6 +77,9 @@ pub enum ClientMessage {
         round: u64,
         x: f64,
         y: f64,
+        /// As in [`ClickRequest::player`].
+        #[serde(default)]
+        player: Option<PlayerId>,
     },
 }
 

@@ -44,8 +44,11 @@ use actix_web::{
 
 use crate::error::ApiError;
 use crate::game::PlayerId;
+use crate::hub::Hub;
+use crate::lab::{self, Defence, Lab};
 use crate::limits::{Cap, CapLog};
 pub use crate::limits::{ConnLimiter, ConnSlot};
+use crate::refusal::{Refusal, Refused, Rule};
 
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -296,7 +299,9 @@ pub async fn origin_check(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    if let Some(refusal) = check_request(&req) {
+    // The lab's switch (`--lab` only): a naive server accepts every origin.
+    let on = lab::defence_on(req.app_data::<web::Data<Lab>>(), Defence::Origin);
+    if let Some(refusal) = check_request(&req).filter(|_| on) {
         return Ok(req
             .into_response(refusal.error_response())
             .map_into_right_body());
@@ -331,6 +336,54 @@ fn check_request(req: &ServiceRequest) -> Option<ApiError> {
         ));
     }
     None
+}
+
+/// The app-wide layer that notices refusals: every error response of ours carries a
+/// [`Refused`] extension (`ApiError::error_response`); if its code is a defence's
+/// ([`Rule::of_error`]), it is counted on `/metrics` and, with `--lab`, logged with the request's
+/// origin and address. Answers that are no defence's (a `404`, `name_taken`) pass unnoticed.
+pub async fn record_refusals(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let refused = res.response().extensions().get::<Refused>().cloned();
+    if let Some(refused) = refused {
+        if let Some(rule) = Rule::of_error(refused.error) {
+            let req = res.request();
+            record_refusal(
+                req.app_data::<web::Data<Hub>>().map(|h| h.get_ref()),
+                req.app_data::<web::Data<Lab>>().map(|l| l.get_ref()),
+                Refusal {
+                    rule,
+                    code: refused.status,
+                    error: refused.error,
+                    detail: refused.detail,
+                    origin: origin_of(req.headers()),
+                    peer: req.peer_addr(),
+                },
+            );
+        }
+    }
+    Ok(res)
+}
+
+/// Counts a refusal (always) and logs it in the lab's defence log (with `--lab`). The one place
+/// both happen, for HTTP answers ([`record_refusals`]) and WebSocket closes and replies alike.
+pub fn record_refusal(hub: Option<&Hub>, lab: Option<&Lab>, refusal: Refusal) {
+    if let Some(hub) = hub {
+        hub.metrics().refused(refusal.rule);
+    }
+    if let Some(lab) = lab {
+        lab.record(refusal);
+    }
+}
+
+/// The `Origin` a request sent, as text (for the defence log).
+pub fn origin_of(headers: &header::HeaderMap) -> Option<String> {
+    headers
+        .get(header::ORIGIN)
+        .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
 }
 
 /// A token bucket per player: `rate` clicks per second, bursts up to `rate`.

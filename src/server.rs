@@ -11,6 +11,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_files::Files;
@@ -24,10 +25,14 @@ use actix_web::{
 };
 
 use crate::classroom::{self, JoinInfo};
+use crate::cluster::Node;
+use crate::clustered::ClusterTasks;
+use crate::commands::Commands;
 use crate::config::Config;
 use crate::eavesdrop::{self, Eavesdrop, RelayKind};
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::lab::{self, attacker, Lab};
 use crate::lan::{self, LanNames};
 use crate::lecturer::{self, AdminToken};
 use crate::limits::{self, Limits, SocketLimiter};
@@ -43,6 +48,9 @@ use crate::transport::{self, long_polling::LongPollTimeout};
 /// Request bodies are tiny JSON objects; anything larger is refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024;
 
+/// The response header naming the node that answered, in a cluster.
+pub const NODE_HEADER: &str = "X-Clickgame-Node";
+
 /// A server running in the background of the current actix system.
 pub struct RunningServer {
     pub http_addr: SocketAddr,
@@ -52,6 +60,8 @@ pub struct RunningServer {
     /// With `--eavesdrop`: the plain relay (to `http_addr`) and the TLS relay (to `https_addr`).
     pub eavesdrop_addr: Option<SocketAddr>,
     pub eavesdrop_tls_addr: Option<SocketAddr>,
+    /// With `--lab`: the attacker's site (another origin of this host).
+    pub lab_attacker_addr: Option<SocketAddr>,
     pub hub: Hub,
     /// The lecturer's token for `/api/admin/*`.
     pub admin_token: String,
@@ -59,10 +69,22 @@ pub struct RunningServer {
     pub state_file: Option<PathBuf>,
     /// The join URLs and QR code (`/api/join-info`); LAN ones with `--lan`.
     pub join_info: std::sync::Arc<JoinInfo>,
+    /// The socket counts every listener shares (tests wait on them: a client's close reaches
+    /// the count a moment after the client sees it).
+    pub sockets: SocketLimiter,
+    /// With `--redis-url`: this process's node of the cluster.
+    pub node: Option<Arc<Node>>,
     handle: ServerHandle,
     server: actix_web::rt::task::JoinHandle<io::Result<()>>,
-    timer: actix_web::rt::task::JoinHandle<()>,
+    /// The round timer; in a cluster it runs only on the authority (`clustered.rs`).
+    timer: Option<actix_web::rt::task::JoinHandle<()>>,
     relays: Vec<actix_web::rt::task::JoinHandle<()>>,
+    cluster: Option<ClusterTasks>,
+    /// The attacker's site's own server, with `--lab`.
+    attacker: Option<(
+        ServerHandle,
+        actix_web::rt::task::JoinHandle<io::Result<()>>,
+    )>,
 }
 
 impl RunningServer {
@@ -74,8 +96,18 @@ impl RunningServer {
         for relay in &self.relays {
             relay.abort();
         }
+        // In a cluster: stop running the game and hand the lease over at once.
+        if let Some(cluster) = self.cluster {
+            cluster.stop().await;
+        }
+        if let Some((handle, server)) = self.attacker {
+            handle.stop(false).await;
+            let _ = server.await;
+        }
         self.handle.stop(true).await;
-        self.timer.abort();
+        if let Some(timer) = &self.timer {
+            timer.abort();
+        }
         let _ = self.server.await;
         if let Some(path) = &self.state_file {
             let saved = self.hub.export();
@@ -99,6 +131,31 @@ pub const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 
 /// An idle keep-alive connection is closed after this long (actix-web's default).
 pub const KEEP_ALIVE_SECS: u64 = 5;
+
+/// The hub of a cluster node (`--redis-url`): the game lives in Redis, so no state file is read
+/// or written. Starting does not wait for Redis: a node started while Redis is down serves its
+/// pages and says so in `/api/stats` until it is back.
+async fn cluster_hub(
+    config: &Config,
+    seed: u64,
+) -> io::Result<Option<(Hub, Arc<Node>, ClusterReceivers)>> {
+    let Some(cluster) = config.cluster() else {
+        return Ok(None);
+    };
+    if !config.no_persist {
+        tracing::info!("cluster node: the game lives in Redis; no state file is read or written");
+    }
+    let node = Arc::new(
+        Node::start(cluster)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?,
+    );
+    let (hub, told) = Hub::clustered(config.rules(), seed, config.hub(), Arc::clone(&node));
+    Ok(Some((hub, node, told)))
+}
+
+/// What the hub of a cluster node hands its loops (`clustered.rs`): what to tell the authority.
+type ClusterReceivers = tokio::sync::mpsc::UnboundedReceiver<crate::hub::Tell>;
 
 /// The hub for this start: restored from the state file when there is a usable one. A file
 /// that cannot be read safely, does not parse, or breaks a rule of the game is set aside and
@@ -135,25 +192,38 @@ fn load_hub(config: &Config, seed: u64) -> (Hub, Option<PathBuf>) {
     (hub, Some(path))
 }
 
+/// The teaching features that weaken security on purpose, each behind its own flag: `None`
+/// unless it was asked for, and then its endpoints answer 404.
+struct Teaching {
+    /// `--eavesdrop`: the relays' feed and tamper switch.
+    eavesdrop: Option<Eavesdrop>,
+    /// `--lab`: the defence switches and the defence log.
+    lab: Option<Lab>,
+}
+
 /// Everything one worker's `App` needs: shared state, extractor limits, routes, static files.
 /// Returned as a `configure` closure so each worker builds an identical app.
+#[allow(clippy::too_many_arguments)]
 fn app_config(
-    hub: Hub,
+    commands: Commands,
     config: &Config,
     origins: OriginPolicy,
     redirect: RedirectToHttps,
     admin_token: AdminToken,
-    eavesdrop: Option<Eavesdrop>,
     join_info: std::sync::Arc<JoinInfo>,
+    teaching: Teaching,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
-    let hub = web::Data::new(hub);
+    let Teaching { eavesdrop, lab } = teaching;
+    let hub = web::Data::new(commands.hub().clone());
     let join_info = web::Data::from(join_info);
     let origins = web::Data::new(origins);
     let redirect = web::Data::new(redirect);
-    let rate = web::Data::new(RateLimiter::new(config.click_rate));
+    let rate = commands.rate().clone();
     let conns = web::Data::new(ConnLimiter::for_config(config));
-    let tickets = web::Data::new(Tickets::default());
-    let joins = web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total));
+    let tickets = web::Data::new(commands.tickets().clone());
+    let joins = commands.joins().clone();
+    let commands = web::Data::new(commands);
+    let trusted = web::Data::new(config.trusted_proxies());
     let heartbeat = web::Data::new(config.heartbeat());
     let admin = web::Data::new(admin_token);
     let echo_path = config.ws_echo_path.clone();
@@ -163,12 +233,31 @@ fn app_config(
     let sse = web::Data::new(config.sse());
     let web_dir = config.web_dir.clone();
     let eavesdrop = eavesdrop.map(web::Data::new);
+    // With the lab's `origin` defence off, JSON is also read from a `text/plain` body: what a
+    // naive server does, and what lets a cross-site page click without a CORS preflight
+    // (a `text/plain` POST is a "simple" request). Always off without --lab.
+    let naive_json = lab.clone();
+    let accepts_plain_text = move |mime: actix_web::mime::Mime| {
+        naive_json
+            .as_ref()
+            .is_some_and(|lab| !lab.is_on(lab::Defence::Origin))
+            && mime.type_() == actix_web::mime::TEXT
+            && mime.subtype() == actix_web::mime::PLAIN
+    };
+    let lab = lab.map(web::Data::new);
     move |cfg: &mut web::ServiceConfig| {
         // Without --eavesdrop there is no Data<Eavesdrop>, and its endpoints answer 404.
         if let Some(e) = &eavesdrop {
             cfg.app_data(e.clone());
         }
+        // Likewise without --lab: no Data<Lab>, the lab's endpoints answer 404 and every
+        // defence is on (`lab::defence_on`).
+        if let Some(l) = &lab {
+            cfg.app_data(l.clone());
+        }
         cfg.app_data(hub.clone())
+            .app_data(commands.clone())
+            .app_data(trusted.clone())
             .app_data(origins.clone())
             .app_data(redirect.clone())
             .app_data(rate.clone())
@@ -183,6 +272,7 @@ fn app_config(
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_BODY_BYTES)
+                    .content_type(accepts_plain_text.clone())
                     .error_handler(|err, _| ApiError::from_json(&err).into()),
             )
             .app_data(
@@ -208,6 +298,7 @@ fn app_config(
                     .configure(tls_info::configure)
                     .configure(eavesdrop::configure)
                     .configure(classroom::configure)
+                    .configure(lab::configure)
                     .default_service(web::to(|| async {
                         Err::<actix_web::HttpResponse, _>(ApiError::not_found(
                             "no such API endpoint; see docs/protocol.md",
@@ -276,9 +367,26 @@ async fn files_refusals_as_json(
 
 /// Binds and starts the server inside the current actix system.
 pub async fn start(mut config: Config) -> io::Result<RunningServer> {
+    check_lab_reach(&config)?;
+    if config.lab {
+        // A lab game holds names a normal restore would refuse; it is never saved.
+        config.no_persist = true;
+    }
     let descriptors = limits::fit_descriptor_limit(&mut config);
     let seed = config.seed.unwrap_or_else(rand::random);
-    let (hub, state_file) = load_hub(&config, seed);
+    let (hub, state_file, cluster) = match cluster_hub(&config, seed).await? {
+        Some((hub, node, told)) => (hub, None, Some((node, told))),
+        None => {
+            let (hub, state_file) = load_hub(&config, seed);
+            (hub, state_file, None)
+        }
+    };
+    let commands = Commands::new(
+        hub.clone(),
+        web::Data::new(RateLimiter::new(config.click_rate)),
+        web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total)),
+        Tickets::default(),
+    );
     let listener = bind_listener(config.http_addr)?;
     let http_addr = listener.local_addr()?;
     let lan_names = lan_names(&config, http_addr);
@@ -337,6 +445,18 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     if let Some(r) = &relays {
         own.extend(r.origins.iter().cloned());
     }
+    // The attacker's site is bound here, but its origin is deliberately *not* added to `own`:
+    // it is the attacker.
+    let attacker_listener = if config.lab {
+        Some(bind_listener(config.lab_attacker_addr)?)
+    } else {
+        None
+    };
+    let lab_attacker_addr = attacker_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let lab = config.lab.then(|| Lab::new(lab_attacker_addr));
     let origins = OriginPolicy::new(own, &config.allowed_origins);
     let redirect = match (https_addr, &cert) {
         (Some(addr), Some(cert)) if config.redirect_http => {
@@ -360,17 +480,29 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         cert.as_ref().map(|c| c.sha256.clone()),
     ));
     let configure = app_config(
-        hub.clone(),
+        commands.clone(),
         &config,
         origins,
         redirect,
         admin_token.clone(),
-        relays.as_ref().map(|r| r.eavesdrop.clone()),
         join_info.clone(),
+        Teaching {
+            eavesdrop: relays.as_ref().map(|r| r.eavesdrop.clone()),
+            lab,
+        },
     );
     let body_timeout = Duration::from_millis(config.body_timeout_ms);
+    // In a cluster every response says which node answered (`/compare.html` shows it).
+    let node_id = cluster.as_ref().map(|(node, _)| node.id().to_string());
     let app = move || {
         App::new()
+            .wrap(actix_web::middleware::Condition::new(
+                node_id.is_some(),
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((NODE_HEADER, node_id.clone().unwrap_or_default())),
+            ))
+            // Innermost of the app-wide layers: sees every response, refusals included.
+            .wrap(actix_web::middleware::from_fn(security::record_refusals))
             .wrap(actix_web::middleware::from_fn(security::guard))
             // Outermost: every request body gets its deadline before anything reads it.
             .wrap(actix_web::middleware::from_fn(move |req, next| {
@@ -388,14 +520,41 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         shutdown_timeout: SHUTDOWN_TIMEOUT_SECS,
         workers: config.workers,
     };
-    let mut server = Listeners::new(app, settings, SocketLimiter::new(limits)).listen(listener)?;
+    let sockets = SocketLimiter::new(limits).trusting(config.trusted_proxies());
+    let mut server = Listeners::new(app, settings, sockets.clone()).listen(listener)?;
     if let Some((listener, acceptor)) = tls_listener {
         server = server.listen_tls(listener, acceptor)?;
     }
     let server = server.run();
     let handle = server.handle();
-    let timer = actix_web::rt::spawn(hub.clone().run_timer());
+    let (timer, node, cluster) = match cluster {
+        None => (
+            Some(actix_web::rt::spawn(hub.clone().run_timer())),
+            None,
+            None,
+        ),
+        Some((node, told)) => {
+            let tasks = ClusterTasks::start(Arc::clone(&node), hub.clone(), commands, told);
+            (None, Some(node), Some(tasks))
+        }
+    };
     let server = actix_web::rt::spawn(server);
+    let attacker = match (attacker_listener, lab_attacker_addr) {
+        (Some(listener), Some(addr)) => {
+            let site = attacker::start(
+                listener,
+                attacker::Target {
+                    http: dialable(http_addr),
+                    https_port: https_addr.map(|a| a.port()),
+                },
+                settings,
+                sockets.clone(),
+            )?;
+            lab::log_start(addr, http_addr);
+            Some((site.handle(), actix_web::rt::spawn(site)))
+        }
+        _ => None,
+    };
     let (mut eavesdrop_addr, mut eavesdrop_tls_addr, mut relay_tasks) = (None, None, Vec::new());
     if let Some(r) = relays {
         let limiter = ConnLimiter::new(config.max_conns_per_ip);
@@ -419,6 +578,16 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         }
     }
     tracing::info!(%http_addr, ?https_addr, seed, web_dir = %config.web_dir.display(), "clickgame started");
+    if let Some(node) = &node {
+        tracing::info!(
+            node = %node.id(),
+            redis = config.redis_url.as_deref().unwrap_or_default(),
+            lease_ttl_ms = config.lease_ttl_ms,
+            trusted_proxies = ?config.trusted_proxies,
+            "CLUSTER NODE: this process serves one game with every node of this Redis \
+             (docs/scaling.md); the game lives in Redis"
+        );
+    }
     tracing::info!(
         sockets = limits.sockets,
         sockets_per_ip = limits.sockets_per_ip,
@@ -444,11 +613,15 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         classroom::log_caps(&limits, &config);
     }
     Ok(RunningServer {
+        sockets,
+        node,
+        cluster,
         http_addr,
         https_addr,
         cert,
         eavesdrop_addr,
         eavesdrop_tls_addr,
+        lab_attacker_addr,
         hub,
         admin_token: admin_token.0,
         state_file,
@@ -457,7 +630,46 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         server,
         timer,
         relays: relay_tasks,
+        attacker,
     })
+}
+
+/// `--lab` only on loopback, unless `--lab-allow-remote` says otherwise (and then loudly): a
+/// switched-off defence makes the server vulnerable to whoever can reach it.
+fn check_lab_reach(config: &Config) -> io::Result<()> {
+    if !config.lab {
+        return Ok(());
+    }
+    let mut listeners = vec![
+        ("--http-addr", config.http_addr),
+        ("--lab-attacker-addr", config.lab_attacker_addr),
+    ];
+    if !config.no_tls {
+        listeners.push(("--https-addr", config.https_addr));
+    }
+    let remote: Vec<String> = listeners
+        .iter()
+        .filter(|(_, addr)| !addr.ip().is_loopback())
+        .map(|(flag, addr)| format!("{flag} {addr}"))
+        .collect();
+    if remote.is_empty() {
+        return Ok(());
+    }
+    if !config.lab_allow_remote {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "--lab on a listener other than loopback ({}{}) would let anyone who can reach it                  attack this server once a defence is switched off; add --lab-allow-remote if                  that is the exercise (students attacking each other's pages on the room's                  network)",
+                remote.join(", "),
+                if config.lan { ", from --lan" } else { "" }
+            ),
+        ));
+    }
+    tracing::warn!(
+        listeners = %remote.join(", "),
+        "LAB ON THE NETWORK (--lab-allow-remote): every switched-off defence is open to anyone          who can reach these listeners, and so is the attacker's site"
+    );
+    Ok(())
 }
 
 /// Starts the server and runs it until SIGINT (Ctrl-C) or SIGTERM, then stops it gracefully.
@@ -474,12 +686,18 @@ pub async fn run(config: Config) -> io::Result<()> {
     if let Some(addr) = running.eavesdrop_tls_addr {
         println!("eavesdrop relay on https://{addr}");
     }
+    if let Some(addr) = running.lab_attacker_addr {
+        println!("lab attacker site on http://{addr}/attacker.html");
+    }
     if running.join_info.lan {
         use std::io::IsTerminal;
         print!(
             "{}",
             running.join_info.banner(std::io::stdout().is_terminal())
         );
+    }
+    if let Some(node) = &running.node {
+        println!("cluster node {}", node.id());
     }
     println!("admin token: {}", running.admin_token);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -12,6 +12,12 @@
 //! [`MaybePlayer::commit`], which a handler calls once it has accepted the request: a request
 //! refused for a reason of its own (no sub-protocol, the connection cap) leaves the ticket for
 //! its retry. Spending it in the extractor, as we first did, let every refusal burn it.
+//!
+//! In a cluster (`--redis-url`) the extractors stay synchronous and read the node's local
+//! replica: a token is checked against the game's key (`cluster/sessions.rs`) and the replica
+//! of the game (`hub/replica.rs`), without asking Redis. Only spending a ticket asks Redis
+//! (`SET NX` of its nonce, so it is spent once on whichever node), which is why `commit` is
+//! `async`.
 
 use std::future::{ready, Ready};
 
@@ -20,6 +26,7 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use crate::error::ApiError;
 use crate::game::PlayerId;
 use crate::hub::Hub;
+use crate::log::now_ms;
 use crate::tickets::Tickets;
 
 pub const SESSION_COOKIE: &str = "clickgame_session";
@@ -83,9 +90,16 @@ fn identify(
             let tickets = req
                 .app_data::<web::Data<Tickets>>()
                 .ok_or_else(|| ApiError::internal("no ticket store in this app"))?;
-            let player = tickets
-                .check(ticket, |p| hub.has_session(p))
-                .ok_or_else(ApiError::unauthorized)?;
+            let player = match hub.node() {
+                None => tickets.check(ticket, |p| hub.has_session(p)),
+                Some(node) => node
+                    .sessions()
+                    .check_ticket(ticket, now_ms())
+                    .ok()
+                    .flatten()
+                    .filter(|p| hub.has_session(*p)),
+            }
+            .ok_or_else(ApiError::unauthorized)?;
             let pending = Pending {
                 hub: hub.get_ref().clone(),
                 tickets: tickets.get_ref().clone(),
@@ -136,15 +150,23 @@ impl MaybePlayer {
     /// after the last check that can refuse the request (query, sub-protocol, connection cap,
     /// handshake), right before the request is served. The spending is atomic: of two requests
     /// racing with one ticket, exactly one gets the player and the other `401`.
-    pub fn commit(self) -> Result<MaybePlayer, ApiError> {
+    pub async fn commit(self) -> Result<MaybePlayer, ApiError> {
         let Some(pending) = self.1 else {
             return Ok(self);
         };
         let hub = &pending.hub;
-        match pending
-            .tickets
-            .redeem(&pending.ticket, |p| hub.has_session(p))
-        {
+        let spent = match hub.node() {
+            None => pending
+                .tickets
+                .redeem(&pending.ticket, |p| hub.has_session(p)),
+            Some(node) => node
+                .sessions()
+                .spend_ticket(&pending.ticket, now_ms())
+                .await
+                .map_err(ApiError::from)?
+                .filter(|p| hub.has_session(*p)),
+        };
+        match spent {
             Some(player) if Some(player) == self.0 => Ok(MaybePlayer(Some(player), None)),
             _ => Err(ApiError::unauthorized()),
         }

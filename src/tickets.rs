@@ -131,6 +131,29 @@ impl Tickets {
         Ok(format!("t{player}.{}", hex(&secret)))
     }
 
+    /// Takes one ticket's worth from `player`'s bucket without issuing a ticket: in a cluster
+    /// the tickets themselves are MAC'd (`cluster/sessions.rs`) and spent in Redis, so only the
+    /// rate is bounded here (on the node running the game); the outstanding count is not kept,
+    /// because this node never hears of a ticket being spent on another.
+    pub fn allow(&self, player: PlayerId) -> Result<(), TicketRefusal> {
+        let now = Instant::now();
+        let mut book = self.book();
+        let mine = book.players.entry(player).or_insert_with(|| PlayerTickets {
+            live: Vec::new(),
+            tokens: TICKET_BURST,
+            refilled: now,
+        });
+        mine.refill(now);
+        if mine.tokens < 1.0 {
+            let wait = (1.0 - mine.tokens) / TICKET_RATE_PER_SEC;
+            return Err(TicketRefusal::TooFast {
+                retry_after_s: whole_seconds(Duration::from_secs_f64(wait)),
+            });
+        }
+        mine.tokens -= 1.0;
+        Ok(())
+    }
+
     /// The player a ticket was issued to, if it is valid, unspent, and `has_session` says the
     /// player is still there; does not spend it.
     pub fn check(

@@ -41,7 +41,13 @@ fuzz_target!(|data: &[u8]| {
                 serde_json::from_str::<serde_json::Value>(&event.json).expect("event JSON");
             }
         }
-        Ok(ClientMessage::Click { id: _, round, x, y }) => {
+        Ok(ClientMessage::Click {
+            id: _,
+            round,
+            x,
+            y,
+            player: _,
+        }) => {
             let mut game = Game::new(Rules::default(), 7, 0);
             let (player, _) = game.join("Ada", 0).expect("Ada joins");
             game.tick(10_000); // the first round starts

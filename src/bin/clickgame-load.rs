@@ -24,6 +24,7 @@ use clap::Parser;
 use serde::Serialize;
 
 use load::client::Kind;
+use load::cluster::{ClusterStep, Setup};
 use load::floor::PingPong;
 use load::peer;
 use load::scenario::{self, Env, FanoutStep, IdleResult, LatencyResult, Percentiles};
@@ -40,7 +41,8 @@ struct Args {
     #[arg(long, default_value = "all")]
     transports: String,
 
-    /// Measurements: all, or a comma list of latency, idle, fanout.
+    /// Measurements: all, or a comma list of latency, idle, fanout, cluster (cluster is not in
+    /// all: it spawns Redis, several nodes and several load processes).
     #[arg(long, default_value = "all")]
     scenarios: String,
 
@@ -148,6 +150,30 @@ struct Args {
     /// checkout).
     #[arg(long)]
     peer_script: Option<PathBuf>,
+
+    /// The `cluster` scenario (issue 16) against these running nodes of one cluster instead of
+    /// spawning Redis and nodes: clients are spread over them round robin. They need the
+    /// generous limits a spawned server gets (see src/bin/load/server.rs).
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    nodes: Vec<String>,
+
+    /// Cluster: nodes to spawn (with a Redis of their own, fresh for every step).
+    #[arg(long, default_value_t = 3)]
+    cluster_nodes: usize,
+
+    /// Cluster: spectator counts. The smallest is measured on one process without Redis, one
+    /// node with Redis and all nodes; the larger ones on all nodes only.
+    #[arg(long, value_delimiter = ',', default_value = "10000,30000")]
+    cluster_clients: Vec<usize>,
+
+    /// Cluster: spectators one load process holds at most (each is one descriptor, and one
+    /// process may open ~20,000); the tool starts as many load processes as that needs.
+    #[arg(long, default_value_t = 15_000)]
+    clients_per_process: usize,
+
+    /// Internal: run as one load process of the cluster scenario (spawned by the tool itself).
+    #[arg(long, hide = true)]
+    worker: Option<String>,
 }
 
 /// The peer servers `--peer` can compare with.
@@ -191,6 +217,7 @@ struct Report {
     latency: Vec<LatencyResult>,
     idle: Vec<IdleResult>,
     fanout: Vec<FanoutSummary>,
+    cluster: Vec<ClusterStep>,
     errors: Vec<String>,
 }
 
@@ -342,6 +369,9 @@ fn markdown(r: &Report) -> String {
             );
         }
     }
+    if !r.cluster.is_empty() {
+        md += &load::cluster::markdown(&r.cluster);
+    }
     if !r.errors.is_empty() {
         md += "\n### Not measured\n\n";
         for e in &r.errors {
@@ -353,6 +383,16 @@ fn markdown(r: &Report) -> String {
 
 fn main() {
     let args = Args::parse();
+    if let Some(spec) = &args.worker {
+        let code = match run_worker(spec) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("clickgame-load worker: {e}");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
     let code = match run(&args) {
         Ok(()) => 0,
         Err(e) => {
@@ -416,6 +456,7 @@ fn run(args: &Args) -> Result<(), String> {
                 bin,
                 tls: args.tls,
                 workers: args.workers,
+                extra: Vec::new(),
             }
         }
     };
@@ -440,6 +481,7 @@ fn run(args: &Args) -> Result<(), String> {
         latency: Vec::new(),
         idle: Vec::new(),
         fanout: Vec::new(),
+        cluster: Vec::new(),
         errors: Vec::new(),
     };
     for n in &report.notes {
@@ -545,6 +587,49 @@ fn run(args: &Args) -> Result<(), String> {
                     report.fanout.push(summary);
                 }
             }
+            "cluster" => {
+                let bin = match &args.server_bin {
+                    Some(b) => b.clone(),
+                    None => std::env::current_exe()
+                        .map_err(|e| e.to_string())?
+                        .with_file_name("clickgame"),
+                };
+                for (setup, clients) in cluster_plan(args) {
+                    for &kind in &fanout_kinds {
+                        let processes = clients.div_ceil(args.clients_per_process.max(1));
+                        println!(
+                            "cluster: {}, {kind}, {clients} clients in {processes} load processes …",
+                            setup.label()
+                        );
+                        let res = system.block_on(load::cluster::step(
+                            &env,
+                            &setup,
+                            &bin,
+                            args.workers,
+                            kind,
+                            clients,
+                            processes,
+                            args.broadcasts,
+                            args.in_flight,
+                        ));
+                        match res {
+                            Ok(step) => {
+                                println!(
+                                    "  time to last p50 {:.1} ms, p95 {:.1} ms, {} timeouts",
+                                    step.time_to_last.p50_ms,
+                                    step.time_to_last.p95_ms,
+                                    step.timeouts
+                                );
+                                report.cluster.push(step);
+                            }
+                            Err(e) => report.errors.push(format!(
+                                "cluster {}, {kind}, {clients} clients: {e}",
+                                setup.label()
+                            )),
+                        }
+                    }
+                }
+            }
             other => report.errors.push(format!("unknown scenario {other:?}")),
         }
     }
@@ -562,6 +647,50 @@ fn run(args: &Args) -> Result<(), String> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The steps of the `cluster` scenario: with `--nodes`, each count on those nodes; otherwise
+/// the smallest count on one process without Redis, on one node with Redis (the hop alone)
+/// and on all nodes, then the larger counts on all nodes.
+fn cluster_plan(args: &Args) -> Vec<(Setup, usize)> {
+    let mut counts = args.cluster_clients.clone();
+    counts.sort_unstable();
+    if !args.nodes.is_empty() {
+        let nodes: Vec<String> = args
+            .nodes
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
+        return counts
+            .into_iter()
+            .map(|n| (Setup::External(nodes.clone()), n))
+            .collect();
+    }
+    let Some(&small) = counts.first() else {
+        return Vec::new();
+    };
+    let mut plan = vec![
+        (Setup::Single, small),
+        (Setup::Cluster(1), small),
+        (Setup::Cluster(args.cluster_nodes), small),
+    ];
+    plan.extend(
+        counts
+            .into_iter()
+            .skip(1)
+            .map(|n| (Setup::Cluster(args.cluster_nodes), n)),
+    );
+    plan
+}
+
+/// `--worker`: one load process of the cluster scenario.
+fn run_worker(spec: &str) -> Result<(), String> {
+    let spec = load::cluster::WorkerSpec::parse(spec).map_err(|e| e.to_string())?;
+    sys::raise_fd_limit().map_err(|e| format!("fd limit: {e}"))?;
+    let system = actix_web::rt::System::new();
+    system
+        .block_on(load::cluster::worker(spec))
+        .map_err(|e| e.to_string())
 }
 
 /// `--peer`: both servers, the same measurements, one table (see `load/peer.rs`).

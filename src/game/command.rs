@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::PlayerId;
 
@@ -16,7 +16,7 @@ pub struct Click {
 
 /// The game's answer to a click. Serialised as the body of `POST /api/click`
 /// (and of a WebSocket `click_result`): `{"result":"hit","round":4,"reaction_ms":312}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum ClickOutcome {
     /// First click inside the target: the round is yours.
@@ -29,6 +29,8 @@ pub enum ClickOutcome {
         winner: Option<PlayerId>,
         winner_name: Option<String>,
     },
+    /// Nobody hit that round in time: it ended by itself (`round_expired`) before this click.
+    Expired { round: u64 },
 }
 
 /// Why the game refused a command. `error.rs` maps each to an HTTP status and an error code.

@@ -29,6 +29,18 @@ pub enum LeaveReason {
     Kicked,
 }
 
+/// Where a winner's `reaction_ms` counts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReactionFrom {
+    /// From the round's start (`round_started`'s `ts`): before the server knew when the round
+    /// reached the winner. Events saved before the field existed read as this.
+    #[default]
+    RoundStart,
+    /// From the moment the server handed `round_started` to the winner's own transport.
+    Delivery,
+}
+
 /// The state changes of the Click Game. Serialised with an internal `type` tag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -72,6 +84,14 @@ pub enum EventKind {
         name: String,
         reaction_ms: u64,
         transport: Transport,
+        /// What `reaction_ms` counts from.
+        #[serde(default)]
+        reaction_from: ReactionFrom,
+    },
+    /// Nobody hit the round within the round timeout: it ended unwon. Every round ends exactly
+    /// once, with a `round_won` or a `round_expired`.
+    RoundExpired {
+        round: u64,
     },
     /// The lecturer paused (no new rounds) or resumed the game.
     GamePaused {
@@ -95,6 +115,10 @@ pub enum EventKind {
     },
 }
 
+/// The `type` tag of [`EventKind::RoundStarted`]: what a transport's delivery is checked for
+/// (`Connection::delivered`), so the spelling lives here once.
+pub const ROUND_STARTED: &str = "round_started";
+
 impl EventKind {
     /// The `type` tag, also used as the SSE `event:` name.
     pub fn type_name(&self) -> &'static str {
@@ -103,9 +127,10 @@ impl EventKind {
             EventKind::PlayerLeft { .. } => "player_left",
             EventKind::PlayerRejoined { .. } => "player_rejoined",
             EventKind::PlayerTransport { .. } => "player_transport",
-            EventKind::RoundStarted { .. } => "round_started",
+            EventKind::RoundStarted { .. } => ROUND_STARTED,
             EventKind::ClickMissed { .. } => "click_missed",
             EventKind::RoundWon { .. } => "round_won",
+            EventKind::RoundExpired { .. } => "round_expired",
             EventKind::GamePaused { .. } => "game_paused",
             EventKind::ScoresReset {} => "scores_reset",
             EventKind::Settings { .. } => "settings",

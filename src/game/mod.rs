@@ -8,8 +8,10 @@
 //!
 //! Rules: each round one circular target appears at a random spot on a 1000 × 1000 board. The
 //! first click that names the current round and lands inside wins it (+1 point). Later clicks for
-//! that round are `late`; clicks outside are `miss`es. After a pause (plus jitter) the next round
-//! starts. A player with no transport contact for the idle timeout leaves. At most
+//! that round are `late`; clicks outside are `miss`es. A round nobody hits within the round
+//! timeout ends by itself (`round_expired`), so a forgotten target never inflates reaction
+//! times. Every round ends exactly once, won or expired; after a pause (plus jitter) the next
+//! round starts. A player with no transport contact for the idle timeout leaves. At most
 //! `max_players` play at once, and no two of them have names that look alike (`name.rs`). The
 //! lecturer may remove a player, rename one, and close joining.
 
@@ -25,8 +27,8 @@ use rand::{rngs::StdRng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 pub use command::{Click, ClickOutcome, GameError};
-pub use event::{Event, EventKind, LeaveReason};
-pub use name::{validate_name, NameKeys, MAX_NAME_CHARS};
+pub use event::{Event, EventKind, LeaveReason, ReactionFrom, ROUND_STARTED};
+pub use name::{validate_name, NameCheck, NameKeys, MAX_NAME_CHARS};
 pub use restore::{validate_event, InvalidState, MAX_SAFE_INTEGER, POLL_INTERVAL_MS};
 pub use state::{GameState, Player, Round, Tally, TransportTally};
 
@@ -40,8 +42,9 @@ pub const MAX_PLAYER_ID: PlayerId = MAX_SAFE_INTEGER;
 /// Side length of the square board, in logical units (clients scale it).
 pub const BOARD_SIZE: u32 = 1000;
 
-/// How many past rounds' winners we remember to answer `late` clicks with a name.
-const REMEMBERED_WINNERS: usize = 64;
+/// How many past rounds' ends we remember, to answer a late click with the winner's name (or
+/// with "expired").
+const REMEMBERED_ROUNDS: usize = 64;
 
 /// The four ways a browser can hear about events. Only a label to the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -106,6 +109,10 @@ pub struct Rules {
     /// Players at once; a join beyond it is refused (`game_full`). It also bounds the snapshot
     /// every join answers with.
     pub max_players: usize,
+    /// A round nobody hits ends by itself this long after it started (`round_expired`); 0 = a
+    /// round waits for its winner for ever (what the load tool and the benches want: their
+    /// rounds are fixed and must not expire under them).
+    pub round_timeout_ms: u64,
 }
 
 /// When a player was last heard from, and over how many open downstream connections.
@@ -123,8 +130,15 @@ pub struct Game {
     state: GameState,
     next_player_id: PlayerId,
     next_round_at: Option<u64>,
+    /// When the open round expires; `None` while no round is open or with no round timeout.
+    round_ends_at: Option<u64>,
+    /// When the open round's `round_started` first reached each player (their transport
+    /// reports it through the hub, [`Game::round_delivered`]): their reaction time counts from
+    /// there.
+    delivered: HashMap<PlayerId, u64>,
     contacts: HashMap<PlayerId, Contact>,
-    recent_winners: VecDeque<(u64, PlayerId, String)>,
+    /// The last rounds' ends: the winner's id and name, or `None` for an expired round.
+    recent_ends: VecDeque<(u64, Option<(PlayerId, String)>)>,
     /// Players who left for being idle, kept so they can come back with their score.
     departed: HashMap<PlayerId, Player>,
     /// The two [`NameKeys`] forms of every current player's name, for uniqueness. Kept in step
@@ -145,8 +159,10 @@ impl Game {
             state,
             next_player_id: 1,
             next_round_at: Some(now),
+            round_ends_at: None,
+            delivered: HashMap::new(),
             contacts: HashMap::new(),
-            recent_winners: VecDeque::with_capacity(REMEMBERED_WINNERS),
+            recent_ends: VecDeque::with_capacity(REMEMBERED_ROUNDS),
             departed: HashMap::new(),
             names: Default::default(),
         }
@@ -155,7 +171,8 @@ impl Game {
     /// A game continuing from a saved state (after a restart). The state is checked first
     /// against the rules live input obeys (`restore.rs`); a state no live game could have
     /// reached is refused. Every player gets a fresh idle clock from `now`; an open round stays
-    /// open, a won one is followed by the usual pause.
+    /// open (with a fresh round timeout from `now`: nobody could see it while the server was
+    /// down), a won or expired one is followed by the usual pause.
     pub fn restore(
         rules: Rules,
         seed: u64,
@@ -164,8 +181,11 @@ impl Game {
         next_player_id: PlayerId,
     ) -> Result<Game, InvalidState> {
         let names = restore::check_state(&state, next_player_id, &rules)?;
-        let round_open = state.round.as_ref().is_some_and(|r| r.winner.is_none());
+        let round_open = state.round.as_ref().is_some_and(Round::is_open);
         let next_round_at = (!round_open).then_some(now.saturating_add(rules.round_pause_ms));
+        let round_ends_at = round_open
+            .then(|| Self::round_deadline(&rules, now))
+            .flatten();
         let contacts = state
             .players
             .keys()
@@ -185,8 +205,10 @@ impl Game {
             state,
             next_player_id,
             next_round_at,
+            round_ends_at,
+            delivered: HashMap::new(),
             contacts,
-            recent_winners: VecDeque::with_capacity(REMEMBERED_WINNERS),
+            recent_ends: VecDeque::with_capacity(REMEMBERED_ROUNDS),
             departed: HashMap::new(),
             names,
         })
@@ -205,6 +227,11 @@ impl Game {
         &self.rules
     }
 
+    /// When a round started at `now` expires under `rules`; `None` with no round timeout.
+    fn round_deadline(rules: &Rules, now: u64) -> Option<u64> {
+        (rules.round_timeout_ms > 0).then(|| now.saturating_add(rules.round_timeout_ms))
+    }
+
     /// The earliest time at which [`Game::tick`] has something to do.
     pub fn next_deadline(&self) -> Option<u64> {
         let idle = self
@@ -214,15 +241,19 @@ impl Game {
             .map(|c| c.last_ms.saturating_add(self.rules.idle_timeout_ms))
             .min();
         let next_round = self.next_round_at.filter(|_| !self.state.paused);
-        match (next_round, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // A round expires while the game is paused too: pause stops new rounds, not the clock
+        // of the one on the board.
+        [next_round, self.round_ends_at, idle]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Starts the next round when its pause is over and removes idle players.
+    /// Ends the open round unwon when its time is up, starts the next round when its pause is
+    /// over, and removes idle players.
     pub fn tick(&mut self, now: u64) -> Vec<EventKind> {
         let mut out = Vec::new();
+        self.expire_if_due(now, &mut out);
         if !self.state.paused && self.next_round_at.is_some_and(|at| at <= now) {
             self.next_round_at = None;
             let r = self.rules.target_radius.min(BOARD_SIZE / 2);
@@ -233,6 +264,8 @@ impl Game {
                 .map_or(1, |round| round.number + 1);
             let x = self.rng.random_range(r..=BOARD_SIZE - r);
             let y = self.rng.random_range(r..=BOARD_SIZE - r);
+            self.round_ends_at = Self::round_deadline(&self.rules, now);
+            self.delivered.clear();
             self.emit(
                 &mut out,
                 now,
@@ -269,6 +302,59 @@ impl Game {
         out
     }
 
+    /// Ends the open round unwon if its time is up.
+    fn expire_if_due(&mut self, now: u64, out: &mut Vec<EventKind>) {
+        if self.round_ends_at.is_none_or(|at| at > now) {
+            return;
+        }
+        self.round_ends_at = None;
+        let open = self.state.round.as_ref().filter(|r| r.is_open());
+        if let Some(round) = open.map(|r| r.number) {
+            self.remember_end(round, None);
+            self.schedule_next_round(now);
+            self.emit(out, now, EventKind::RoundExpired { round });
+        }
+    }
+
+    /// The next round starts after the pause plus a random jitter, however this one ended.
+    fn schedule_next_round(&mut self, now: u64) {
+        let jitter = match self.rules.round_pause_jitter_ms {
+            0 => 0,
+            j => self.rng.random_range(0..=j),
+        };
+        self.next_round_at = Some(
+            now.saturating_add(self.rules.round_pause_ms)
+                .saturating_add(jitter),
+        );
+    }
+
+    /// Remembers how a round ended (`None`: it expired), for late clicks.
+    fn remember_end(&mut self, round: u64, winner: Option<(PlayerId, String)>) {
+        if self.recent_ends.len() == REMEMBERED_ROUNDS {
+            self.recent_ends.pop_front();
+        }
+        self.recent_ends.push_back((round, winner));
+    }
+
+    /// Records that the open round's `round_started` reached `player` at `now` (the write to
+    /// their stream or socket, or the poll answer that carried it). Only the first delivery
+    /// counts; a delivery of another round, or of one already ended, changes nothing. Their
+    /// reaction time, if they win, then counts from here instead of from the round's start —
+    /// what a student means by "how fast was I". Every transport reports it through
+    /// `Connection::delivered` and `Hub::round_delivered`; a player with no delivery on record
+    /// (a click before any downstream contact, a round restored after a restart) is timed from
+    /// the round's start.
+    pub fn round_delivered(&mut self, player: PlayerId, round: u64, now: u64) {
+        let open = self
+            .state
+            .round
+            .as_ref()
+            .is_some_and(|r| r.number == round && r.is_open());
+        if open && self.state.players.contains_key(&player) {
+            self.delivered.entry(player).or_insert(now);
+        }
+    }
+
     /// Adds a player. The name is checked and normalised (`name.rs`) and must not look like
     /// the name of anybody playing; the game must have room.
     pub fn join(
@@ -276,10 +362,21 @@ impl Game {
         raw_name: &str,
         now: u64,
     ) -> Result<(PlayerId, Vec<EventKind>), GameError> {
+        self.join_with(raw_name, NameCheck::Validate, now)
+    }
+
+    /// [`Game::join`], with the name checked as `check` says: [`NameCheck::Naive`] only in the
+    /// lab, with its input defence switched off.
+    pub fn join_with(
+        &mut self,
+        raw_name: &str,
+        check: NameCheck,
+        now: u64,
+    ) -> Result<(PlayerId, Vec<EventKind>), GameError> {
         if !self.state.joins_open {
             return Err(GameError::JoinsClosed);
         }
-        let name = validate_name(raw_name)?;
+        let name = check.apply(raw_name)?;
         let player = self.next_player_id;
         if self.state.players.len() >= self.rules.max_players || player > MAX_PLAYER_ID {
             return Err(GameError::GameFull {
@@ -501,33 +598,50 @@ impl Game {
         if let Some(c) = self.contacts.get_mut(&player) {
             c.last_ms = c.last_ms.max(now);
         }
-        let current = self.state.round.clone();
-        let round = match current {
-            Some(round) if click.round <= round.number => round,
-            _ => {
-                return Err(GameError::RoundNotStarted {
-                    requested: click.round,
-                    current: current.map(|r| r.number),
-                })
-            }
+        // A round that has not started is refused before anything changes: an error carries no
+        // events, so it must not change the state either (the fold would miss it).
+        let current = self.state.round.as_ref().map(|r| r.number);
+        let not_started = GameError::RoundNotStarted {
+            requested: click.round,
+            current,
         };
-        if click.round < round.number || round.winner.is_some() {
-            let remembered = self
-                .recent_winners
-                .iter()
-                .find(|(r, _, _)| *r == click.round);
-            let outcome = ClickOutcome::Late {
-                round: click.round,
-                winner: remembered.map(|(_, id, _)| *id),
-                winner_name: remembered.map(|(_, _, name)| name.clone()),
+        if current.is_none_or(|number| click.round > number) {
+            return Err(not_started);
+        }
+        // A click that arrives after the deadline but before the timer's tick must not win: the
+        // round expires first, here, so the answer never depends on when the timer woke up.
+        let mut out = Vec::new();
+        self.expire_if_due(now, &mut out);
+        let Some(round) = self.state.round.clone() else {
+            return Err(not_started);
+        };
+        if click.round < round.number || !round.is_open() {
+            let remembered = self.recent_ends.iter().find(|(r, _)| *r == click.round);
+            let outcome = match remembered {
+                Some((_, None)) => ClickOutcome::Expired { round: click.round },
+                Some((_, Some((id, name)))) => ClickOutcome::Late {
+                    round: click.round,
+                    winner: Some(*id),
+                    winner_name: Some(name.clone()),
+                },
+                None => ClickOutcome::Late {
+                    round: click.round,
+                    winner: None,
+                    winner_name: None,
+                },
             };
-            return Ok((outcome, Vec::new()));
+            return Ok((outcome, out));
         }
         let (dx, dy) = (click.x - f64::from(round.x), click.y - f64::from(round.y));
         let r = f64::from(round.r);
-        let mut out = Vec::new();
         if dx * dx + dy * dy <= r * r {
-            let reaction_ms = now.saturating_sub(round.started_ts);
+            // From when this player's transport delivered the round; before any delivery, from
+            // the round's start.
+            let (since, reaction_from) = match self.delivered.get(&player) {
+                Some(at) => (*at, ReactionFrom::Delivery),
+                None => (round.started_ts, ReactionFrom::RoundStart),
+            };
+            let reaction_ms = now.saturating_sub(since);
             let name = self
                 .state
                 .players
@@ -537,16 +651,9 @@ impl Game {
             // A player who clicks before any downstream contact is counted by the transport
             // that carried the click: only the WebSocket carries clicks in-band, so this is HTTP.
             let transport = transport.unwrap_or(Transport::Ajax);
-            if self.recent_winners.len() == REMEMBERED_WINNERS {
-                self.recent_winners.pop_front();
-            }
-            self.recent_winners
-                .push_back((round.number, player, name.clone()));
-            let jitter = match self.rules.round_pause_jitter_ms {
-                0 => 0,
-                j => self.rng.random_range(0..=j),
-            };
-            self.next_round_at = Some(now + self.rules.round_pause_ms + jitter);
+            self.remember_end(round.number, Some((player, name.clone())));
+            self.round_ends_at = None;
+            self.schedule_next_round(now);
             self.emit(
                 &mut out,
                 now,
@@ -556,6 +663,7 @@ impl Game {
                     name,
                     reaction_ms,
                     transport,
+                    reaction_from,
                 },
             );
             Ok((

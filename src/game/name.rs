@@ -111,6 +111,32 @@ pub fn validate_name(raw: &str) -> Result<String, GameError> {
     Ok(name)
 }
 
+/// How a join's name is checked.
+///
+/// The road not taken: a flag inside [`validate_name`]. The naive way is a separate, visible
+/// value, so that no caller can reach it by accident: only the lab (`--lab`, with its `input`
+/// defence switched off) passes [`NameCheck::Naive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameCheck {
+    /// [`validate_name`]: the four steps above. Always, outside the lab.
+    Validate,
+    /// What a naive server does: the name is stored exactly as sent, markup and all; only an
+    /// empty one is refused. Its length is bounded by the request body limit (1 KiB), and
+    /// uniqueness still compares [`NameKeys`], so players stay apart.
+    Naive,
+}
+
+impl NameCheck {
+    /// The name to store for `raw`, or why not.
+    pub fn apply(self, raw: &str) -> Result<String, GameError> {
+        match self {
+            NameCheck::Validate => validate_name(raw),
+            NameCheck::Naive if raw.trim().is_empty() => Err(invalid("the name is empty")),
+            NameCheck::Naive => Ok(raw.to_string()),
+        }
+    }
+}
+
 /// What uniqueness compares: two forms of a name's look. Two names collide when either form
 /// is equal.
 ///

@@ -12,7 +12,8 @@
 //!   browser's `Number` holds exactly, so nothing overflows or is shown wrong;
 //! * scores: no player has more than the rounds won, and no more rounds were won than played;
 //! * the poll interval lies in [`POLL_INTERVAL_MS`], the lecturer control's range;
-//! * the round: a target of radius 1..=500 that lies entirely on the 1000 × 1000 board.
+//! * the round: a target of radius 1..=500 that lies entirely on the 1000 × 1000 board, and
+//!   not both won and expired.
 //!
 //! A refusal names the first field that broke a rule; the server then keeps the file aside and
 //! starts a fresh game (`persist.rs`). The road not taken: repairing a bad state (dropping the
@@ -111,6 +112,12 @@ fn round(round: &Round, next_player_id: PlayerId) -> Result<(), InvalidState> {
     target("the round's target", round.x, round.y, round.r)?;
     if let Some(winner) = round.winner {
         id("the round's winner", winner, next_player_id)?;
+        if round.expired {
+            return bad(format!(
+                "round {} is both won (by {winner}) and expired; a round ends once",
+                round.number
+            ));
+        }
     }
     Ok(())
 }
@@ -244,6 +251,12 @@ pub fn validate_event(kind: &EventKind, next_player_id: PlayerId) -> Result<(), 
             stored_name("a winner's name", name)?;
             counter("a won round's number", *round)?;
             counter("a reaction time", *reaction_ms)
+        }
+        EventKind::RoundExpired { round } => {
+            if *round == 0 {
+                return bad("a round_expired for round 0".into());
+            }
+            counter("an expired round's number", *round)
         }
         EventKind::Settings { poll_interval_ms } => {
             poll_interval("a settings event's poll interval", *poll_interval_ms)

@@ -10,7 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{EventKind, PlayerId, Transport};
 
-/// The current (or last) round. `winner` is set once somebody hit the target.
+/// The current (or last) round. `winner` is set once somebody hit the target; `expired` once
+/// the round timeout passed with nobody hitting it. Never both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Round {
@@ -21,6 +22,16 @@ pub struct Round {
     /// Server time the round started (ms since the Unix epoch).
     pub started_ts: u64,
     pub winner: Option<PlayerId>,
+    /// Absent in states saved before round timeouts existed: those rounds had not expired.
+    #[serde(default)]
+    pub expired: bool,
+}
+
+impl Round {
+    /// Neither won nor expired: a click may still win it.
+    pub fn is_open(&self) -> bool {
+        self.winner.is_none() && !self.expired
+    }
 }
 
 /// One scoreboard row.
@@ -158,6 +169,7 @@ impl GameState {
                     r: *r,
                     started_ts: ts,
                     winner: None,
+                    expired: false,
                 });
             }
             EventKind::ClickMissed { player, misses, .. } => {
@@ -181,6 +193,11 @@ impl GameState {
                 let tally = self.transports.get_mut(*transport);
                 tally.wins += 1;
                 tally.total_reaction_ms += reaction_ms;
+            }
+            EventKind::RoundExpired { round } => {
+                if let Some(current) = self.round.as_mut().filter(|c| c.number == *round) {
+                    current.expired = true;
+                }
             }
             EventKind::GamePaused { paused } => self.paused = *paused,
             EventKind::ScoresReset {} => {

@@ -14,6 +14,7 @@ fn rules() -> Rules {
         idle_timeout_ms: 60_000,
         poll_interval_ms: 1000,
         max_players: 1000,
+        round_timeout_ms: 0,
     }
 }
 
@@ -338,6 +339,8 @@ enum Op {
     Wait(u16),
     /// Lecturer: 0 pause, 1 resume, 2 reset scores, 3 change the poll interval.
     Lecturer(u8),
+    /// The current round reached a player (by slot), as a transport reports it.
+    Deliver(u8),
     /// Lecturer: remove the player in this slot.
     Kick(u8),
     /// Lecturer: rename the player in this slot to `p<n>` (may clash, may be their own name).
@@ -355,11 +358,15 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(p, aim, x, y)| Op::Click(p, aim, x, y)),
         (0u16..2000).prop_map(Op::Wait),
         (0u8..4).prop_map(Op::Lecturer),
+        (0u8..6).prop_map(Op::Deliver),
         (0u8..6).prop_map(Op::Kick),
         (0u8..6, 0u8..8).prop_map(|(p, n)| Op::Rename(p, n)),
         any::<bool>().prop_map(Op::Joins),
     ]
 }
+
+/// The round timeout of [`play`]: shorter than the longest wait, so rounds expire.
+const PLAY_ROUND_TIMEOUT_MS: u64 = 1_500;
 
 /// Runs a random session and returns the numbered log and the final game.
 /// Also returns the points a player had when they left, and how many wins a reset wiped.
@@ -367,6 +374,7 @@ fn play(seed: u64, ops: &[Op]) -> (Vec<Event>, Game, u64, u64) {
     let mut game = Game::new(
         Rules {
             idle_timeout_ms: 5_000,
+            round_timeout_ms: PLAY_ROUND_TIMEOUT_MS,
             ..rules()
         },
         seed,
@@ -444,6 +452,11 @@ fn play(seed: u64, ops: &[Op]) -> (Vec<Event>, Game, u64, u64) {
                 };
                 record(&mut log, ev, now);
             }
+            Op::Deliver(p) => {
+                if let Some(round) = game.state().round.as_ref().map(|r| r.number) {
+                    game.round_delivered(pick(p), round, now);
+                }
+            }
             Op::Kick(p) => {
                 let id = pick(p);
                 let score = game.state().players.get(&id).map_or(0, |p| p.score);
@@ -497,6 +510,65 @@ proptest! {
         for e in &log {
             if let EventKind::RoundWon { round, .. } = e.kind {
                 prop_assert!(won.insert(round), "round {} won twice", round);
+            }
+        }
+    }
+
+    #[test]
+    fn every_round_ends_exactly_once_won_or_expired_never_both_and_only_in_its_time(
+        seed in any::<u64>(), ops in prop::collection::vec(op(), 0..160)
+    ) {
+        let (log, game, _, _) = play(seed, &ops);
+        let mut started: Vec<(u64, u64)> = Vec::new();
+        let mut ended = std::collections::HashMap::new();
+        for e in &log {
+            match e.kind {
+                EventKind::RoundStarted { round, .. } => {
+                    if let Some((previous, _)) = started.last() {
+                        prop_assert!(ended.contains_key(previous), "round {} started before {} ended", round, previous);
+                    }
+                    started.push((round, e.ts));
+                }
+                EventKind::RoundWon { round, .. } | EventKind::RoundExpired { round } => {
+                    let (_, start) = *started.iter().find(|(r, _)| *r == round)
+                        .ok_or_else(|| TestCaseError::fail(format!("round {round} ended without starting")))?;
+                    let expired = matches!(e.kind, EventKind::RoundExpired { .. });
+                    prop_assert!(ended.insert(round, expired).is_none(), "round {} ended twice", round);
+                    if expired {
+                        prop_assert!(e.ts >= start + PLAY_ROUND_TIMEOUT_MS, "round {} expired early", round);
+                    } else {
+                        prop_assert!(e.ts < start + PLAY_ROUND_TIMEOUT_MS, "round {} won after its time", round);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Every round but the last has ended; the state says how the last one stands.
+        for (round, _) in started.iter().rev().skip(1) {
+            prop_assert!(ended.contains_key(round), "round {} never ended", round);
+        }
+        if let Some(r) = game.state().round.as_ref() {
+            prop_assert!(!(r.winner.is_some() && r.expired));
+            prop_assert_eq!(ended.get(&r.number).copied(), (!r.is_open()).then_some(r.expired));
+        }
+    }
+
+    #[test]
+    fn reaction_counts_from_the_delivery_when_one_was_reported_else_from_the_start(
+        seed in any::<u64>(), ops in prop::collection::vec(op(), 0..160)
+    ) {
+        let (log, _, _, _) = play(seed, &ops);
+        let mut start = 0;
+        for e in &log {
+            match &e.kind {
+                EventKind::RoundStarted { .. } => start = e.ts,
+                EventKind::RoundWon { reaction_ms, reaction_from, .. } => {
+                    prop_assert!(*reaction_ms <= e.ts - start);
+                    if *reaction_from == ReactionFrom::RoundStart {
+                        prop_assert_eq!(*reaction_ms, e.ts - start);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -688,6 +760,14 @@ fn a_saved_state_that_breaks_a_rule_of_live_play_is_refused_with_the_reason() {
             Box::new(|s, _| s.round.as_mut().unwrap().winner = Some(99)),
             "winner",
         ),
+        (
+            "a round both won and expired",
+            Box::new(|s, _| {
+                let r = s.round.as_mut().unwrap();
+                (r.winner, r.expired) = (Some(1), true);
+            }),
+            "both won",
+        ),
     ];
     for (what, edit, reason) in cases {
         let (mut state, mut next) = (good.clone(), next);
@@ -780,6 +860,230 @@ fn a_paused_game_starts_no_round_until_resumed_and_a_reset_zeroes_every_score() 
         }]
     );
     assert_eq!(game.state().poll_interval_ms, 250);
+}
+
+// ---- the round timeout ------------------------------------------------------------------------
+
+fn timed(seed: u64, timeout: u64) -> Game {
+    let mut game = Game::new(
+        Rules {
+            round_timeout_ms: timeout,
+            ..rules()
+        },
+        seed,
+        T0,
+    );
+    game.tick(T0);
+    game
+}
+
+#[test]
+fn a_round_nobody_hits_expires_once_at_its_deadline_and_the_next_follows_the_pause() {
+    let mut game = timed(11, 1_000);
+    assert_eq!(
+        game.next_deadline(),
+        Some(T0 + 1_000),
+        "the round's deadline"
+    );
+    assert!(game.tick(T0 + 999).is_empty(), "not yet");
+    assert_eq!(
+        game.tick(T0 + 1_000),
+        vec![EventKind::RoundExpired { round: 1 }]
+    );
+    let round = game.state().round.clone().unwrap();
+    assert!(round.expired && round.winner.is_none() && !round.is_open());
+    assert!(game.tick(T0 + 1_050).is_empty(), "expires once; pause runs");
+    assert_eq!(game.next_deadline(), Some(T0 + 1_100), "the usual pause");
+    assert!(matches!(
+        game.tick(T0 + 1_100).as_slice(),
+        [EventKind::RoundStarted { round: 2, .. }]
+    ));
+    assert_eq!(game.next_deadline(), Some(T0 + 2_100), "a fresh deadline");
+}
+
+#[test]
+fn with_a_round_timeout_of_zero_a_round_waits_for_ever() {
+    let mut game = timed(12, 0);
+    assert_eq!(game.next_deadline(), None);
+    assert!(game.tick(T0 + 86_400_000).is_empty());
+    assert!(game.state().round.as_ref().unwrap().is_open());
+}
+
+#[test]
+fn a_click_after_the_deadline_finds_the_round_expired_even_before_the_timer_ticks() {
+    let mut game = timed(13, 1_000);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (x, y) = target(&game);
+    let (outcome, events) = game
+        .click(ada, Click { round: 1, x, y }, T0 + 1_000)
+        .unwrap();
+    assert_eq!(outcome, ClickOutcome::Expired { round: 1 });
+    assert_eq!(events, vec![EventKind::RoundExpired { round: 1 }]);
+    assert_eq!(game.state().players[&ada].score, 0);
+    assert!(game.tick(T0 + 1_001).is_empty(), "the timer finds it ended");
+    // Still "expired", not "late", while remembered: after the next round too.
+    game.tick(T0 + 1_100);
+    let (outcome, _) = game
+        .click(ada, Click { round: 1, x, y }, T0 + 1_200)
+        .unwrap();
+    assert_eq!(outcome, ClickOutcome::Expired { round: 1 });
+}
+
+#[test]
+fn a_click_for_a_round_not_started_changes_nothing_even_past_the_deadline() {
+    // An error carries no events, so it must not change the state: the round still expires
+    // with its own event, at the next tick.
+    let mut game = timed(15, 1_000);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let before = game.state().clone();
+    let err = game
+        .click(
+            ada,
+            Click {
+                round: 2,
+                x: 500.0,
+                y: 500.0,
+            },
+            T0 + 1_000,
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        GameError::RoundNotStarted {
+            requested: 2,
+            current: Some(1)
+        }
+    ));
+    assert_eq!(game.state().round, before.round, "the round is untouched");
+    assert_eq!(
+        game.tick(T0 + 1_000),
+        vec![EventKind::RoundExpired { round: 1 }]
+    );
+}
+
+#[test]
+fn a_won_round_never_expires() {
+    let mut game = timed(14, 1_000);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (x, y) = target(&game);
+    game.click(ada, Click { round: 1, x, y }, T0 + 999).unwrap();
+    assert_eq!(
+        game.next_deadline(),
+        Some(T0 + 1_099),
+        "only the pause is left"
+    );
+    let events = game.tick(T0 + 1_099);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [EventKind::RoundStarted { round: 2, .. }]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_paused_game_still_expires_its_open_round_but_starts_no_new_one() {
+    let mut game = timed(15, 1_000);
+    game.set_paused(true, T0 + 10);
+    assert_eq!(game.next_deadline(), Some(T0 + 1_000));
+    assert_eq!(
+        game.tick(T0 + 1_000),
+        vec![EventKind::RoundExpired { round: 1 }]
+    );
+    assert_eq!(
+        game.next_deadline(),
+        None,
+        "paused: no next round to wait for"
+    );
+    assert!(game.tick(T0 + 60_000).is_empty());
+}
+
+#[test]
+fn reaction_counts_from_the_players_own_delivery_once_it_is_reported() {
+    let mut game = timed(16, 0);
+    let (ada, _) = game.join("Ada", T0).unwrap();
+    let (bob, _) = game.join("Bob", T0).unwrap();
+    game.round_delivered(ada, 1, T0 + 400);
+    game.round_delivered(ada, 1, T0 + 900); // only the first delivery counts
+    game.round_delivered(bob, 2, T0 + 100); // not the open round: ignored
+    let (x, y) = target(&game);
+    let (hit, events) = game.click(ada, Click { round: 1, x, y }, T0 + 650).unwrap();
+    assert_eq!(
+        hit,
+        ClickOutcome::Hit {
+            round: 1,
+            reaction_ms: 250
+        }
+    );
+    assert!(matches!(
+        events.as_slice(),
+        [EventKind::RoundWon {
+            reaction_ms: 250,
+            reaction_from: ReactionFrom::Delivery,
+            ..
+        }]
+    ));
+    // The next round: Bob has no delivery reported, so his counts from the round's start.
+    game.tick(T0 + 750);
+    let (x, y) = target(&game);
+    let (_, events) = game
+        .click(bob, Click { round: 2, x, y }, T0 + 1_000)
+        .unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [EventKind::RoundWon {
+            reaction_ms: 250,
+            reaction_from: ReactionFrom::RoundStart,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn round_expired_serialises_as_the_protocol_says_and_old_round_won_events_still_read() {
+    let event = Event {
+        seq: 9,
+        ts: T0,
+        kind: EventKind::RoundExpired { round: 4 },
+    };
+    assert_eq!(
+        serde_json::to_value(&event).unwrap(),
+        serde_json::json!({"seq": 9, "ts": T0, "type": "round_expired", "round": 4})
+    );
+    let old = serde_json::json!({"seq": 3, "ts": T0, "type": "round_won", "round": 1, "winner": 1,
+        "name": "Ada", "reaction_ms": 5, "transport": "sse"});
+    let read: Event = serde_json::from_value(old).unwrap();
+    assert!(matches!(
+        read.kind,
+        EventKind::RoundWon {
+            reaction_from: ReactionFrom::RoundStart,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_restored_open_round_gets_a_fresh_timeout_and_an_expired_one_is_followed_by_the_pause() {
+    let rules = Rules {
+        round_timeout_ms: 1_000,
+        ..rules()
+    };
+    let mut game = timed(17, 1_000);
+    let saved = game.state().clone();
+    let later = T0 + 50_000;
+    let restored = Game::restore(rules.clone(), 1, later, saved, game.next_player_id()).unwrap();
+    assert_eq!(restored.next_deadline(), Some(later + 1_000));
+
+    game.tick(T0 + 1_000);
+    let saved = game.state().clone();
+    assert!(saved.round.as_ref().unwrap().expired);
+    let mut restored = Game::restore(rules, 1, later, saved, game.next_player_id()).unwrap();
+    assert_eq!(restored.next_deadline(), Some(later + 100));
+    assert!(matches!(
+        restored.tick(later + 100).as_slice(),
+        [EventKind::RoundStarted { round: 2, .. }]
+    ));
 }
 
 #[test]

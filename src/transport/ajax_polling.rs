@@ -24,7 +24,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn poll(req: HttpRequest, player: MaybePlayer) -> Result<HttpResponse, ApiError> {
     let resume = ResumePoint::from_query(&req)?;
     // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
-    let mut conn = Connection::admit(&req, Transport::Ajax)?.start(player)?;
+    let mut conn = Connection::admit(&req, Transport::Ajax)?
+        .start(player)
+        .await?;
     let batch = resume.catch_up(conn.hub());
     let body = poll_body(&batch);
     conn.simulate_delay().await;

@@ -10,15 +10,16 @@ use actix_web::{
     web, HttpRequest, HttpResponse,
 };
 
+use crate::cluster::IdemKey;
+use crate::commands::{player_key, Command, Commands, Reply};
 use crate::error::ApiError;
-use crate::game::{Click, ClickOutcome, GameError, PlayerId, Transport};
+use crate::forwarded::client_addr;
+use crate::game::{Click, ClickOutcome, PlayerId, Transport};
 use crate::hub::Hub;
+use crate::lab::{self, Defence, Lab};
 use crate::protocol::{ClickRequest, JoinRequest};
-use crate::security::{JoinLimiter, RateLimiter};
 use crate::session::{AuthPlayer, SESSION_COOKIE};
-use crate::tickets::{
-    TicketRefusal, Tickets, MAX_OUTSTANDING_TICKETS, TICKET_BURST, TICKET_RATE_PER_SEC, TICKET_TTL,
-};
+use crate::tickets::TICKET_TTL;
 use crate::transport::method_not_allowed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -61,73 +62,127 @@ fn session_cookie(req: &HttpRequest, token: String) -> Cookie<'static> {
 }
 
 /// Joins are limited per client address and overall before the game sees them
-/// ([`JoinLimiter`]). The address is the TCP peer; behind a reverse proxy that is the proxy,
-/// so every client shares one bucket there (trusted-proxy handling is a later issue).
+/// ([`JoinLimiter`](crate::security::JoinLimiter), on the node that runs the game). The address
+/// is the TCP peer, or what a `--trusted-proxy` says it is (`forwarded.rs`).
 async fn join(
     req: HttpRequest,
-    hub: web::Data<Hub>,
-    joins: web::Data<JoinLimiter>,
+    commands: web::Data<Commands>,
     body: web::Json<JoinRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    joins.check(peer)?;
-    let joined = hub.join(&body.name).inspect_err(|err| {
-        if let GameError::GameFull { max } = err {
-            joins.note_game_full(peer, *max);
-        }
-    })?;
-    let name = joined
-        .snapshot
-        .players
-        .iter()
-        .find(|p| p.id == joined.player_id)
-        .map_or("", |p| p.name.as_str());
-    tracing::info!(player = joined.player_id, name, "player joined");
+    let name = body.into_inner().name;
+    let addr = client_addr(&req);
+    // The lab's input switch: a naive server stores whatever name it is sent.
+    let naive = !lab::defence_on(req.app_data::<web::Data<Lab>>(), Defence::Input);
+    let cmd = Command::Join { name, addr, naive };
+    let Reply::Joined { token, body, .. } = commands.run(cmd, None).await? else {
+        return Err(ApiError::internal("a join answered with something else"));
+    };
     Ok(HttpResponse::Created()
-        .cookie(session_cookie(&req, joined.token.clone()))
-        .json(joined))
+        .cookie(session_cookie(&req, token))
+        .content_type("application/json")
+        .body(body))
+}
+
+/// The `Idempotency-Key` a client sent with a command, scoped to its player: a retry with the
+/// same key (after a `503` during a failover, say) is answered, never run twice. None sent:
+/// the command runs at most once, and a retry is a new command.
+fn idempotency_key(req: &HttpRequest, player: PlayerId) -> Result<Option<IdemKey>, ApiError> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::bad_request("bad_idempotency_key", "the Idempotency-Key must be ASCII")
+    })?;
+    player_key(player, text).map(Some)
 }
 
 /// The one way a click reaches the game, whichever way it came (`POST /api/click` or a
-/// WebSocket message): the player's rate limit, the game's judgement, and the figures of the
-/// transport it is credited to — `via`, or for an upstream POST the transport the player was
-/// last seen on (AJAX before any). A refusal is an [`ApiError`] the caller sends its own way:
-/// a JSON body with a status, or an `error` message on the socket.
-pub fn apply_click(
-    hub: &Hub,
-    limiter: &RateLimiter,
+/// WebSocket message): the player's rate limit and the game's judgement (on the node that runs
+/// the game), and the figures of the transport it is credited to here — `via`, or for an
+/// upstream POST the transport the player was last seen on (AJAX before any). A refusal is an
+/// [`ApiError`] the caller sends its own way: a JSON body with a status, or an `error` message
+/// on the socket.
+pub async fn apply_click(
+    commands: &Commands,
     player: PlayerId,
     via: Option<Transport>,
     click: Click,
+    key: Option<IdemKey>,
 ) -> Result<ClickOutcome, ApiError> {
+    let hub = commands.hub();
     let transport = via
         .or_else(|| hub.transport_of(player))
         .unwrap_or(Transport::Ajax);
-    let outcome = limiter
-        .check(player)
-        .and_then(|()| hub.click(player, click).map_err(ApiError::from));
+    let cmd = Command::Click {
+        player,
+        round: click.round,
+        x: click.x,
+        y: click.y,
+    };
+    let outcome = match commands.run(cmd, key).await {
+        Ok(Reply::Click { outcome }) => Ok(outcome),
+        Ok(_) => Err(ApiError::internal("a click answered with something else")),
+        Err(e) => Err(e),
+    };
     hub.metrics().click(transport, outcome.is_ok());
     outcome
 }
 
+/// The player a click counts for: **the session's, never the message's**. A click may name a
+/// `player` (`claimed`); if that is anybody but the session's player it is refused
+/// `403 impersonation`, and without a session it is `401` as always. Only with the lab's `auth`
+/// defence off (`auth_on` false) does the server trust the message, like a naive server:
+/// whoever a click names, it counts for — session or not.
+pub fn click_identity(
+    session: Option<PlayerId>,
+    claimed: Option<PlayerId>,
+    auth_on: bool,
+) -> Result<PlayerId, ApiError> {
+    match (claimed, session) {
+        (Some(claimed), _) if !auth_on => Ok(claimed),
+        (Some(claimed), Some(session)) if claimed != session => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "impersonation",
+            format!(
+                "this session is player {session}; a click cannot claim to be player {claimed} \
+                 (who clicks comes from the session, never from the message)"
+            ),
+        )),
+        (_, Some(session)) => Ok(session),
+        (_, None) => Err(ApiError::unauthorized()),
+    }
+}
+
+/// `POST /api/click`. The session is checked first (a `401` comes before the body is looked
+/// at), except with the lab's `auth` defence off, where the body's `player` may stand in for it.
 async fn click(
-    hub: web::Data<Hub>,
-    limiter: web::Data<RateLimiter>,
-    player: AuthPlayer,
-    body: web::Json<ClickRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let outcome = apply_click(&hub, &limiter, player.0, None, body.into_inner().into())?;
+    req: HttpRequest,
+    commands: web::Data<Commands>,
+    session: Result<AuthPlayer, ApiError>,
+    body: Result<web::Json<ClickRequest>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let auth_on = lab::defence_on(req.app_data::<web::Data<Lab>>(), Defence::Auth);
+    let session = match session {
+        Ok(player) => Some(player.0),
+        Err(err) if auth_on => return Err(err.into()),
+        Err(_) => None,
+    };
+    let body = body?.into_inner();
+    let player = click_identity(session, body.player, auth_on)?;
+    let key = idempotency_key(&req, player)?;
+    let outcome = apply_click(&commands, player, None, body.into(), key).await?;
     Ok(HttpResponse::Ok().json(outcome))
 }
 
 async fn leave(
     req: HttpRequest,
-    hub: web::Data<Hub>,
-    limiter: web::Data<RateLimiter>,
+    commands: web::Data<Commands>,
     player: AuthPlayer,
 ) -> Result<HttpResponse, ApiError> {
-    hub.leave(player.0)?;
-    limiter.forget(player.0);
+    let key = idempotency_key(&req, player.0)?;
+    commands
+        .run(Command::Leave { player: player.0 }, key)
+        .await?;
     let mut gone = session_cookie(&req, String::new());
     gone.set_max_age(CookieDuration::ZERO);
     Ok(HttpResponse::Ok()
@@ -139,26 +194,18 @@ async fn leave(
 /// players (the compare page's race bots) authenticates EventSource and WebSocket, which
 /// cannot send headers, without putting the long-lived token in a URL. Bounded per player (a
 /// few unspent at a time, a token bucket for the rate): `429` with `Retry-After` beyond.
-async fn ticket(tickets: web::Data<Tickets>, player: AuthPlayer) -> Result<HttpResponse, ApiError> {
-    let ticket = tickets.issue(player.0).map_err(|refusal| match refusal {
-        TicketRefusal::TooManyOutstanding { retry_after_s } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_tickets",
-            format!(
-                "at most {MAX_OUTSTANDING_TICKETS} unspent tickets per player; \
-                 spend one or wait for one to expire"
-            ),
-        )
-        .retry_after(retry_after_s),
-        TicketRefusal::TooFast { retry_after_s } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "at most {TICKET_RATE_PER_SEC} tickets per second after a burst of {TICKET_BURST}"
-            ),
-        )
-        .retry_after(retry_after_s),
-    })?;
+async fn ticket(
+    commands: web::Data<Commands>,
+    player: AuthPlayer,
+) -> Result<HttpResponse, ApiError> {
+    let Reply::Ticket { ticket } = commands
+        .run(Command::Ticket { player: player.0 }, None)
+        .await?
+    else {
+        return Err(ApiError::internal(
+            "a ticket request answered with something else",
+        ));
+    };
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "ticket": ticket,
         "expires_in_ms": TICKET_TTL.as_millis() as u64,

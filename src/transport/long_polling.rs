@@ -42,7 +42,7 @@ async fn longpoll(
     // While parked, the request counts as an open connection: the player is not idle. If the
     // client goes away, actix drops this future (on HTTP/1.1 as soon as the socket closes, see
     // `listener.rs`) and the connection records the close and frees the slot.
-    let mut conn = admitted.start(player)?;
+    let mut conn = admitted.start(player).await?;
     let hub = conn.hub().clone();
     // Subscribed before the first read of the log: an event published after it rings.
     let mut bell = hub.subscribe();

@@ -50,8 +50,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct ResumePoint {
     pub since: Option<u64>,
     pub epoch: Option<String>,
-    /// `epoch` is known to be this server's (set by [`ResumePoint::advance`]): a stream's
-    /// every catch-up after its first skips comparing it.
+    /// `epoch` is known to be this server's (set by [`ResumePoint::advance`]): unless the
+    /// server is a cluster node, whose epoch may change, a stream's every catch-up after its
+    /// first skips comparing it.
     synced: bool,
 }
 
@@ -74,7 +75,7 @@ impl ResumePoint {
     }
 
     pub fn catch_up(&self, hub: &Hub) -> crate::log::Batch {
-        let epoch = if self.synced {
+        let epoch = if self.synced && hub.epoch_fixed() {
             None
         } else {
             self.epoch.as_deref()
@@ -97,8 +98,9 @@ impl ResumePoint {
     /// After a batch, the client is in step with this server.
     pub fn advance(&mut self, hub: &Hub, last_seq: u64) {
         self.since = Some(last_seq);
-        // Once per connection, not once per delivery.
-        if !self.synced {
+        // Once per connection, not once per delivery (in a cluster the epoch may change: every
+        // time).
+        if !self.synced || !hub.epoch_fixed() {
             self.epoch = Some(hub.epoch().to_string());
             self.synced = true;
         }

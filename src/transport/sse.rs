@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::bell::Subscription;
 use crate::error::ApiError;
 use crate::game::Transport;
 use crate::limits::parked_wait;
+use crate::log::WireEvent;
 use crate::session::MaybePlayer;
 use crate::transport::{method_not_allowed, Connection, ResumePoint};
 
@@ -47,6 +49,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// A chunk held back by the simulated delay: its bytes, its events, when it may go.
+type Delayed = (Bytes, Vec<Arc<WireEvent>>, Pin<Box<Sleep>>);
+
 /// One open stream, as the body of its response: actix-http's connection task polls it for
 /// the next chunk whenever it is woken (by the hub's bell, or the heartbeat timer). Dropping it
 /// (the client went away, or the stream ended) drops the connection, which records the close.
@@ -65,14 +70,15 @@ struct Stream {
     /// When the next keep-alive comment is due, and how often.
     heartbeat: Pin<Box<Sleep>>,
     every: Duration,
-    /// A chunk held back by the lecturer's simulated delay, and when it may go.
-    delayed: Option<(Bytes, Pin<Box<Sleep>>)>,
+    /// A chunk held back by the lecturer's simulated delay (its events, to report when it goes),
+    /// and when it may go.
+    delayed: Option<Delayed>,
     ended: bool,
 }
 
 impl Stream {
     /// The events after the client's resume point, as one chunk, once the log has grown.
-    fn poll_events(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    fn poll_events(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Bytes, Vec<Arc<WireEvent>>)>> {
         // Until it says `Pending` (and so will wake this task for the next event).
         while let Poll::Ready(rang) = self.bell.poll_rang(cx) {
             if rang.control {
@@ -98,8 +104,14 @@ impl Stream {
             ),
         };
         self.resume.advance(self.conn.hub(), batch.last_seq);
-        self.conn.delivered(&batch.events, chunk.len());
-        Poll::Ready(Some(chunk))
+        Poll::Ready(Some((chunk, batch.events)))
+    }
+
+    /// Hands `chunk` to the connection and reports its events delivered (after any simulated
+    /// delay: a player's reaction time counts from here).
+    fn deliver(&mut self, chunk: Bytes, events: &[Arc<WireEvent>]) -> Bytes {
+        self.conn.delivered(events, chunk.len());
+        chunk
     }
 }
 
@@ -121,21 +133,21 @@ impl MessageBody for Stream {
         if this.ended {
             return Poll::Ready(None);
         }
-        if let Some((_, wait)) = this.delayed.as_mut() {
+        if let Some((_, _, wait)) = this.delayed.as_mut() {
             if wait.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            if let Some((chunk, _)) = this.delayed.take() {
-                return Poll::Ready(Some(Ok(chunk)));
+            if let Some((chunk, events, _)) = this.delayed.take() {
+                return Poll::Ready(Some(Ok(this.deliver(chunk, &events))));
             }
         }
         match this.poll_events(cx) {
-            Poll::Ready(Some(chunk)) => {
+            Poll::Ready(Some((chunk, events))) => {
                 let delay = this.conn.hub().delay(Transport::Sse);
                 if delay.is_zero() {
-                    return Poll::Ready(Some(Ok(chunk)));
+                    return Poll::Ready(Some(Ok(this.deliver(chunk, &events))));
                 }
-                this.delayed = Some((chunk, Box::pin(tokio::time::sleep(delay))));
+                this.delayed = Some((chunk, events, Box::pin(tokio::time::sleep(delay))));
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
@@ -189,15 +201,23 @@ async fn sse(
         resume.since = Some(id);
     }
     // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
-    let conn = admitted.start(player)?;
+    let conn = admitted.start(player).await?;
     // On HTTP/2 the heartbeat is frequent: a reset stream is only noticed when we write.
     let every = parked_wait(&req, settings.heartbeat);
+    // In a cluster a named `node` event (no `id:`, so `Last-Event-ID` stays the seq) says which
+    // node serves this stream: an `EventSource` cannot read response headers.
+    let greeting = conn.hub().node().map_or_else(String::new, |n| {
+        format!("event: node\ndata: {{\"node\":\"{}\"}}\n\n", n.id())
+    });
     let body = Stream {
         bell: conn.hub().subscribe(),
         conn,
         resume,
         dirty: true,
-        opening: Some(Bytes::from(format!("retry: {}\n\n", settings.retry_ms))),
+        opening: Some(Bytes::from(format!(
+            "retry: {}\n\n{greeting}",
+            settings.retry_ms
+        ))),
         // The retry line already opens the stream: the first comment is one period away.
         heartbeat: Box::pin(tokio::time::sleep(every)),
         every,

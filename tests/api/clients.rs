@@ -57,6 +57,9 @@ pub struct Downstream {
     pub reconnects: u32,
     /// Close codes the server sent on WebSocket closes.
     pub close_codes: Vec<u16>,
+    /// In a cluster: the node the stream said it is served by (SSE `event: node`, WebSocket
+    /// `{"type":"node"}`); for polling, the `X-Clickgame-Node` of the last answer.
+    pub node: Option<String>,
 }
 
 impl Downstream {
@@ -93,6 +96,7 @@ impl Downstream {
             polled: false,
             reconnects: 0,
             close_codes: Vec::new(),
+            node: None,
         };
         d.connect().await;
         d
@@ -212,6 +216,9 @@ impl Downstream {
                     req = req.bearer_auth(t);
                 }
                 let mut res = req.send().await.expect("poll completes");
+                if let Some(node) = res.headers().get("x-clickgame-node") {
+                    self.node = node.to_str().ok().map(str::to_string);
+                }
                 let status = res.status().as_u16();
                 let body = res.body().await.expect("poll body");
                 if status == 204 {
@@ -265,6 +272,13 @@ impl Downstream {
                             data = Some(v.to_string());
                         }
                     }
+                    if event.as_deref() == Some("node") {
+                        let v: Value = serde_json::from_str(data.as_deref().unwrap_or("{}"))
+                            .expect("node data is JSON");
+                        assert!(id.is_none(), "the node greeting carries no id");
+                        self.node = v["node"].as_str().map(str::to_string);
+                        continue;
+                    }
                     if let Some(data) = data {
                         let v: Value = serde_json::from_str(&data).expect("sse data is JSON");
                         assert_eq!(
@@ -281,7 +295,9 @@ impl Downstream {
                 Some(Ok(ws::Frame::Text(bytes))) => {
                     let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
                     let v: Value = serde_json::from_str(&text).expect("ws text is JSON");
-                    if v.get("seq").is_some() {
+                    if v["type"] == "node" {
+                        self.node = v["node"].as_str().map(str::to_string);
+                    } else if v.get("seq").is_some() {
                         self.events.push_back(text);
                     } else {
                         self.replies.push_back(v);

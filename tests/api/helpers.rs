@@ -45,6 +45,30 @@ impl TestApp {
         }
     }
 
+    /// A node of a cluster on `redis_url` (in this process; its own workers and I/O thread).
+    /// Short leases, so failovers in tests take about a second.
+    pub async fn spawn_node(
+        redis_url: &str,
+        node: &str,
+        change: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let (url, node) = (redis_url.to_string(), node.to_string());
+        TestApp::spawn_with(move |c| {
+            c.redis_url = Some(url);
+            c.node_id = Some(node.parse().expect("node id"));
+            c.lease_ttl_ms = 1000;
+            change(c);
+        })
+        .await
+    }
+
+    /// `/api/stats`'s `node` object.
+    pub async fn node_stats(&self) -> Value {
+        let (status, stats) = self.get("/api/stats").await;
+        assert_eq!(status, StatusCode::OK, "{stats}");
+        stats["node"].clone()
+    }
+
     /// The server's own plain-HTTP origin, as a browser on the page would send it.
     pub fn origin(&self) -> String {
         self.base.clone()

@@ -301,15 +301,33 @@ async fn streams_over_the_overall_cap_get_503_while_a_normal_get_is_answered() {
         "{head}"
     );
     assert_eq!(body["error"], "server_busy", "{body}");
-    // Short requests still find a socket: a newcomer, and a flooding address too.
+    // Short requests still find a socket: a newcomer, and a flooding address too. Each GET
+    // closes its socket; wait until the server has counted it out (it learns of the close a
+    // moment after the client), so the next GET meets the same 15 open sockets.
+    drop(refused);
+    wait_for_sockets(&app, 14).await;
     for last in [10, 2] {
         let (status, body) = get_from(last, server, "/api/time")
             .await
             .expect("a normal GET is answered");
         assert_eq!(status, 200, "from 127.0.0.{last}: {body}");
+        wait_for_sockets(&app, 14).await;
     }
     drop(streams);
     app.server.stop().await;
+}
+
+/// Waits (up to 5 s) until the server counts exactly `n` open sockets.
+async fn wait_for_sockets(app: &TestApp, n: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.server.sockets.open() != n {
+        assert!(
+            Instant::now() < deadline,
+            "the server still counts {} sockets, expected {n}",
+            app.server.sockets.open()
+        );
+        sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// The opening handshake of a game WebSocket, as raw bytes.

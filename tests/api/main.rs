@@ -5,14 +5,18 @@ mod bad_input;
 mod bad_input_table;
 mod classroom;
 mod clients;
+mod cluster;
 mod credentials;
 mod heartbeat;
 mod helpers;
 mod joins;
+mod lab;
 mod lecturer;
 mod limits;
 mod path_spellings;
+mod reaction;
 mod recovery;
+mod rounds;
 mod security;
 mod slow_clients;
 mod state_file;
@@ -20,5 +24,10 @@ mod tickets;
 mod tls;
 mod tls_visible;
 mod transports;
+mod wire_bytes;
 mod write_path;
 mod ws_close;
+
+/// A real `redis-server` per test, shared with the cluster layer's own tests.
+#[path = "../../src/cluster/test_redis.rs"]
+mod test_redis;

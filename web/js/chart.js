@@ -3,8 +3,9 @@
 // x: the last WINDOW_MS of time, now at the right edge. y: delivery lag on a *logarithmic* scale,
 // 1 ms … 10 s: a WebSocket's 2 ms and AJAX polling's 500 ms differ by a factor of 250, and on a
 // linear axis the three push transports would all lie flat on zero. Each event a pane saw is a
-// dot; dots of one transport are joined by a line. Lags below 1 ms (and negative ones, which a
-// clock-offset error of a millisecond can produce) are drawn at 1 ms.
+// dot; dots of one transport are joined by a line. Lags below 1 ms, and every lag within the
+// clock offset's uncertainty (negative ones included, which only that error can produce), are
+// drawn on the bottom line: the page shows them as "≈ 0".
 //
 // Why our own ~150 lines and not a library: the CSP allows only our own scripts (no CDN), we have
 // no build step to bundle one, and we need exactly one chart type. Colours are the Okabe–Ito
@@ -15,7 +16,7 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 export const WINDOW_MS = 60_000;
 const WIDTH = 800;
 const HEIGHT = 300;
-const PAD = { left: 64, right: 16, top: 14, bottom: 34 };
+const PAD = { left: 84, right: 16, top: 14, bottom: 36 };
 const Y_MIN = 1;
 const Y_MAX = 10_000;
 const Y_TICKS = [1, 10, 100, 1000, 10_000];
@@ -86,11 +87,12 @@ export class LagChart {
    * @param {Record<string, {t: number, v: number}[]>} data per transport: t = client ms when
    *   seen, v = lag ms (a Meter's lagSeries)
    * @param {number} now client ms (clock.js clientNow)
+   * @param {number} [uncertaintyMs] the clock offset's uncertainty: lags within it sit at the bottom
    */
-  render(data, now) {
+  render(data, now, uncertaintyMs = 0) {
     for (const [name, { line, dots }] of this.series) {
       const points = (data[name] ?? []).filter((p) => p.t >= now - WINDOW_MS);
-      const coords = points.map((p) => [xOf(p.t, now), yOf(p.v)]);
+      const coords = points.map((p) => [xOf(p.t, now), yOf(p.v <= uncertaintyMs ? Y_MIN : p.v)]);
       line.setAttribute('points', coords.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' '));
       // Reuse circles: creating hundreds of nodes per frame would make the projector laptop work.
       while (dots.childNodes.length > coords.length) dots.lastChild.remove();

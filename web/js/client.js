@@ -21,6 +21,7 @@ import {
   validateEvent,
 } from './protocol.js';
 import { Meter } from './metrics.js';
+import { reportRefusal } from './lab.js';
 
 /** The four interchangeable transports, by the name the server uses. */
 export const TRANSPORT_CLASSES = {
@@ -69,6 +70,8 @@ export class GameClient {
     this.connectionDetail = '';
     /** transport → summary() of its most recent finished run, for the history table. */
     this.history = new Map();
+    /** In a cluster: the node the current transport is connected to (null: not known / one process). */
+    this.node = null;
   }
 
   /** Every event from every transport (and the initial snapshot) comes through here. */
@@ -76,6 +79,8 @@ export class GameClient {
     const kind = validateEvent(event);
     if (kind === 'invalid') {
       console.warn('clickgame: dropped a malformed event', event);
+      // For the lab's defence log (only with --lab): the page's own check refused server data.
+      reportRefusal('event_ignored', `an event that failed the page's checks was ignored (type ${String(event?.type).slice(0, 40)})`);
       return;
     }
     if (kind === 'unknown') console.info('clickgame: ignoring unknown event type', event.type);
@@ -113,9 +118,15 @@ export class GameClient {
     };
     // Callbacks check they still belong to the current transport: a late answer of a closed one
     // must not change the page (the Stream would drop it as a duplicate anyway).
+    this.node = null;
     const transport = new Transport({
       onEvent: (event) => {
         if (this.transport === transport) this.accept(event);
+      },
+      onNode: (node) => {
+        if (this.transport !== transport || !node || node === this.node) return;
+        this.node = node;
+        this.onChange(this);
       },
       onStatus: (state, detail = '') => {
         if (this.transport !== transport) return;

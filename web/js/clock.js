@@ -86,12 +86,29 @@ export class ServerClock {
     return true;
   }
 
-  /** "offset +3.2 ms ± 0.4 ms" for the page. */
+  /**
+   * How far off the offset may be: half the round trip of the sample in use (the request and the
+   * answer may have taken it all one way). A lag within it cannot be told from 0. Null before the
+   * first sample.
+   */
+  get uncertaintyMs() {
+    return this.rttMs === null ? null : this.rttMs / 2;
+  }
+
+  /** "clock offset +3.2 ± 0.4 ms" for a narrow place (the compare page's header). */
+  describeShort() {
+    if (this.status === 'unavailable') return 'clock offset unknown';
+    if (this.rttMs === null) return 'clock offset…';
+    const sign = this.offsetMs >= 0 ? '+' : '−';
+    return `clock offset ${sign}${Math.abs(this.offsetMs).toFixed(1)} ± ${this.uncertaintyMs.toFixed(1)} ms`;
+  }
+
+  /** "server clock +3.2 ms from ours (± 0.4 ms)" for the page. */
   describe() {
     if (this.status === 'unavailable') return 'server clock unknown (no /api/time): offset assumed 0';
     if (this.rttMs === null) return 'estimating the server clock…';
     const sign = this.offsetMs >= 0 ? '+' : '−';
-    return `server clock ${sign}${Math.abs(this.offsetMs).toFixed(1)} ms from ours (± ${(this.rttMs / 2).toFixed(1)} ms)`;
+    return `server clock ${sign}${Math.abs(this.offsetMs).toFixed(1)} ms from ours (± ${this.uncertaintyMs.toFixed(1)} ms)`;
   }
 
   #changed() {

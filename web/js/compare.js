@@ -1,9 +1,16 @@
-// # The lecturer's comparison page: four spectators, a summary, a chart, race mode, controls
+// # The lecturer's comparison page: four spectators, race mode, drawers for the rest
 //
 // Four GameClients (js/client.js), one per transport, each an independent live spectator of the
 // same game: its own resume cursor, its own folded state, its own Meter. Nothing is shared
 // between the panes except the page's estimate of the server clock — so whatever differs between
 // them (when a target appears, how many requests it took) is the transports' doing.
+//
+// One projector screen (js/layout.js lists what must be on it): the panes with their boards,
+// running / paused, and the race. Each pane redraws its board the moment it applies a round event
+// (not at the next throttled render), keeps showing its last target until *it* learns that the
+// round was won or expired, and writes on the board how long after the round's start the target
+// reached it — so the difference in arrival time is visible on every round. Lecturer controls,
+// the figures and chart, and connection security are drawers (js/drawers.js).
 //
 // Spectator panes send no credentials where they can avoid it (`auth: none`: fetch with
 // `credentials: 'omit'`). EventSource and WebSocket always carry the page's cookies; if this
@@ -11,31 +18,43 @@
 //
 // Race mode: one bot player per transport joins with `credentials: 'omit'` (so its Set-Cookie does
 // not replace this browser's own session), and its pane switches to that bot's identity: Bearer
-// token on fetches, a one-time ticket for EventSource and WebSocket (tickets are fetched afresh
-// for every reconnect — see transports/common.js). Each bot clicks the target's centre
-// `reaction delay` ms after *its own pane* applied `round_started`, through its own transport.
+// token on fetches, a one-time ticket for EventSource and WebSocket. Each bot clicks the target's
+// centre `reaction delay` ms after *its own pane* applied `round_started`, from its own pane's
+// view, through its own transport. The race counts a fixed number of *fresh* rounds (js/race.js):
+// a round already on the board at the start is nobody's race.
 
 import { GameClient, TRANSPORT_LABELS, TRANSPORT_SHORT } from './client.js';
 import { ServerClock, clientNow } from './clock.js';
-import { FiguresTable, fmt } from './figures.js';
+import { FiguresTable, fmt, formatLag, meanAndP95, serverBytes } from './figures.js';
 import { LagChart } from './chart.js';
 import { StatsPoller, serverTransport } from './stats.js';
 import { adminPost, loadAdminToken, saveAdminToken } from './admin.js';
 import { RoomControls } from './room_controls.js';
 import { errorFrom } from './transports/common.js';
-import { TRANSPORTS } from './protocol.js';
+import { TRANSPORTS, isRoundOpen } from './protocol.js';
 import { Board } from './game.js';
+import { COLUMNS, FIGURE_DEFS, WINDOW_S, tooltip } from './definitions.js';
+import { DRAWERS } from './layout.js';
+import { mountDrawers } from './drawers.js';
+import { ConnectionCensus, connectionWarning, heldBy, schemes, watchProtocols } from './netinfo.js';
+import { RaceTally } from './race.js';
 
-/** Redraw at most this often: a projector laptop should not spend its time re-rendering. */
+/** Figures and tables redraw at most this often; boards redraw at once on round events. */
 const RENDER_MS = 200;
 const BOT_NAMES = { ajax: 'Bot AJAX', longpoll: 'Bot LongPoll', sse: 'Bot SSE', websocket: 'Bot WebSocket' };
 const SPECTATOR = Object.freeze({ kind: 'none' });
 const PUSH = new Set(['sse', 'websocket']);
+/** The figures a pane shows under its board when the screen is tall enough. */
+const PANE_ROWS = ['lag', 'events', 'requests', 'bytesPerEvent', 'wasted', 'reconnects', 'open'];
 
 const $ = (id) => document.getElementById(id);
 
 const clock = new ServerClock();
 let stats = null;
+let protocols = null;
+const census = new ConnectionCensus({ onChange: () => scheduleRender() });
+
+const uncertainty = () => clock.uncertaintyMs ?? 0;
 
 // ---- rendering ----------------------------------------------------------------------------
 
@@ -53,7 +72,7 @@ function scheduleRender() {
 
 // ---- panes --------------------------------------------------------------------------------
 
-/** transport → {client, root, board, figures, refs} */
+/** transport → {client, root, board, figures, refs, arrival} */
 const panes = new Map();
 
 function describeEvent(e) {
@@ -62,6 +81,8 @@ function describeEvent(e) {
       return `round ${e.round} started`;
     case 'round_won':
       return `round ${e.round} won by ${e.name} via ${e.transport}`;
+    case 'round_expired':
+      return `round ${e.round} expired: nobody hit it`;
     case 'player_joined':
       return `${e.name} joined`;
     case 'player_left':
@@ -90,23 +111,71 @@ function createPane(transport) {
   const refs = Object.fromEntries(
     [...root.querySelectorAll('[data-role]')].map((node) => [node.dataset.role, node]),
   );
-  const board = new Board(root.querySelector('.mini-board'));
-  const figures = new FiguresTable(refs.figures, { compact: true });
-  const pane = { transport, root, refs, board, figures, lastEvent: '' };
+  const svg = root.querySelector('.mini-board');
+  svg.dataset.testid = `board-${transport}`;
+  const board = new Board(svg);
+  const figures = new FiguresTable(refs.figures, { rows: PANE_ROWS, compact: true });
+  refs['lag-label'].title = `${tooltip('lag')} Here: the mean over the last ${WINDOW_S} s.`;
+  const pane = {
+    transport,
+    root,
+    refs,
+    board,
+    figures,
+    arrivalLabel: document.createTextNode(''),
+    lastEvent: '',
+    /**
+     * {round, ms, at} — how long after the round's start this pane learned of it (server clock,
+     * estimated), and when (our clock); null = unknown.
+     */
+    arrival: null,
+  };
+  const arrivalText = svg.querySelector('.arrival');
+  pane.arrivalText = arrivalText;
+  const arrivalTitle = document.createElementNS('http://www.w3.org/2000/svg', 'title');
+  arrivalTitle.textContent = tooltip('arrival');
+  arrivalText.append(arrivalTitle, pane.arrivalLabel);
   pane.client = new GameClient({
     clock,
     auth: SPECTATOR,
     onChange: () => scheduleRender(),
-    onEvent: (event, verdict) => {
-      if (verdict === 'apply' || verdict === 'reset') {
-        pane.lastEvent = `#${event.seq} ${describeEvent(event)}`;
-      }
-      race.onEvent(pane, event, verdict);
-    },
+    onEvent: (event, verdict) => onPaneEvent(pane, event, verdict),
   });
   $('panes').append(fragment);
   panes.set(transport, pane);
   return pane;
+}
+
+/** After a pane folded an event: its board at once, then race bookkeeping. */
+function onPaneEvent(pane, event, verdict) {
+  if (verdict === 'apply' || verdict === 'reset') {
+    pane.lastEvent = `#${event.seq} ${describeEvent(event)}`;
+  }
+  const round = pane.client.state?.round;
+  if (verdict === 'apply' && event.type === 'round_started') {
+    pane.arrival = { round: event.round, ms: clock.serverNow() - event.ts, at: clientNow() };
+  } else if (verdict === 'reset' && round && pane.arrival?.round !== round.number) {
+    pane.arrival = null; // joined this round late: when it started reaching us is unknown
+  }
+  const roundEvent = ['round_started', 'round_won', 'round_expired'].includes(event.type);
+  if (verdict === 'reset' || (verdict === 'apply' && roundEvent)) drawBoard(pane);
+  race.onEvent(pane, event, verdict);
+}
+
+/** The pane's board and its "shown after" label: cheap, so drawn on every round event. */
+function drawBoard(pane) {
+  const state = pane.client.state;
+  pane.board.render(state);
+  const round = state?.round ?? null;
+  const root = pane.root;
+  root.dataset.roundState = !round ? 'none' : isRoundOpen(round) ? 'live' : round.expired ? 'expired' : 'won';
+  root.dataset.round = round ? String(round.number) : '';
+  const arrival = round && pane.arrival?.round === round.number ? pane.arrival.ms : null;
+  const shown = arrival === null ? '' : formatLag(arrival, uncertainty());
+  pane.arrivalLabel.data = shown === '' ? '' : shown.startsWith('≈') ? `${shown} ms` : `+${shown} ms`;
+  // The label sits in the half of the board the target is not in.
+  pane.arrivalText.setAttribute('y', round && round.y < 400 ? '960' : '110');
+  root.dataset.arrivalMs = arrival === null ? '' : String(Math.round(arrival));
 }
 
 function renderPane(pane) {
@@ -119,10 +188,34 @@ function renderPane(pane) {
   refs.missed.textContent = String(c.stream.missed);
   refs.missed.classList.toggle('bad', c.stream.missed > 0);
   const round = c.state?.round;
-  refs.round.textContent = round ? `${round.number}${round.winner === null ? ' live' : ' won'}` : '–';
+  const roundState = !round ? '' : isRoundOpen(round) ? ' live' : round.expired ? ' expired' : ' won';
+  refs.round.textContent = round ? `${round.number}${roundState}` : '–';
+  const lag = c.meter?.windowSummary();
+  refs.lag.textContent = lag?.lagCount ? `${formatLag(lag.lagMean, uncertainty())} ms` : '–';
   refs['last-event'].textContent = pane.lastEvent;
-  pane.board.render(c.state);
-  pane.figures.update(c.meter, serverTransport(stats, pane.transport));
+  // In a cluster: the node this pane's connection is on, marked when it runs the game.
+  const authority = stats?.node?.authority_node ?? null;
+  refs.node.hidden = c.node === null;
+  refs.node.textContent = c.node === null ? '' : `node ${c.node}${c.node === authority ? ' ★' : ''}`;
+  refs.node.classList.toggle('is-authority', c.node !== null && c.node === authority);
+  refs.node.title = c.node === null
+    ? ''
+    : `This pane's ${pane.transport === 'ajax' || pane.transport === 'longpoll' ? 'last poll was answered by' : 'stream is served by'} node ${c.node}` +
+      `${c.node === authority ? ', which runs the game (★)' : `; node ${authority ?? '?'} runs the game`}. Every node sends the same events: the proxy may hand the next connection to any of them.`;
+  root.dataset.node = c.node ?? '';
+  if (protocols) {
+    const proto = protocols.transport(pane.transport, window.location);
+    refs.proto.textContent = proto.text;
+    refs.proto.title = proto.measured
+      ? `Resource Timing nextHopProtocol of this pane's own ${pane.transport === 'ajax' ? 'polls' : 'long polls'}.`
+      : pane.transport === 'websocket'
+        ? 'A WebSocket is an HTTP/1.1 upgrade here (the server does not offer WebSockets over HTTP/2).'
+        : 'The protocol of the page\'s own API requests to this origin (one origin, one connection pool): a stream\'s own entry appears only when it ends.';
+    root.dataset.protocol = proto.protocol ?? '';
+    root.dataset.scheme = proto.scheme;
+  }
+  drawBoard(pane);
+  pane.figures.update(c.meter, serverTransport(stats, pane.transport), { uncertaintyMs: uncertainty() });
   // Plain numbers for tests and for anybody reading the DOM.
   root.dataset.connection = c.connection;
   root.dataset.lastSeq = String(c.stream.lastSeq ?? '');
@@ -134,19 +227,69 @@ function renderPane(pane) {
   root.classList.toggle('is-bot', race.bots.has(pane.transport));
 }
 
-// ---- summary table and chart --------------------------------------------------------------
+// ---- summary table and chart (the Figures drawer) -------------------------------------------
+
+/** Columns of the summary: [data-col, figure id, which run, header]. */
+const SUMMARY_COLUMNS = [
+  ['lag-window', 'lag', 'window'],
+  ['lag-total', 'lag', 'total'],
+  ['rpe-window', 'requestsPerEvent', 'window'],
+  ['rpe-total', 'requestsPerEvent', 'total'],
+  ['bpe-window', 'bytesPerEvent', 'window'],
+  ['bpe-total', 'bytesPerEvent', 'total'],
+  ['bpe-server', 'bytesPerEvent', 'server'],
+  ['wasted-window', 'wasted', 'window'],
+  ['wasted-total', 'wasted', 'total'],
+];
+
+function buildSummaryHead() {
+  const groups = document.createElement('tr');
+  const sub = document.createElement('tr');
+  const th = (text, title, attrs = {}) => {
+    const cell = document.createElement('th');
+    cell.scope = attrs.scope ?? 'col';
+    cell.textContent = text;
+    if (title) cell.title = title;
+    if (attrs.colSpan) cell.colSpan = attrs.colSpan;
+    if (attrs.rowSpan) cell.rowSpan = attrs.rowSpan;
+    return cell;
+  };
+  groups.append(th('Transport', null, { rowSpan: 2 }));
+  for (const id of ['lag', 'requestsPerEvent', 'bytesPerEvent', 'wasted']) {
+    const def = FIGURE_DEFS[id];
+    const label = def.estimate ? `${def.label} (est.)` : def.label;
+    // Bytes per event also get the server's own count, exact where the page can only estimate.
+    const server = id === 'bytesPerEvent';
+    groups.append(th(id === 'lag' ? `${label}, ms mean / p95` : label, tooltip(id), { colSpan: server ? 3 : 2, scope: 'colgroup' }));
+    sub.append(th(COLUMNS.window.label, COLUMNS.window.title), th(COLUMNS.total.label, COLUMNS.total.title));
+    if (server) sub.append(th(COLUMNS.server.label, tooltip('server')));
+  }
+  groups.append(th(FIGURE_DEFS.open.short, `${tooltip('open')} This pane / the server (all clients).`, { rowSpan: 2 }));
+  $('summary-head').replaceChildren(groups, sub);
+  $('summary-explain').textContent = `Each figure twice: over the last ${WINDOW_S} s (a change of interval or delay shows ` +
+    'here within seconds) and since this page opened (or since "Reset figures"). Hover a heading for its definition; ' +
+    '"est." marks an estimate: the page counts every response head as 300 B, the Server column counts the real bytes at its sockets. ' +
+    '* = mean above p95 (hover the cell).';
+}
 
 function renderSummary() {
   const body = $('summary-body');
-  const td = (text, col) => {
+  const td = (value, col) => {
     const cell = document.createElement('td');
     cell.dataset.col = col;
+    const { text, note, kind = 'mean-above-p95' } = typeof value === 'string' ? { text: value, note: null } : value;
     cell.textContent = text;
+    if (note) {
+      cell.title = note;
+      cell.dataset.note = kind;
+    }
     return cell;
   };
+  const lag = (v) => formatLag(v, uncertainty());
   const rows = TRANSPORTS.map((transport) => {
     const meter = panes.get(transport).client.meter;
     const s = meter?.summary();
+    const runs = { window: s?.window, total: s };
     const server = serverTransport(stats, transport);
     const tr = document.createElement('tr');
     tr.dataset.transport = transport;
@@ -158,13 +301,24 @@ function renderSummary() {
     swatch.className = `swatch swatch-${transport}`;
     swatch.setAttribute('aria-hidden', 'true');
     name.prepend(swatch);
+    const cells = SUMMARY_COLUMNS.map(([col, id, run]) => {
+      if (run === 'server') return td(serverBytes(server).bytesPerEvent, col);
+      const r = runs[run];
+      if (!r) return td('–', col);
+      switch (id) {
+        case 'lag':
+          return td(meanAndP95({ mean: r.lagMean, p95: r.lagP95 }, lag), col);
+        case 'requestsPerEvent':
+          return td(fmt.ratio(r.requestsPerEvent ?? null), col);
+        case 'bytesPerEvent':
+          return td(r.bytesPerEvent == null ? '–' : String(Math.round(r.bytesPerEvent)), col);
+        default:
+          return td(PUSH.has(transport) ? 'n/a' : String(r.wasted ?? 0), col);
+      }
+    });
     tr.append(
       name,
-      td(fmt.ms(s?.lagMean ?? null), 'lag-mean'),
-      td(fmt.ms(s?.lagP95 ?? null), 'lag-p95'),
-      td(fmt.ratio(s?.requestsPerEvent ?? null), 'requests-per-event'),
-      td(s?.bytesPerEvent == null ? '–' : String(Math.round(s.bytesPerEvent)), 'bytes-per-event'),
-      td(PUSH.has(transport) ? 'n/a' : String(s?.wasted ?? 0), 'wasted'),
+      ...cells,
       td(`${s?.open ?? 0} / ${Number.isFinite(server?.open_connections) ? server.open_connections : '–'}`, 'open'),
     );
     return tr;
@@ -174,27 +328,73 @@ function renderSummary() {
 
 let chart = null;
 function renderChart() {
+  if (!chart) return;
   const data = {};
   for (const [transport, pane] of panes) data[transport] = pane.client.meter?.lagSeries ?? [];
-  chart.render(data, clientNow());
+  chart.render(data, clientNow(), uncertainty());
+}
+
+/** The state the header shows: the freshest of the panes (they all follow one game). */
+function freshestState() {
+  let best = null;
+  for (const pane of panes.values()) {
+    const s = pane.client.state;
+    if (s && (!best || s.seq > best.seq)) best = s;
+  }
+  return best;
 }
 
 function renderHeader() {
-  const state = panes.get('websocket').client.state ?? panes.get('sse').client.state;
+  const state = freshestState();
   const gameState = $('game-state');
   const paused = state?.paused === true;
-  gameState.textContent = state ? (paused ? 'paused' : 'running') : 'connecting';
-  gameState.dataset.state = state ? (paused ? 'reconnecting' : 'connected') : 'idle';
+  gameState.textContent = state ? (paused ? '❚❚ paused' : '▶ running') : 'connecting';
+  gameState.dataset.state = state ? (paused ? 'paused' : 'running') : 'idle';
+  $('pause-banner').hidden = !paused;
+  document.body.classList.toggle('is-paused', paused);
   const seqs = [...panes.values()].map((p) => p.client.stream.lastSeq ?? -1);
   const max = Math.max(...seqs);
   $('seq').textContent = max < 0 ? '–' : String(max);
-  $('clock-line').textContent = clock.describe();
+  const line = $('clock-line');
+  line.textContent = clock.describeShort();
+  line.title = `${clock.describe()}. ${tooltip('clock')} Lags within ± the uncertainty show as "≈ 0".`;
+
+  // In a cluster (/api/stats has `node`): which node runs the game, and which one answered.
+  const node = stats?.node ?? null;
+  const cluster = $('cluster-line');
+  cluster.hidden = node === null;
+  if (node) {
+    cluster.textContent = `game on node ${node.authority_node ?? '–'}${node.redis === 'ok' ? '' : ' · Redis unreachable'}`;
+    cluster.title = `Several nodes serve this game through Redis (docs/scaling.md). Node ${node.authority_node ?? '(none: a failover is under way)'} ` +
+      `runs it; node ${node.id} answered the last figures request and says Redis is ${node.redis}.`;
+    cluster.dataset.authority = node.authority_node ?? '';
+    cluster.dataset.redis = node.redis;
+  }
+
+  const s = schemes(window.location);
+  const page = protocols?.page() ?? null;
+  const label = $('page-protocol');
+  label.textContent = `${page ?? 'HTTP/?'} · ${s.http} · ${s.ws}`;
+  label.title = 'This page\'s API requests (Resource Timing nextHopProtocol), and the schemes it uses for HTTP and WebSocket.';
+  label.dataset.protocol = page ?? '';
+  label.dataset.http = s.http;
+  label.dataset.ws = s.ws;
+
+  let held = 0;
+  for (const pane of panes.values()) held += heldBy(pane.client);
+  census.set(held);
+  const warning = connectionWarning({ protocol: page, held: census.total() });
+  const box = $('conn-warning');
+  box.hidden = warning === null;
+  box.textContent = warning ?? '';
 }
 
 function render() {
   for (const pane of panes.values()) renderPane(pane);
-  renderSummary();
-  renderChart();
+  if (document.body.dataset.drawer === 'figures') {
+    renderSummary();
+    renderChart();
+  }
   renderHeader();
   race.render();
   admin.render();
@@ -207,47 +407,82 @@ const race = {
   busy: false,
   /** transport → {id, name, token} */
   bots: new Map(),
-  wins: Object.fromEntries([...TRANSPORTS, 'others'].map((t) => [t, 0])),
-  /** Rounds already tallied (every pane sees every round_won). */
-  counted: new Set(),
+  /** The current (or last) race's tally; null before the first race. */
+  tally: null,
+  /** Seq of the last scores_reset handled (every pane sees it). */
+  lastResetSeq: null,
   /** transport → rounds its bot has clicked (or scheduled). */
   clicked: new Map(),
   timers: new Set(),
-  status: 'Off. Start it to let four bots race.',
-  winsList: null,
+  status: 'Off. Start it to let four bots race over a fixed number of fresh rounds.',
+  cells: null,
 
   reactionMs() {
     const v = Number($('race-delay').value);
     return Number.isFinite(v) && v >= 0 ? Math.min(v, 5000) : 150;
   },
 
+  roundsWanted() {
+    const v = Math.round(Number($('race-rounds').value));
+    return Number.isFinite(v) && v >= 0 ? Math.min(v, 500) : 20;
+  },
+
+  /** The highest round any pane knows of (0 before the first). */
+  latestRound() {
+    return Math.max(0, ...[...panes.values()].map((p) => p.client.state?.round?.number ?? 0));
+  },
+
+  botOf(playerId) {
+    for (const [transport, bot] of this.bots) if (bot.id === playerId) return transport;
+    return null;
+  },
+
   onEvent(pane, event, verdict) {
-    if (verdict === 'apply' && event.type === 'round_won' && !this.counted.has(event.round)) {
-      const bot = [...this.bots.entries()].find(([, b]) => b.id === event.winner);
-      if (this.on || bot) {
-        this.counted.add(event.round);
-        if (bot) this.wins[bot[0]] += 1;
-        else this.wins.others += 1;
-        this.status = `Round ${event.round}: ${bot ? TRANSPORT_LABELS[bot[0]] : event.name} won` +
-          ` (${event.reaction_ms} ms after the round started, by the server's clock).`;
+    if (verdict === 'apply' && event.type === 'scores_reset' && event.seq !== this.lastResetSeq) {
+      this.lastResetSeq = event.seq;
+      this.resetTally();
+    }
+    if (verdict === 'apply' && this.tally && this.on) {
+      const entry = this.tally.record(event, (id) => this.botOf(id));
+      if (entry) {
+        const who = entry.kind === 'expired'
+          ? 'nobody (expired)'
+          : `${entry.transport ? TRANSPORT_LABELS[entry.transport] : entry.name} won (${entry.reactionMs} ms, server clock)`;
+        this.status = `Round ${event.round} (${this.tally.played}${this.tally.rounds ? ` of ${this.tally.rounds}` : ''}): ${who}.`;
+        if (this.tally.done) this.finish();
         scheduleRender();
       }
     }
-    if (!this.on || !this.bots.has(pane.transport)) return;
+    if (!this.on || !this.bots.has(pane.transport) || !this.tally) return;
     const round = pane.client.state?.round;
-    const live = round && round.winner === null;
+    if (!isRoundOpen(round) || !this.tally.inRace(round.number)) return;
     const fresh = (verdict === 'apply' && event.type === 'round_started') || verdict === 'reset';
-    if (fresh && live) this.schedule(pane, round);
+    if (fresh) this.schedule(pane, round, clientNow());
   },
 
-  schedule(pane, round) {
+  /** Zeroes the tallies; a running race counts its rounds again from the next fresh round. */
+  resetTally() {
+    if (!this.tally) return;
+    this.tally = new RaceTally({ transports: TRANSPORTS, rounds: this.tally.rounds, startAfter: this.latestRound() });
+    this.status = this.on
+      ? 'Scores reset: the race counts again from the next fresh round.'
+      : 'Scores reset.';
+    scheduleRender();
+  },
+
+  /** The bot of `pane` clicks `round` `reactionMs` after `seenAt` (our clock), its pane's view. */
+  schedule(pane, round, seenAt) {
     const done = this.clicked.get(pane.transport) ?? new Set();
     this.clicked.set(pane.transport, done);
     if (done.has(round.number)) return;
     done.add(round.number);
+    const wait = Math.max(0, this.reactionMs() - (clientNow() - seenAt));
     const timer = setTimeout(async () => {
       this.timers.delete(timer);
       if (!this.on || !this.bots.has(pane.transport)) return;
+      // The bot sees what its pane sees: a round its pane already knows is over is not clicked.
+      const now = pane.client.state?.round;
+      if (!isRoundOpen(now) || now.number !== round.number) return;
       try {
         await pane.client.click({ round: round.number, x: round.x, y: round.y });
       } catch (err) {
@@ -256,7 +491,7 @@ const race = {
         }
         scheduleRender();
       }
-    }, this.reactionMs());
+    }, wait);
     this.timers.add(timer);
   },
 
@@ -289,14 +524,37 @@ const race = {
         this.bots.set(transport, bot);
         panes.get(transport).client.reopen({ auth: { kind: 'token', token: bot.token } });
       }
-      this.on = true;
+      // The round on the board now (live or not, asked once every bot is connected) is nobody's
+      // race: the race starts with the next round, which every bot sees arrive through its own
+      // transport.
+      let current = this.latestRound();
+      let live = false;
+      try {
+        const res = await fetch('/api/snapshot', { credentials: 'omit', cache: 'no-store' });
+        if (res.ok) {
+          const snap = await res.json();
+          current = Math.max(current, snap.round?.number ?? 0);
+          live = isRoundOpen(snap.round ?? null) && snap.round.number === current;
+        }
+      } catch {
+        // The panes' own view is then the best we know.
+      }
+      current = Math.max(current, this.latestRound());
+      this.tally = new RaceTally({ transports: TRANSPORTS, rounds: this.roundsWanted(), startAfter: current });
       this.clicked.clear();
-      this.status = `Racing: each bot clicks ${this.reactionMs()} ms after its transport shows the target.`;
-      // A round already live: every bot goes for it from its own pane's view.
+      this.on = true;
+      // A fresh round that reached a pane while we asked: its bot reacts as if it had been
+      // racing then, counting from when its pane saw it.
       for (const pane of panes.values()) {
         const round = pane.client.state?.round;
-        if (round && round.winner === null) this.schedule(pane, round);
+        if (isRoundOpen(round) && this.tally.inRace(round.number)) {
+          this.schedule(pane, round, pane.arrival?.round === round.number ? pane.arrival.at : clientNow());
+        }
       }
+      const length = this.tally.rounds ? `${this.tally.rounds} rounds` : 'until stopped';
+      this.status = live
+        ? `Racing ${length} from round ${current + 1}: round ${current} is still on the board, so the bots wait for the next, fresh one (it comes when round ${current} is won or expires).`
+        : `Racing ${length} from round ${current + 1}: each bot clicks ${this.reactionMs()} ms after its own pane shows the target.`;
     } catch (err) {
       this.status = `Could not start the race: ${err.detail ?? err.message}`;
       await this.stop();
@@ -306,7 +564,17 @@ const race = {
     }
   },
 
-  async stop() {
+  /** The last round of a fixed-length race was counted: stop clicking at once, then leave. */
+  finish() {
+    const t = this.tally;
+    const best = Math.max(...TRANSPORTS.map((tr) => t.wins[tr]));
+    const leaders = TRANSPORTS.filter((tr) => best > 0 && t.wins[tr] === best).map((tr) => TRANSPORT_LABELS[tr]);
+    this.status = `Race over: ${t.rounds} rounds (${t.span()?.first ?? '–'}–${t.span()?.last ?? '–'}). ` +
+      (leaders.length ? `Most wins: ${leaders.join(', ')} (${best}).` : 'No bot won a round.');
+    this.stop({ finished: true });
+  },
+
+  async stop({ finished = false } = {}) {
     this.on = false;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
@@ -314,8 +582,57 @@ const race = {
     this.bots.clear();
     for (const [transport] of bots) panes.get(transport).client.reopen({ auth: SPECTATOR });
     await Promise.all(bots.map(([, bot]) => leaveBot(bot, false)));
-    if (!this.status.startsWith('Could not')) this.status = 'Stopped; the bots left the game.';
+    if (!finished && !this.status.startsWith('Could not')) {
+      const t = this.tally;
+      this.status = t
+        ? `Stopped after ${t.played}${t.rounds ? ` of ${t.rounds}` : ''} rounds; the bots left the game.`
+        : 'Stopped; the bots left the game.';
+    }
     scheduleRender();
+  },
+
+  buildTable() {
+    const columns = [...TRANSPORTS, 'nobody', 'others'];
+    const head = $('race-head-row');
+    const wins = $('race-wins');
+    const means = $('race-means');
+    const rowHead = (text, title) => {
+      const th = document.createElement('th');
+      th.scope = 'row';
+      th.textContent = text;
+      th.title = title;
+      return th;
+    };
+    head.replaceChildren(Object.assign(document.createElement('td'), { className: 'race-corner' }));
+    wins.replaceChildren(rowHead('wins', tooltip('raceWins')));
+    means.replaceChildren(rowHead('mean', tooltip('raceReaction')));
+    this.cells = new Map();
+    for (const t of columns) {
+      const th = document.createElement('th');
+      th.scope = 'col';
+      th.dataset.transport = t;
+      if (TRANSPORTS.includes(t)) {
+        const swatch = document.createElement('span');
+        swatch.className = `swatch swatch-${t}`;
+        swatch.setAttribute('aria-hidden', 'true');
+        th.append(swatch, TRANSPORT_SHORT[t]);
+      } else {
+        th.append(t === 'nobody' ? 'Nobody' : 'Others');
+        th.title = t === 'nobody' ? 'Rounds of this race that expired: nobody hit them in time.' : 'Rounds of this race a human player won.';
+      }
+      head.append(th);
+      const win = document.createElement('td');
+      win.dataset.transport = t;
+      const count = document.createElement('strong');
+      count.dataset.testid = `race-wins-${t}`;
+      win.append(count);
+      wins.append(win);
+      const mean = document.createElement('td');
+      mean.dataset.transport = t;
+      mean.dataset.testid = `race-mean-${t}`;
+      means.append(mean);
+      this.cells.set(t, { win, count, mean });
+    }
   },
 
   render() {
@@ -323,33 +640,24 @@ const race = {
     toggle.textContent = this.on ? 'Stop race' : 'Start race';
     toggle.setAttribute('aria-pressed', String(this.on));
     toggle.disabled = this.busy;
-    if (!this.winsList) {
-      this.winsList = new Map();
-      const items = [...TRANSPORTS, 'others'].map((t) => {
-        const li = document.createElement('li');
-        li.dataset.transport = t;
-        const label = document.createElement('span');
-        label.className = 'label';
-        if (t !== 'others') {
-          const swatch = document.createElement('span');
-          swatch.className = `swatch swatch-${t}`;
-          swatch.setAttribute('aria-hidden', 'true');
-          label.append(swatch);
-        }
-        label.append(t === 'others' ? 'Other players' : TRANSPORT_LABELS[t]);
-        const count = document.createElement('strong');
-        count.dataset.testid = `race-wins-${t}`;
-        li.append(label, count);
-        this.winsList.set(t, count);
-        return li;
-      });
-      $('race-wins').replaceChildren(...items);
+    if (!this.cells) this.buildTable();
+    const t = this.tally;
+    const best = t ? Math.max(...TRANSPORTS.map((tr) => t.wins[tr])) : 0;
+    for (const [name, { win, count, mean }] of this.cells) {
+      const wins = !t ? 0 : name === 'nobody' ? t.nobody : name === 'others' ? t.others : t.wins[name];
+      count.textContent = String(wins);
+      win.classList.toggle('leader', TRANSPORTS.includes(name) && best > 0 && wins === best);
+      const m = t && TRANSPORTS.includes(name) ? t.meanReaction(name) : null;
+      mean.textContent = TRANSPORTS.includes(name) ? (m === null ? '–' : `${Math.round(m)} ms`) : '';
     }
-    const best = Math.max(...TRANSPORTS.map((t) => this.wins[t]));
-    for (const [t, count] of this.winsList) {
-      count.textContent = String(this.wins[t]);
-      count.parentElement.classList.toggle('leader', t !== 'others' && best > 0 && this.wins[t] === best);
-    }
+    const table = document.querySelector('[data-testid="race-table"]');
+    table.dataset.played = String(t?.played ?? 0);
+    table.dataset.total = String(t?.total() ?? 0);
+    table.dataset.rounds = String(t?.rounds ?? 0);
+    table.dataset.startAfter = String(t?.startAfter ?? '');
+    table.dataset.first = String(t?.span()?.first ?? '');
+    table.dataset.last = String(t?.span()?.last ?? '');
+    table.dataset.state = this.on ? 'racing' : t?.done ? 'over' : t ? 'stopped' : 'off';
     $('race-status').textContent = this.status;
   },
 };
@@ -367,6 +675,7 @@ function leaveBot(bot, keepalive) {
 
 const admin = {
   message: '',
+  ok: null,
   delayInputs: new Map(),
 
   token() {
@@ -375,8 +684,9 @@ const admin = {
 
   async call(action, body, done) {
     const result = await adminPost(this.token(), action, body);
+    // A success replaces any earlier error (a wrong token, say) with what was done.
     this.message = result.ok ? done : result.message;
-    $('admin-message').dataset.ok = String(result.ok);
+    this.ok = result.ok;
     statsPoller.refresh();
     scheduleRender();
   },
@@ -385,11 +695,19 @@ const admin = {
     this.room = new RoomControls($('room-controls'), { call: (action, body, done) => this.call(action, body, done) });
     const token = $('admin-token');
     token.value = loadAdminToken();
-    token.addEventListener('input', () => saveAdminToken(token.value.trim()));
+    token.addEventListener('input', () => {
+      saveAdminToken(token.value.trim());
+      // The error was about the old token; the new one has not been tried yet.
+      if (this.ok === false) {
+        this.message = '';
+        this.ok = null;
+        this.render();
+      }
+    });
     $('admin-token-form').addEventListener('submit', (e) => e.preventDefault());
     $('admin-pause').addEventListener('click', () => this.call('pause', undefined, 'Paused: no new rounds.'));
     $('admin-resume').addEventListener('click', () => this.call('resume', undefined, 'Resumed.'));
-    $('admin-reset').addEventListener('click', () => this.call('reset', undefined, 'Scores reset.'));
+    $('admin-reset').addEventListener('click', () => this.call('reset', undefined, 'Scores and tallies reset.'));
     $('admin-disconnect').addEventListener('click', () =>
       this.call('disconnect', undefined, 'Dropped every open connection: watch the panes reconnect and resume.'));
     $('poll-form').addEventListener('submit', (e) => {
@@ -431,8 +749,11 @@ const admin = {
 
   /** Mirrors the server's current settings, except in a field the lecturer is editing. */
   render() {
-    $('admin-message').textContent = this.message;
-    this.room.render(panes.get('websocket').client.state ?? panes.get('sse').client.state);
+    const message = $('admin-message');
+    message.textContent = this.message;
+    if (this.ok === null) delete message.dataset.ok;
+    else message.dataset.ok = String(this.ok);
+    this.room.render(freshestState());
     const settings = stats?.admin;
     if (!settings) return;
     const active = document.activeElement;
@@ -458,7 +779,11 @@ const statsPoller = new StatsPoller({
 // ---- start --------------------------------------------------------------------------------
 
 async function start() {
+  mountDrawers({ tabs: $('drawer-tabs'), into: $('drawer-host'), list: DRAWERS });
+  // The figures drawer is drawn only while open; opening it draws it at once.
+  $('drawer-tabs').addEventListener('click', () => scheduleRender());
   for (const transport of TRANSPORTS) createPane(transport);
+  buildSummaryHead();
   chart = new LagChart($('lag-chart'), TRANSPORTS, TRANSPORT_LABELS);
   const legend = $('chart-legend');
   legend.replaceChildren(
@@ -473,17 +798,23 @@ async function start() {
   );
   admin.setup();
   $('race-toggle').addEventListener('click', () => (race.on ? race.stop() : race.start()));
+  $('race-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    race.start();
+  });
   $('reset-figures').addEventListener('click', () => {
     for (const pane of panes.values()) pane.client.use(pane.transport);
     scheduleRender();
   });
   window.addEventListener('pagehide', () => {
     for (const bot of race.bots.values()) leaveBot(bot, true);
+    census.close();
   });
+  protocols = watchProtocols(() => scheduleRender());
   clock.onChange(() => scheduleRender());
   clock.start();
   statsPoller.start();
-  // A ticking chart even when no event arrives (the "now" edge moves).
+  // A ticking chart and windows even when no event arrives (the "now" edge moves).
   setInterval(scheduleRender, 1000);
 
   // One snapshot for all four, so they start level; each then streams from its seq.

@@ -1,10 +1,12 @@
 // # The figures table: one transport's client-side figures next to the server's
 //
 // Used by `/` (the player's transport) and by each pane of `/compare.html`. Rows are built once
-// and updated in place; each row is `tr[data-figure=<name>]` with cells `td[data-side=client]` and
-// `td[data-side=server]` (stable hooks for tests). The tooltip of each row says exactly what is
-// measured — keep it in step with metrics.js and docs/transports.md.
+// and updated in place; each row is `tr[data-figure=<name>]` with cells `td[data-side=window]`
+// (the last WINDOW_S seconds), `td[data-side=client]` (since this run started) and
+// `td[data-side=server]` (stable hooks for tests). Labels, units, tooltips and "estimate" marks
+// all come from js/definitions.js — this file only formats numbers.
 
+import { COLUMNS, FIGURE_DEFS, MEAN_ABOVE_P95, isEstimate, tooltip } from './definitions.js';
 import { formatBytes } from './metrics.js';
 
 const ms = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${Math.round(v)}`);
@@ -12,94 +14,141 @@ const PUSH = new Set(['sse', 'websocket']);
 const DOWN_WORDS = { ajax: 'poll', longpoll: 'long poll', sse: 'stream', websocket: 'upgrade' };
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-/** Labels for the narrow panes of the compare page (same figures, same tooltips). */
-const SHORT = {
-  latency: 'Click ms',
-  lag: 'Lag ms',
-  events: 'Events',
-  requests: 'Requests',
-  bytes: 'Bytes',
-  wasted: 'Wasted',
-  reconnects: 'Reconnects',
-  open: 'Open conns',
-  clicks: 'Clicks',
-};
+/**
+ * A delivery lag for the page: "≈ 0" when it lies within the clock offset's uncertainty (or
+ * below zero, which only the offset's error can produce), whole milliseconds otherwise.
+ */
+export function formatLag(v, uncertaintyMs = 0) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '–';
+  const within = Math.max(0.5, uncertaintyMs ?? 0);
+  if (v <= within) return '≈ 0';
+  return `${Math.round(v)}`;
+}
 
-/** name, label, unit (small, under the label), tooltip */
-export const FIGURES = [
-  ['latency', 'Click latency', 'ms: last / mean / p95',
-    'Client: from our click handler to the click\'s answer (POST /api/click response, or the WebSocket click_result frame), performance.now(). Your own clicks only.'],
-  ['lag', 'Delivery lag', 'ms: last / mean / p95',
-    'Client: server time now (our clock + estimated offset) − the event\'s ts, when the page handles the event; new events only. Server: event created → written to the connection (mean / p95), all clients of this transport.'],
-  ['events', 'Events received', '',
-    'Client: new events applied (duplicates and snapshots not counted; snapshots in brackets). Server: events written including snapshots, all clients of this transport.'],
-  ['requests', 'HTTP requests', 'all (of them for events)',
-    'Client: every HTTP request this transport made — polls, long polls, click POSTs, tickets, the EventSource GET, the WebSocket upgrade; in brackets those that fetch events (polls, long polls, EventSource GETs, WebSocket upgrades). Server: those event-fetching requests only (clicks are counted under Clicks), all clients of this transport.'],
-  ['bytes', 'Bytes received', 'bodies and frames, no headers',
-    'Client: response bodies (decoded, no headers); SSE event blocks rebuilt from id/event/data (no heartbeat comments); WebSocket text frame payloads (no frame headers, no pings). Server: response bodies and frame payloads written (no headers, no TLS, no WebSocket frame headers), all clients.'],
-  ['wasted', 'Wasted requests', 'polls with no event',
-    'Client: downstream polls whose answer carried no event (including 204). SSE and WebSocket do not poll (n/a).'],
-  ['reconnects', 'Reconnects', 'recovered / resynced',
-    'Client: reconnect attempts after a failure; recovered = resumed from the last seq without a snapshot; resynced = the server sent a snapshot (epoch changed, or the gap had left its history).'],
-  ['open', 'Open connections', 'now',
-    'Client: requests in flight plus open streams/sockets of this transport, now. Server: open connections of this transport, all clients.'],
-  ['clicks', 'Clicks', 'accepted / rejected',
-    'Server only: clicks the server accepted (hit, miss, late) or rejected (errors), all players whose transport this is.'],
-];
+/**
+ * "mean / p95" over one set of samples, and a note when the mean is above the p95 — which can
+ * happen (a few very late events), but never without saying why. `format` formats one value.
+ */
+export function meanAndP95({ mean, p95 }, format) {
+  if (mean === null || mean === undefined) return { text: '–', note: null };
+  const parts = [format(mean), format(p95)];
+  const above = p95 !== null && mean > p95 && format(mean) !== format(p95);
+  return { text: `${parts.join(' / ')}${above ? ' *' : ''}`, note: above ? MEAN_ABOVE_P95 : null };
+}
+
+/** Every row `/` shows; the compare panes show a subset (see compare.js). */
+export const FIGURE_ROWS = ['latency', 'lag', 'events', 'requests', 'bytes', 'bytesPerEvent', 'wasted', 'reconnects', 'open', 'clicks'];
 
 export class FiguresTable {
-  /** @param {HTMLTableSectionElement} tbody */
-  /** `compact`: short labels without the unit line (the tooltip still says everything). */
-  constructor(tbody, { rows = FIGURES.map(([name]) => name), compact = false } = {}) {
+  /**
+   * @param {HTMLTableSectionElement} tbody
+   * `rows`: which figures; `compact`: short labels without the unit line (the tooltip still says
+   * everything).
+   */
+  constructor(tbody, { rows = FIGURE_ROWS, compact = false } = {}) {
     this.cells = new Map();
     const make = [];
-    for (const [name, label, unit, tip] of FIGURES) {
-      if (!rows.includes(name)) continue;
+    for (const name of rows) {
+      const def = FIGURE_DEFS[name];
       const tr = document.createElement('tr');
       tr.dataset.figure = name;
-      tr.title = unit ? `${label} (${unit}). ${tip}` : `${label}. ${tip}`;
+      tr.title = tooltip(name);
       const th = document.createElement('th');
       th.scope = 'row';
-      th.textContent = compact ? SHORT[name] : label;
-      if (unit && !compact) {
+      th.textContent = compact ? def.short : def.label;
+      if (isEstimate(name)) {
+        const est = document.createElement('abbr');
+        est.className = 'estimate';
+        est.textContent = 'est.';
+        est.title = `An estimate: ${def.estimate}.`;
+        th.append(' ', est);
+      }
+      if (def.unit && !compact) {
         const small = document.createElement('span');
         small.className = 'unit';
-        small.textContent = unit;
+        small.textContent = def.unit;
         th.append(small);
       }
-      const client = document.createElement('td');
-      client.dataset.side = 'client';
-      const server = document.createElement('td');
-      server.dataset.side = 'server';
-      tr.append(th, client, server);
+      const cell = (side) => {
+        const td = document.createElement('td');
+        td.dataset.side = side;
+        return td;
+      };
+      const window = cell('window');
+      const client = cell('client');
+      const server = cell('server');
+      tr.append(th, window, client, server);
       make.push(tr);
-      this.cells.set(name, { client, server });
+      this.cells.set(name, { window, client, server });
     }
     tbody.replaceChildren(...make);
+    const head = tbody.closest('table')?.querySelector('thead tr');
+    if (head) fillHead(head);
   }
 
-  /** @param meter a Meter (null: nothing yet) @param server /api/stats transports[name] or null */
-  update(meter, server) {
-    const values = meter ? clientValues(meter) : {};
+  /**
+   * @param meter a Meter (null: nothing yet) @param server /api/stats transports[name] or null
+   * @param options.uncertaintyMs the clock offset's uncertainty, for "≈ 0" lags
+   */
+  update(meter, server, { uncertaintyMs = 0 } = {}) {
+    const values = meter ? clientValues(meter, uncertaintyMs) : {};
+    const windowed = meter ? windowValues(meter, uncertaintyMs) : {};
     const serverValues = serverFigures(server);
-    for (const [name, { client, server: cell }] of this.cells) {
+    for (const [name, { window, client, server: cell }] of this.cells) {
+      set(window, windowed[name] ?? '–');
       set(client, values[name] ?? '–');
       set(cell, serverValues[name] ?? '–');
     }
   }
 }
 
-function set(cell, text) {
-  if (cell.textContent !== text) cell.textContent = text;
+/** The table head: Figure | Last 10 s | Since open | Server, with their definitions as titles. */
+function fillHead(tr) {
+  const th = (text, title) => {
+    const cell = document.createElement('th');
+    cell.scope = 'col';
+    cell.textContent = text;
+    if (title) cell.title = title;
+    return cell;
+  };
+  tr.replaceChildren(
+    th('Figure'),
+    th(COLUMNS.window.label, COLUMNS.window.title),
+    th(COLUMNS.total.label, COLUMNS.total.title),
+    th(COLUMNS.server.label, tooltip('server')),
+  );
 }
 
-function clientValues(m) {
+/**
+ * A cell's text, and its note (as title and `data-note` = `kind`) when a figure needs one: a
+ * mean above its p95, or a partly estimated server figure.
+ */
+function set(cell, value) {
+  const { text, note, kind = 'mean-above-p95' } = typeof value === 'string' ? { text: value, note: null } : value;
+  if (cell.textContent !== text) cell.textContent = text;
+  if (note) {
+    cell.title = note;
+    cell.dataset.note = kind;
+  } else if (cell.dataset.note) {
+    cell.removeAttribute('title');
+    delete cell.dataset.note;
+  }
+}
+
+function clientValues(m, unc) {
+  const lag = (v) => formatLag(v, unc);
+  const s = m.summary();
   return {
-    latency: m.latency.count ? `${ms(m.latency.last)} / ${ms(m.latency.mean)} / ${ms(m.latency.percentile(95))}` : '–',
-    lag: m.lag.count ? `${ms(m.lag.last)} / ${ms(m.lag.mean)} / ${ms(m.lag.percentile(95))}` : '–',
+    latency: m.latency.count
+      ? meanAndP95({ mean: m.latency.mean, p95: m.latency.percentile(95) }, ms)
+      : '–',
+    lag: m.lag.count
+      ? meanAndP95({ mean: m.lag.mean, p95: m.lag.percentile(95) }, lag)
+      : '–',
     events: `${m.events}${m.snapshots ? ` (+${m.snapshots} snapshot${m.snapshots === 1 ? '' : 's'})` : ''}`,
     requests: `${m.requests} (${plural(m.downstreamRequests, DOWN_WORDS[m.transport] ?? 'downstream')})`,
     bytes: formatBytes(m.bytes),
+    bytesPerEvent: s.bytesPerEvent === null ? '–' : String(Math.round(s.bytesPerEvent)),
     wasted: PUSH.has(m.transport)
       ? 'n/a'
       : `${m.wasted}${m.downstreamPolls ? ` of ${m.downstreamPolls} (${Math.round((100 * m.wasted) / m.downstreamPolls)} %)` : ''}`,
@@ -108,15 +157,52 @@ function clientValues(m) {
   };
 }
 
+function windowValues(m, unc) {
+  const w = m.windowSummary();
+  const lag = (v) => formatLag(v, unc);
+  return {
+    latency: w.latencyCount ? meanAndP95({ mean: w.latencyMean, p95: w.latencyP95 }, ms) : '–',
+    lag: w.lagCount ? meanAndP95({ mean: w.lagMean, p95: w.lagP95 }, lag) : '–',
+    events: String(w.events),
+    requests: `${w.requests} (${plural(w.downstreamRequests, DOWN_WORDS[m.transport] ?? 'downstream')})`,
+    bytes: formatBytes(w.bytes),
+    bytesPerEvent: w.bytesPerEvent === null ? '–' : String(Math.round(w.bytesPerEvent)),
+    wasted: PUSH.has(m.transport) ? 'n/a' : `${w.wasted} of ${w.downstreamPolls}`,
+    reconnects: String(w.reconnects),
+    open: String(m.open),
+  };
+}
+
+/** The note on a server byte figure that is partly an estimate (bytes served over HTTP/2). */
+export function serverBytesNote(t) {
+  const estimated = Number(t?.bytes_estimated);
+  if (!(estimated > 0)) return null;
+  return `≈: ${formatBytes(estimated)} of it went over HTTP/2, where one connection carries every transport and the server ` +
+    'cannot split its bytes by request: estimated as the payload plus 9 B per frame, without the compressed heads.';
+}
+
+/** The server's byte figures for one transport: `{bytes, bytesPerEvent}` as cell values. */
+export function serverBytes(t) {
+  if (!t || !Number.isFinite(t.bytes_written)) return { bytes: '–', bytesPerEvent: '–' };
+  const note = serverBytesNote(t);
+  const mark = note ? '≈ ' : '';
+  const events = Number(t.events_delivered);
+  const cell = (text) => (note ? { text: `${mark}${text}`, note, kind: 'estimated' } : text);
+  return {
+    bytes: cell(formatBytes(t.bytes_written)),
+    bytesPerEvent: events > 0 ? cell(String(Math.round(t.bytes_written / events))) : '–',
+  };
+}
+
 function serverFigures(t) {
   if (!t) return {};
   const num = (v) => (Number.isFinite(v) ? String(v) : '–');
   const lag = t.delivery_lag_ms;
   return {
-    lag: lag && lag.count ? `– / ${ms(lag.mean)} / ${ms(lag.p95)}` : '–',
+    lag: lag && lag.count ? meanAndP95({ mean: lag.mean, p95: lag.p95 }, ms) : '–',
     events: num(t.events_delivered),
     requests: num(t.requests),
-    bytes: Number.isFinite(t.bytes_written) ? formatBytes(t.bytes_written) : '–',
+    ...serverBytes(t),
     open: num(t.open_connections),
     clicks: `${num(t.clicks_accepted)} / ${num(t.clicks_rejected)}`,
   };
@@ -125,6 +211,7 @@ function serverFigures(t) {
 /** Formatting shared with the history and summary tables. */
 export const fmt = {
   ms,
+  lag: formatLag,
   ratio: (v, digits = 2) => (v === null || !Number.isFinite(v) ? '–' : v.toFixed(digits)),
   bytes: formatBytes,
 };

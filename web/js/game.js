@@ -4,6 +4,11 @@
 // the browser scales it to any screen: no resize handling, and the target is a real element
 // (`<circle data-testid="target">`) that tests and screen readers can find. This module knows
 // no transport and sends nothing: main.js tells it the state and asks it for click positions.
+//
+// The keyboard is a way to play, not a cheat: the target is focusable (Tab), and Enter or Space
+// hits it — a click at the target's centre at the moment of the key press, exactly what a mouse
+// click on its centre would send. A round that ended shows its target dashed: "won by …" or
+// "expired" (nobody hit it within the round timeout).
 
 import { BOARD } from './protocol.js';
 
@@ -16,6 +21,8 @@ export class Board {
   constructor(svg) {
     this.svg = svg;
     this.target = svg.querySelector('.target');
+    /** Optional: a larger ring around the target, so a small board shows it from far away. */
+    this.halo = svg.querySelector('.target-halo');
     this.ghost = svg.querySelector('.ghost');
     this.ghostCircle = this.ghost.querySelector('circle');
     this.ghostLabel = this.ghost.querySelector('text');
@@ -23,11 +30,19 @@ export class Board {
     this.marks = svg.querySelector('.marks');
   }
 
-  /** Draws the current round: the live target, or the won one with its winner. */
+  /** Draws the current round: the live target, or the ended one with its winner or "expired". */
   render(state) {
     const round = state?.round ?? null;
-    const live = round !== null && round.winner === null;
+    const live = round !== null && round.winner === null && round.expired !== true;
     this.target.classList.toggle('is-hidden', !live);
+    if (this.halo) {
+      this.halo.classList.toggle('is-hidden', !live);
+      if (round) {
+        this.halo.setAttribute('cx', String(round.x));
+        this.halo.setAttribute('cy', String(round.y));
+        this.halo.setAttribute('r', String(Math.max(round.r * 2.5, 110)));
+      }
+    }
     if (round) {
       this.target.setAttribute('cx', String(round.x));
       this.target.setAttribute('cy', String(round.y));
@@ -39,24 +54,51 @@ export class Board {
       delete this.target.dataset.round;
     }
     this.target.setAttribute('aria-hidden', live ? 'false' : 'true');
+    if (live) this.target.setAttribute('aria-label', `Target of round ${round.number}: press Enter or Space to hit it`);
+    // A hidden element cannot keep the focus: hand it to the board, where Enter still works.
+    if (!live && document.activeElement === this.target) this.svg.focus();
 
-    const won = round !== null && round.winner !== null;
-    this.ghost.classList.toggle('is-hidden', !won);
-    if (won) {
+    const ended = round !== null && !live;
+    const won = ended && round.winner !== null;
+    this.ghost.classList.toggle('is-hidden', !ended);
+    this.ghost.classList.toggle('ghost--expired', ended && !won);
+    if (ended) {
       this.ghostCircle.setAttribute('cx', String(round.x));
       this.ghostCircle.setAttribute('cy', String(round.y));
       this.ghostCircle.setAttribute('r', String(round.r));
-      const winner = state.players.find((p) => p.id === round.winner);
+      const winner = won ? state.players.find((p) => p.id === round.winner) : null;
       // Player names are untrusted: SVG text via textContent, never markup.
-      this.ghostLabel.textContent = winner ? `${winner.name} wins!` : 'won';
-      // Label below the target, or above it near the bottom edge; anchored to stay on the board.
+      this.ghostLabel.textContent = !won ? 'expired' : winner ? `${winner.name} wins!` : 'won';
+      // Label below the target, or above it near the bottom edge; kept whole on the board.
       const below = round.y + round.r + 50 < BOARD;
       this.ghostLabel.setAttribute('y', String(below ? round.y + round.r + 42 : round.y - round.r - 16));
-      const anchor = round.x < 200 ? 'start' : round.x > BOARD - 200 ? 'end' : 'middle';
-      this.ghostLabel.setAttribute('text-anchor', anchor);
-      this.ghostLabel.setAttribute('x', String(round.x));
+      this.placeLabel(round.x);
     }
     this.waiting.classList.toggle('is-hidden', round !== null);
+  }
+
+  /**
+   * Centres the ghost's label on `x` but inside the board, whatever the font size: measured
+   * when the browser can (getComputedTextLength), else anchored by which third `x` lies in.
+   */
+  placeLabel(x) {
+    const label = this.ghostLabel;
+    let length = 0;
+    try {
+      length = label.getComputedTextLength();
+    } catch {
+      length = 0;
+    }
+    if (length > 0) {
+      const margin = 12;
+      const start = Math.min(Math.max(x - length / 2, margin), BOARD - margin - length);
+      label.setAttribute('text-anchor', 'start');
+      label.setAttribute('x', String(Math.max(margin, start)));
+      return;
+    }
+    const anchor = x < 200 ? 'start' : x > BOARD - 200 ? 'end' : 'middle';
+    label.setAttribute('text-anchor', anchor);
+    label.setAttribute('x', String(x));
   }
 
   /**
@@ -92,6 +134,22 @@ export class Board {
     }
     const clamp = (v) => Math.min(BOARD, Math.max(0, Math.round(v * 10) / 10));
     return { x: clamp(x), y: clamp(y) };
+  }
+
+  /**
+   * Makes the board and its target focusable; Enter or Space on either calls `onKey()`, which
+   * hits the live target's centre as the game knows it at that moment (main.js).
+   */
+  enableKeyboard(onKey) {
+    this.target.setAttribute('tabindex', '0');
+    this.target.setAttribute('role', 'button');
+    this.svg.setAttribute('tabindex', '0');
+    this.svg.addEventListener('keydown', (event) => {
+      if (event.key !== 'Enter' && event.key !== ' ') return;
+      // Space would scroll the page; Enter on a focused SVG does nothing else.
+      event.preventDefault();
+      if (!event.repeat) onKey();
+    });
   }
 
   /** A short-lived mark where the player clicked, coloured by the result. */

@@ -9,8 +9,8 @@
 // with the one their phone shows before accepting the certificate.
 //
 // Self-contained like js/tls_panel.js: it mounts itself on every `[data-join-card]`, and fills
-// any `[data-join-summary]` with the join URL (the drawer's closed label). `compare.html#join`
-// opens the drawer at once. Everything from the server is written with textContent.
+// any `[data-join-summary]` with the join URL (the drawer's tab, js/drawers.js). `compare.html#join`
+// opens the drawer at once (drawers.js). Everything from the server is written with textContent.
 
 /** What the card shows, from untrusted JSON; null when it is not join info. Pure, for tests. */
 export function joinCardView(info) {
@@ -94,7 +94,4 @@ export async function mountJoinCard(root) {
 
 if (typeof document !== 'undefined') {
   for (const root of document.querySelectorAll('[data-join-card]')) mountJoinCard(root);
-  if (window.location.hash === '#join') {
-    for (const drawer of document.querySelectorAll('details.join-drawer')) drawer.open = true;
-  }
 }

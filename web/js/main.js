@@ -14,16 +14,26 @@
 //   To add one, write a render function and `addPanel` it — nothing else needs to know.
 //
 // Every string from the server (player names above all) is written with textContent, never as
-// HTML.
+// HTML — the one exception is the lab's demonstration (`showName` in js/lab.js, only with
+// `--lab` and its server_data defence switched off).
+//
+// Two small interaction rules: the transport dropdown switches on *commit* — a mouse pick at
+// once, but arrow keys on a focused dropdown (which fire `change` at every press) only after the
+// keys have settled, on Enter, or on leaving it — so walking through the list does not start a
+// new transport run per keypress. And the board plays by keyboard (Tab to the target, Enter or
+// Space): a click at the target's centre at the moment of the key press (see game.js).
 
 import { GameClient, TRANSPORT_LABELS } from './client.js';
 import { ServerClock } from './clock.js';
-import { FiguresTable, fmt } from './figures.js';
+import { FiguresTable, fmt, formatLag } from './figures.js';
 import { StatsPoller, serverTransport } from './stats.js';
 import { WireView } from './wire.js';
 import { errorFrom } from './transports/common.js';
-import { TRANSPORTS, meanReactionMs, validateEvent } from './protocol.js';
+import { TRANSPORTS, isRoundOpen, meanReactionMs, validateEvent } from './protocol.js';
 import { Board } from './game.js';
+import { tooltip } from './definitions.js';
+import { ConnectionCensus, connectionWarning, heldBy, schemes, watchProtocols } from './netinfo.js';
+import { onLabChange, showName } from './lab.js';
 
 const DEFAULT_TRANSPORT = 'websocket';
 /** How long a click result stays on screen. */
@@ -32,6 +42,10 @@ const RESULT_MS = 3000;
 const RENDER_MS = 100;
 /** Remembers who "you" are across reloads; the session itself is the HttpOnly cookie. */
 const ME_KEY = 'clickgame.me';
+/** Arrow keys on the dropdown switch transport once no key has come for this long. */
+const SETTLE_MS = 1000;
+/** Keys that move a focused <select> to another option (and fire `change` at once in Chromium). */
+const NAV_KEYS = new Set(['ArrowUp', 'ArrowDown', 'ArrowLeft', 'ArrowRight', 'Home', 'End', 'PageUp', 'PageDown']);
 
 const $ = (id) => document.getElementById(id);
 
@@ -48,7 +62,11 @@ const app = {
   /** `{id, name}` once joined; null while spectating. */
   me: null,
   stats: null,
+  /** js/netinfo.js ProtocolBook: which HTTP version the page's requests use. */
+  protocols: null,
 };
+
+const census = new ConnectionCensus({ onChange: () => scheduleRender() });
 
 // ---- panels -------------------------------------------------------------------------------
 
@@ -99,6 +117,54 @@ function statusPanel() {
   };
 }
 
+/** HTTP/1.1 or HTTP/2, http: or https:, ws: or wss: — and the per-origin connection warning. */
+function protocolPanel() {
+  const label = $('page-protocol');
+  const warning = $('conn-warning');
+  return {
+    render({ client: c, protocols }) {
+      const s = schemes(window.location);
+      const page = protocols?.page() ?? null;
+      const mine = c.transportName && protocols ? protocols.transport(c.transportName, window.location) : null;
+      label.textContent = `${page ?? 'HTTP/?'} · ${s.http} · ${s.ws}${mine ? ` — ${c.transportName} over ${mine.text}` : ''}`;
+      label.title = 'This page\'s API requests (Resource Timing nextHopProtocol) and the schemes it uses; then the current transport\'s.';
+      label.dataset.protocol = page ?? '';
+      label.dataset.http = s.http;
+      label.dataset.ws = s.ws;
+      census.set(heldBy(c));
+      const text = connectionWarning({ protocol: page, held: census.total() });
+      warning.hidden = text === null;
+      warning.textContent = text ?? '';
+    },
+  };
+}
+
+/** What became of the current round: live, won by whom, or expired. */
+function roundPanel() {
+  const line = $('round-status');
+  return {
+    render({ client: c }) {
+      const round = c.state?.round ?? null;
+      let text = 'No round yet.';
+      let state = 'none';
+      if (round && isRoundOpen(round)) {
+        text = `Round ${round.number}: live — hit the red target.`;
+        state = 'live';
+      } else if (round?.expired) {
+        text = `Round ${round.number} expired: nobody hit it in time. The next one comes after a short pause.`;
+        state = 'expired';
+      } else if (round) {
+        const winner = c.state.players.find((p) => p.id === round.winner);
+        text = `Round ${round.number} won by ${winner ? winner.name : `player ${round.winner}`}. Next round soon.`;
+        state = 'won';
+      }
+      line.textContent = text;
+      line.dataset.state = state;
+      line.dataset.round = round ? String(round.number) : '';
+    },
+  };
+}
+
 function boardPanel(board) {
   const paused = $('paused');
   return {
@@ -143,7 +209,9 @@ function scoreboardPanel() {
       const rows = players.map((p) => {
         const tr = document.createElement('tr');
         tr.dataset.player = String(p.id);
-        const name = cell(p.name, 'name');
+        const name = cell('', 'name');
+        // As text — or, only while the lab's server_data defence is off, as HTML (js/lab.js).
+        showName(name, p.name);
         if (me && p.id === me.id) {
           tr.classList.add('you');
           const badge = document.createElement('span');
@@ -188,6 +256,7 @@ function summaryPanel() {
           const ms = document.createElement('span');
           ms.dataset.col = 'mean';
           ms.textContent = mean === null ? 'mean –' : `mean ${Math.round(mean)} ms`;
+          ms.title = tooltip('reaction');
           li.append(label, wins, ms);
           return li;
         }),
@@ -203,8 +272,9 @@ function figuresPanel() {
   return {
     render({ client: c, stats }) {
       title.textContent = TRANSPORT_LABELS[c.transportName] ?? '–';
-      table.update(c.meter, serverTransport(stats, c.transportName));
-      clockLine.textContent = clock.describe();
+      table.update(c.meter, serverTransport(stats, c.transportName), { uncertaintyMs: clock.uncertaintyMs ?? 0 });
+      clockLine.textContent = `${clock.describe()}; lags within ± that show as "≈ 0".`;
+      clockLine.title = tooltip('clock');
     },
   };
 }
@@ -216,6 +286,10 @@ function wirePanel() {
 
 function historyPanel() {
   const body = $('history');
+  // Column headings say what they measure, in the words of js/definitions.js.
+  for (const th of document.querySelectorAll('[data-testid="history"] th[data-figure]')) {
+    th.title = tooltip(th.dataset.figure);
+  }
   const td = (text, col) => {
     const cell = document.createElement('td');
     cell.dataset.col = col;
@@ -243,7 +317,7 @@ function historyPanel() {
             name,
             td(`${Math.round(r.seconds)} s`, 'seconds'),
             td(String(r.events), 'events'),
-            td(`${fmt.ms(r.lagMean)} / ${fmt.ms(r.lagP95)}`, 'lag'),
+            td(`${formatLag(r.lagMean, clock.uncertaintyMs ?? 0)} / ${formatLag(r.lagP95, clock.uncertaintyMs ?? 0)}`, 'lag'),
             td(fmt.ms(r.latencyMean), 'latency'),
             td(fmt.ratio(r.requestsPerEvent), 'requests-per-event'),
             td(r.bytesPerEvent === null ? '–' : String(Math.round(r.bytesPerEvent)), 'bytes-per-event'),
@@ -395,22 +469,40 @@ function describeResult(r, via) {
       return r.winner_name
         ? `Too late: ${r.winner_name} won round ${r.round}.`
         : `Too late for round ${r.round}.`;
+    case 'expired':
+      return `Too late: round ${r.round} expired — nobody hit it in time.`;
     default:
       return `Unexpected answer: ${String(r.result)}`;
   }
 }
 
 async function onBoardClick(event, board) {
+  const round = client.state?.round;
+  if (!app.me || !round) {
+    showResult(app.me ? 'No target yet.' : 'Join first to play; for now you are watching.', 'info');
+    return;
+  }
+  await play(board, round, board.pointFromEvent(event));
+}
+
+/**
+ * Enter or Space on the board: a click at the live target's centre, as the game stands at the
+ * moment of the key press — the same request a mouse click on the centre sends.
+ */
+async function onBoardKey(board) {
+  const round = client.state?.round;
   if (!app.me) {
     showResult('Join first to play; for now you are watching.', 'info');
     return;
   }
-  const round = client.state?.round;
-  if (!round) {
-    showResult('No target yet.', 'info');
+  if (!isRoundOpen(round)) {
+    showResult('No live target right now; Enter or Space hits it when one appears.', 'info');
     return;
   }
-  const point = board.pointFromEvent(event);
+  await play(board, round, { x: round.x, y: round.y });
+}
+
+async function play(board, round, point) {
   const via = client.transportName;
   try {
     const result = await client.click({ round: round.number, x: point.x, y: point.y });
@@ -430,6 +522,8 @@ async function onBoardClick(event, board) {
 async function start() {
   const board = new Board($('board'));
   addPanel(statusPanel());
+  addPanel(protocolPanel());
+  addPanel(roundPanel());
   addPanel(boardPanel(board));
   addPanel(joinPanel());
   addPanel(scoreboardPanel());
@@ -448,11 +542,32 @@ async function start() {
       scheduleRender();
     },
   });
-  select.addEventListener('change', () => {
+  // Switch on commit: see the top of this file.
+  let lastNavKey = -Infinity;
+  let settle = null;
+  const commit = () => {
+    clearTimeout(settle);
+    settle = null;
+    if (select.value === client.transportName) return;
     client.use(select.value);
     // The new transport's server figures at once, and once more when it has done something.
     statsPoller.refresh();
     setTimeout(() => statsPoller.refresh(), 1000);
+  };
+  select.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') commit();
+    else if (NAV_KEYS.has(e.key) || (e.key.length === 1 && e.key !== ' ')) lastNavKey = performance.now();
+  });
+  select.addEventListener('change', () => {
+    if (performance.now() - lastNavKey < 250) {
+      clearTimeout(settle);
+      settle = setTimeout(commit, SETTLE_MS);
+    } else {
+      commit();
+    }
+  });
+  select.addEventListener('blur', () => {
+    if (settle !== null) commit();
   });
 
   $('join-form').addEventListener('submit', (event) => {
@@ -462,8 +577,12 @@ async function start() {
   $('leave').addEventListener('click', () => leave());
   $('drop').addEventListener('click', () => client.drop());
   board.onTap((event) => onBoardClick(event, board));
+  board.enableKeyboard(() => onBoardKey(board));
+  app.protocols = watchProtocols(() => scheduleRender());
+  window.addEventListener('pagehide', () => census.close());
 
   clock.onChange(() => scheduleRender());
+  onLabChange(() => scheduleRender());
   clock.start();
   statsPoller.start();
 

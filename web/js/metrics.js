@@ -4,27 +4,15 @@
 // observations (events seen, click answers). One Meter per transport run: switching transports
 // starts a new one, and the finished run's `summary()` goes into the history table.
 //
-// What each figure counts — docs/transports.md ("How the figures are measured") says the same
-// for lecturers, and the page's tooltips repeat it:
-//
-// * requests: every HTTP request this transport made: polls, long polls, click POSTs, ticket
-//   requests, the EventSource GET and the WebSocket upgrade GET. Not the page's own side requests
-//   (GET /api/stats, /api/time, /api/snapshot, the files). Of these, the *downstream* requests
-//   (polls, long polls, EventSource GETs, WebSocket upgrades) are what it took to deliver events:
-//   "requests per event" divides those by the events seen.
-// * bytes received: response bodies as fetch() hands them over (decoded; no headers, no
-//   chunked-encoding framing); for SSE each event block `id:…\nevent:…\ndata:…\n\n` as rebuilt
-//   from the MessageEvent (heartbeat comments and `retry:` are invisible to scripts); for the
-//   WebSocket each received text frame's payload (no frame header, no ping/pong).
-// * wasted requests: downstream polls (AJAX and long polling) whose answer carried no event,
-//   including 204s. Push transports have none (their heartbeats are invisible to scripts).
-// * delivery lag: server clock now (our clock + the estimated offset, see clock.js) − event `ts`,
-//   for each new event (not snapshots, not duplicates), when the page handles it.
-// * click latency: our click handler → the click's answer (the POST response, or the WebSocket's
-//   click_result frame), measured with performance.now().
-// * open connections: requests in flight plus open streams/sockets of this transport, now.
+// What each figure counts is defined once, in js/definitions.js (and docs/transports.md, "What
+// each figure measures", says the same): this file computes exactly that. Each figure comes
+// twice: *since open* (this run) and over the *last WINDOW_S seconds*, so a change the lecturer
+// makes (an interval, a delay) shows within seconds instead of drowning in the run's history.
+// A mean and its p95 are always taken over the same samples — the page once showed a lifetime
+// mean next to a p95 of the last 2000 values, and a mean above the p95 with it.
 
 import { clientNow } from './clock.js';
+import { WINDOW_MS } from './definitions.js';
 
 /** The wire inspector shows this many items. */
 export const WIRE_LIMIT = 50;
@@ -33,10 +21,26 @@ const WIRE_TEXT_LIMIT = 400;
 /** Lag samples kept for the compare page's chart. */
 const SERIES_MS = 90_000;
 
-/** Running count/sum plus a bounded window of recent values for percentiles. */
+/** Values kept for a since-open percentile; beyond it a uniform sample of all of them. */
+export const RESERVOIR = 4096;
+
+/** Nearest-rank percentile (p in 0…100) of an array of numbers; null when empty. */
+export function percentile(values, p) {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[rank - 1];
+}
+
+/**
+ * Every value since the start: count, sum (so an exact mean), last, max, and percentiles from a
+ * uniform random sample of *all* values (reservoir sampling, Algorithm R) — the same population
+ * as the mean, however long the lecture runs, in bounded memory.
+ */
 export class Samples {
-  constructor(window = 2000) {
-    this.window = window;
+  constructor(capacity = RESERVOIR, random = Math.random) {
+    this.capacity = capacity;
+    this.random = random;
     this.values = [];
     this.count = 0;
     this.sum = 0;
@@ -45,24 +49,86 @@ export class Samples {
   }
 
   add(v) {
-    this.values.push(v);
-    if (this.values.length > this.window) this.values.shift();
     this.count += 1;
     this.sum += v;
     this.last = v;
     this.max = this.max === null ? v : Math.max(this.max, v);
+    if (this.values.length < this.capacity) {
+      this.values.push(v);
+    } else {
+      const slot = Math.floor(this.random() * this.count);
+      if (slot < this.capacity) this.values[slot] = v;
+    }
   }
 
   get mean() {
     return this.count ? this.sum / this.count : null;
   }
 
-  /** Nearest-rank percentile (p in 0…100) over the recent window; null when empty. */
   percentile(p) {
-    if (this.values.length === 0) return null;
-    const sorted = [...this.values].sort((a, b) => a - b);
-    const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-    return sorted[rank - 1];
+    return percentile(this.values, p);
+  }
+}
+
+/** The values of the last `windowMs` only: `{t, v}` pairs, dropped as they age. */
+export class WindowSamples {
+  constructor(windowMs = WINDOW_MS, now = clientNow) {
+    this.windowMs = windowMs;
+    this.now = now;
+    this.items = [];
+  }
+
+  add(v, t = this.now()) {
+    this.items.push({ t, v });
+    this.#prune(t);
+  }
+
+  #prune(t = this.now()) {
+    const from = t - this.windowMs;
+    let drop = 0;
+    while (drop < this.items.length && this.items[drop].t < from) drop += 1;
+    if (drop) this.items.splice(0, drop);
+  }
+
+  /** `{count, mean, p95, last}` of the window now (count 0 and nulls when empty). */
+  stats(t = this.now()) {
+    this.#prune(t);
+    const values = this.items.map((i) => i.v);
+    const count = values.length;
+    return {
+      count,
+      mean: count ? values.reduce((a, b) => a + b, 0) / count : null,
+      p95: percentile(values, 95),
+      last: count ? values[count - 1] : null,
+    };
+  }
+}
+
+/**
+ * Counters of the last `windowMs`: each `add({events, bytes, ...})` is stamped; `sums()` adds up
+ * the entries still inside the window.
+ */
+export class WindowCounts {
+  constructor(windowMs = WINDOW_MS, now = clientNow) {
+    this.windowMs = windowMs;
+    this.now = now;
+    this.items = [];
+  }
+
+  add(counts, t = this.now()) {
+    this.items.push({ t, counts });
+    const from = t - this.windowMs;
+    while (this.items.length && this.items[0].t < from) this.items.shift();
+  }
+
+  sums(t = this.now()) {
+    const from = t - this.windowMs;
+    while (this.items.length && this.items[0].t < from) this.items.shift();
+    const out = { events: 0, requests: 0, downstreamRequests: 0, downstreamPolls: 0, wasted: 0, bytes: 0, reconnects: 0 };
+    for (const { counts } of this.items) {
+      for (const [key, value] of Object.entries(counts)) out[key] = (out[key] ?? 0) + value;
+    }
+    return out;
   }
 }
 
@@ -98,6 +164,10 @@ export class Meter {
     this.framesOut = 0;
     this.latency = new Samples();
     this.lag = new Samples();
+    /** The same two, and the counters, over the last WINDOW_MS only. */
+    this.latencyWindow = new WindowSamples();
+    this.lagWindow = new WindowSamples();
+    this.recent = new WindowCounts();
     /** [{t: client ms, v: lag ms}] for the last SERIES_MS, for charts. */
     this.lagSeries = [];
     /** The wire inspector's items: {t, dir: 'up'|'down'|'info', text}. */
@@ -107,8 +177,9 @@ export class Meter {
     this.onChange = () => {};
   }
 
-  #wire(dir, text) {
-    this.wire.push({ n: ++this.wireSeq, t: clientNow(), dir, text: shorten(text) });
+  /** `size`: what the item weighed on the wire, when the text does not say it. */
+  #wire(dir, text, size = null) {
+    this.wire.push({ n: ++this.wireSeq, t: clientNow(), dir, text: shorten(text), size });
     if (this.wire.length > WIRE_LIMIT) this.wire.shift();
   }
 
@@ -124,33 +195,52 @@ export class Meter {
     this.onChange();
   }
 
-  requestDone({ method, path, status, bytes, events, downstream, ms, error }) {
+  /** `bytes`: the response on the wire (head included); `body`: the body alone. */
+  requestDone({ method, path, status, bytes, body = bytes, events, downstream, ms, error }) {
     this.open = Math.max(0, this.open - 1);
     this.requests += 1;
-    this.bytes += bytes;
+    // Bytes received count what delivering events took: polls and long polls, not the answers
+    // to clicks and tickets (the server's figure leaves those out too).
+    const delivery = downstream ? bytes : 0;
+    this.bytes += delivery;
     if (downstream) this.downstreamRequests += 1;
-    if (downstream && !error) {
-      this.downstreamPolls += 1;
-      if (events === 0) this.wasted += 1;
-    }
+    const answered = downstream && !error;
+    const wasted = answered && events === 0;
+    if (answered) this.downstreamPolls += 1;
+    if (wasted) this.wasted += 1;
+    this.recent.add({
+      requests: 1,
+      bytes: delivery,
+      downstreamRequests: downstream ? 1 : 0,
+      downstreamPolls: answered ? 1 : 0,
+      wasted: wasted ? 1 : 0,
+    });
     let outcome;
     if (error) outcome = status ? `${status}, ${error}` : error;
     else if (downstream) outcome = `${status}, ${events} ${events === 1 ? 'event' : 'events'}`;
     else outcome = String(status);
-    this.#wire('up', `${method} ${path} → ${outcome}, ${formatBytes(bytes)}, ${Math.round(ms)} ms`);
+    const head = bytes - body;
+    const size = head > 0 ? `${formatBytes(body)} + ${formatBytes(head)} head` : formatBytes(bytes);
+    this.#wire('up', `${method} ${path} → ${outcome}, ${size}, ${Math.round(ms)} ms`);
     this.onChange();
   }
 
   streamRequest({ method, path, kind }) {
     this.requests += 1;
     this.downstreamRequests += 1;
+    this.recent.add({ requests: 1, downstreamRequests: 1 });
     this.#wire('up', `${method} ${path} (${kind})`);
     this.onChange();
   }
 
-  socketOpened({ label }) {
+  /** An EventSource or WebSocket opened; `bytes`: its response head, as the page counts it. */
+  socketOpened({ label, bytes = 0 }) {
     this.open += 1;
-    this.#wire('info', label);
+    if (bytes) {
+      this.bytes += bytes;
+      this.recent.add({ bytes });
+    }
+    this.#wire('info', label, bytes || null);
     this.onChange();
   }
 
@@ -160,19 +250,22 @@ export class Meter {
     this.onChange();
   }
 
+  /** A frame or SSE block; `bytes`: what it weighed on the wire (framing included). */
   frame({ dir, text, bytes }) {
     if (dir === 'in') {
       this.framesIn += 1;
       this.bytes += bytes;
+      this.recent.add({ bytes });
     } else {
       this.framesOut += 1;
     }
-    this.#wire(dir === 'in' ? 'down' : 'up', text);
+    this.#wire(dir === 'in' ? 'down' : 'up', text, bytes);
     this.onChange();
   }
 
   reconnecting({ wait, attempt, reason }) {
     this.reconnects += 1;
+    this.recent.add({ reconnects: 1 });
     this.#wire('info', `reconnecting in ${wait} ms (attempt ${attempt}): ${reason}`);
     this.onChange();
   }
@@ -200,8 +293,10 @@ export class Meter {
     } else if (verdict === 'apply') {
       this.events += 1;
       const lag = serverNow - event.ts;
-      this.lag.add(lag);
       const t = clientNow();
+      this.lag.add(lag);
+      this.lagWindow.add(lag, t);
+      this.recent.add({ events: 1 }, t);
       this.lagSeries.push({ t, v: lag });
       while (this.lagSeries.length && this.lagSeries[0].t < t - SERIES_MS) this.lagSeries.shift();
     }
@@ -210,6 +305,7 @@ export class Meter {
 
   clickAnswered(ms) {
     this.latency.add(ms);
+    this.latencyWindow.add(ms);
     this.onChange();
   }
 
@@ -234,6 +330,26 @@ export class Meter {
       /** Downstream requests only: what it took to *deliver* the events (clicks not counted). */
       requestsPerEvent: this.events ? this.downstreamRequests / this.events : null,
       bytesPerEvent: this.events ? this.bytes / this.events : null,
+      window: this.windowSummary(),
+    };
+  }
+
+  /** The same figures over the last WINDOW_MS only (`seconds`: how much of it this run covers). */
+  windowSummary(t = clientNow()) {
+    const c = this.recent.sums(t);
+    const lag = this.lagWindow.stats(t);
+    const latency = this.latencyWindow.stats(t);
+    return {
+      seconds: Math.min(WINDOW_MS, t - this.startedAt) / 1000,
+      ...c,
+      lagMean: lag.mean,
+      lagP95: lag.p95,
+      lagCount: lag.count,
+      latencyMean: latency.mean,
+      latencyP95: latency.p95,
+      latencyCount: latency.count,
+      requestsPerEvent: c.events ? c.downstreamRequests / c.events : null,
+      bytesPerEvent: c.events ? c.bytes / c.events : null,
     };
   }
 }

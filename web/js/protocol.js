@@ -24,6 +24,7 @@ export const EVENT_TYPES = Object.freeze([
   'round_started',
   'click_missed',
   'round_won',
+  'round_expired',
   'game_paused',
   'scores_reset',
   'settings',
@@ -54,7 +55,9 @@ function isRound(r) {
     isNumber(r.y) &&
     isNumber(r.r) &&
     isCount(r.started_ts) &&
-    (r.winner === null || isCount(r.winner))
+    (r.winner === null || isCount(r.winner)) &&
+    // Servers before the round timeout send no `expired`.
+    (r.expired === undefined || typeof r.expired === 'boolean')
   );
 }
 
@@ -98,7 +101,9 @@ const SHAPES = {
     isCount(e.winner) &&
     isString(e.name) &&
     isCount(e.reaction_ms) &&
-    isTransport(e.transport),
+    isTransport(e.transport) &&
+    (e.reaction_from === undefined || isString(e.reaction_from)),
+  round_expired: (e) => isCount(e.round),
   game_paused: (e) => typeof e.paused === 'boolean',
   scores_reset: () => true,
   settings: (e) => isCount(e.poll_interval_ms),
@@ -140,7 +145,7 @@ export function stateFromSnapshot(s) {
     paused: s.paused === true,
     // Older servers (before the lecturer could close joining) send no `joins_open`: open.
     joins_open: s.joins_open !== false,
-    round: s.round && { ...s.round },
+    round: s.round && { ...s.round, expired: s.round.expired === true },
     players: s.players.map((p) => ({ ...p })),
     transports,
   };
@@ -177,7 +182,7 @@ export function applyEvent(state, e) {
       next.players = updatePlayer(state.players, e.player, () => ({ transport: e.transport }));
       return next;
     case 'round_started':
-      next.round = { number: e.round, x: e.x, y: e.y, r: e.r, started_ts: e.ts, winner: null };
+      next.round = { number: e.round, x: e.x, y: e.y, r: e.r, started_ts: e.ts, winner: null, expired: false };
       return next;
     case 'click_missed':
       next.players = updatePlayer(state.players, e.player, () => ({ misses: e.misses }));
@@ -197,6 +202,11 @@ export function applyEvent(state, e) {
       };
       return next;
     }
+    case 'round_expired':
+      if (state.round && state.round.number === e.round) {
+        next.round = { ...state.round, expired: true };
+      }
+      return next;
     case 'game_paused':
       next.paused = e.paused;
       return next;
@@ -220,6 +230,11 @@ export function applyEvent(state, e) {
       // Unknown types change nothing we know how to draw.
       return next;
   }
+}
+
+/** A round a click may still win: neither won nor expired. */
+export function isRoundOpen(round) {
+  return Boolean(round) && round.winner === null && round.expired !== true;
 }
 
 /** Mean reaction time of a transport's wins, or null before its first win. */

@@ -3,7 +3,8 @@
 // The server counts, per transport and over *all* its clients: open connections, requests,
 // events delivered, bytes written, clicks accepted/rejected, and the delivery lag from an event's
 // creation to its write into the connection (`delivery_lag_ms`). The pages put these next to
-// their own client-side figures. This request is the page's instrumentation, not part of any
+// their own client-side figures; what each one measures is defined once, in js/definitions.js
+// (`server`, `clicks`). This request is the page's instrumentation, not part of any
 // transport: it is not counted in the client figures and not shown in the wire inspector.
 
 const STATS_MS = 2000;

@@ -1,8 +1,10 @@
 // # The wire inspector: the last WIRE_LIMIT things the current transport sent or received
 //
 // It shows a Meter's `wire` items (see metrics.js) as the network tab would: requests with their
-// status, event count, body size and time; SSE event blocks as `id:`/`event:`/`data:` lines;
-// WebSocket frames in both directions (↑ sent, ↓ received); opens, closes and reconnects.
+// status, event count, body and head size and time; SSE event blocks as `id:`/`event:`/`data:`
+// lines; WebSocket frames in both directions (↑ sent, ↓ received); opens, closes and reconnects.
+// Frames, blocks and opened streams carry their size on the wire at the end of the line (a
+// WebSocket frame's payload plus its 2–4 B header, and 4 B of mask on the frames we send).
 // "Pause" freezes the list (the Meter keeps recording; un-pausing shows the latest items);
 // "Clear" empties it. Everything is written with textContent: frames carry player names.
 
@@ -57,6 +59,13 @@ export class WireView {
       text.className = 'wire-text';
       text.textContent = item.text;
       li.append(time, arrow, text);
+      if (item.size !== null && item.size !== undefined) {
+        const size = document.createElement('span');
+        size.className = 'wire-size';
+        size.textContent = `${item.size} B`;
+        size.title = 'Its size on the wire, framing included (a response head counts as 300 B, like Resource Timing\'s transferSize).';
+        li.append(size);
+      }
       return li;
     });
     this.list.replaceChildren(...items);

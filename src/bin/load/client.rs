@@ -375,6 +375,10 @@ impl Downstream {
                 pending.extend_from_slice(&chunk);
                 while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
                     let block: Vec<u8> = pending.drain(..end + 2).collect();
+                    // A cluster node names itself first (`event: node`, no seq): not an event.
+                    if block.starts_with(b"event: node\n") {
+                        continue;
+                    }
                     for line in block.split(|&b| b == b'\n') {
                         if let Some(data) = line.strip_prefix(b"data: ") {
                             bump(&self.stats.payload_bytes, data.len() as u64);
@@ -519,7 +523,12 @@ impl Clicker {
         loop {
             match framed.next().await {
                 Some(Ok(ws::Frame::Text(bytes))) => {
-                    return serde_json::from_slice(&bytes).map_err(|e| err("click reply", e))
+                    let reply: serde_json::Value =
+                        serde_json::from_slice(&bytes).map_err(|e| err("click reply", e))?;
+                    // A cluster node names itself first: not a reply.
+                    if reply["type"] != "node" {
+                        return Ok(reply);
+                    }
                 }
                 Some(Ok(ws::Frame::Ping(p))) => framed
                     .send(ws::Message::Pong(p))

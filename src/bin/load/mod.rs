@@ -2,6 +2,7 @@
 //! module too, for the same clients and the same TCP floor.
 
 pub mod client;
+pub mod cluster;
 pub mod floor;
 pub mod net;
 pub mod peer;

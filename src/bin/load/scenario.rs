@@ -79,43 +79,50 @@ pub struct ProcFigures {
 }
 
 /// One awc client per source address, all counting into the same [`Counters`].
-struct Pool {
+pub(crate) struct Pool {
     targets: Vec<Target>,
     counters: Arc<Counters>,
 }
 
 impl Pool {
     fn new(env: &Env, base: &str) -> Pool {
+        Pool::spread(env, &[base.to_string()])
+    }
+
+    /// Clients spread over several servers (the nodes of a cluster): client `i` goes to
+    /// `bases[i % bases.len()]`, from a source address of its own.
+    pub(crate) fn spread(env: &Env, bases: &[String]) -> Pool {
         let counters = Arc::new(Counters::default());
-        let targets = env
-            .sources
-            .iter()
-            .map(|ip| Target {
-                client: net::client(Some(*ip), counters.clone(), env.tls),
-                base: base.to_string(),
-            })
-            .collect();
+        let mut targets = Vec::new();
+        for (i, ip) in env.sources.iter().enumerate() {
+            for k in 0..bases.len() {
+                targets.push(Target {
+                    client: net::client(Some(*ip), counters.clone(), env.tls),
+                    base: bases[(i + k) % bases.len()].clone(),
+                });
+            }
+        }
         Pool { targets, counters }
     }
 
-    fn target(&self, i: usize) -> &Target {
+    pub(crate) fn target(&self, i: usize) -> &Target {
         &self.targets[i % self.targets.len()]
     }
 }
 
 /// A player clicking at the corner over a WebSocket of its own, with its own byte counters.
-struct ClickSource {
-    player: u64,
+pub(crate) struct ClickSource {
+    pub(crate) player: u64,
     round: u64,
     /// `misses` after the warm-up click; click k (from 1) arrives as `misses = base + k`.
-    base: u64,
+    pub(crate) base: u64,
     sink: ClickSink,
     replies: JoinHandle<()>,
     reply_errors: Rc<RefCell<Vec<String>>>,
 }
 
 impl ClickSource {
-    async fn open(base_url: &str, tls: bool) -> Result<ClickSource> {
+    pub(crate) async fn open(base_url: &str, tls: bool) -> Result<ClickSource> {
         let target = Target {
             client: net::client(None, Arc::new(Counters::default()), tls),
             base: base_url.to_string(),
@@ -160,7 +167,7 @@ impl ClickSource {
         })
     }
 
-    async fn send(&mut self, id: u64) -> Result<()> {
+    pub(crate) async fn send(&mut self, id: u64) -> Result<()> {
         self.sink
             .send(ws::Message::Text(
                 Clicker::click_json(id, self.round, 0.0, 0.0).into(),
@@ -177,13 +184,13 @@ impl Drop for ClickSource {
 }
 
 /// What an observer does with each event and the moment its bytes arrived.
-type OnEvent = Rc<dyn Fn(Instant, &Event)>;
+pub(crate) type OnEvent = Rc<dyn Fn(Instant, &Event)>;
 
 /// Observers running in tasks of their own; dropping this closes them all.
-struct Observers {
+pub(crate) struct Observers {
     tasks: Vec<JoinHandle<()>>,
     stats: Vec<Rc<Stats>>,
-    failures: Rc<RefCell<Vec<String>>>,
+    pub(crate) failures: Rc<RefCell<Vec<String>>>,
 }
 
 impl Observers {
@@ -205,7 +212,7 @@ impl Drop for Observers {
 
 /// Opens `n` clients of `kind` (spectators, resuming after `resume`), at most
 /// `env.connect_concurrency` handshakes at a time, each handing its events to `on_event`.
-async fn open_observers(
+pub(crate) async fn open_observers(
     env: &Env,
     pool: &Pool,
     kind: Kind,
@@ -307,7 +314,7 @@ fn proc_figures(
     }
 }
 
-fn wall_us(at: Instant) -> u64 {
+pub(crate) fn wall_us(at: Instant) -> u64 {
     let now_wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64);

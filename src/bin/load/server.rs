@@ -17,6 +17,8 @@ pub enum Spec {
         bin: PathBuf,
         tls: bool,
         workers: usize,
+        /// More flags (a cluster node's `--redis-url` and `--node-id`).
+        extra: Vec<String>,
     },
     /// Spawn `node <script> --port 0`: the peer server of `benches/peers/` (plain HTTP only).
     Peer { node: PathBuf, script: PathBuf },
@@ -89,9 +91,15 @@ impl Server {
                 pid: *pid,
                 child: None,
             }),
-            Spec::Spawn { bin, tls, workers } => {
+            Spec::Spawn {
+                bin,
+                tls,
+                workers,
+                extra,
+            } => {
                 let mut cmd = Command::new(bin);
-                cmd.args([
+                let workers = workers.to_string();
+                let base = [
                     "--http-addr",
                     "127.0.0.1:0",
                     "--max-conns-per-ip",
@@ -115,18 +123,17 @@ impl Server {
                     "--log",
                     "warn",
                     "--workers",
-                    &workers.to_string(),
-                ]);
-                // Each optional flag only once: a server that takes it is given it above.
-                let given: Vec<String> = cmd
-                    .get_args()
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect();
+                    &workers,
+                ];
+                cmd.args(base);
+                // Only those not given above: clap refuses a flag given twice (the server would
+                // exit at once).
                 for pair in optional_limit_flags(bin).chunks(2) {
-                    if !given.iter().any(|g| g == pair[0]) {
+                    if !base.contains(&pair[0]) {
                         cmd.args(pair);
                     }
                 }
+                cmd.args(extra);
                 if *tls {
                     let dir = std::env::temp_dir().join("clickgame-load-tls");
                     cmd.args(["--https-addr", "127.0.0.1:0", "--data-dir"]);

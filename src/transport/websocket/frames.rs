@@ -14,6 +14,8 @@ use actix_web::error::PayloadError;
 use actix_web::{dev, web, web::Bytes};
 use futures_util::Stream;
 
+use crate::lab::{Defence, Lab, LiftedSocket, LIFTED_WS_MAX_MESSAGE};
+
 /// A close frame with `code` and a human `description`.
 pub fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
     Some(CloseReason {
@@ -36,11 +38,18 @@ pub fn protocol_error_close(e: &ProtocolError) -> Option<CloseReason> {
     }
 }
 
-/// Puts a [`FrameSizeGuard`] between the connection and the socket's frame decoder.
-pub fn guard_frames(body: web::Payload, max: usize) -> GuardedPayload {
+/// Puts a [`FrameSizeGuard`] between the connection and the socket's frame decoder. With
+/// `lab` (`--lab`), the limit follows its `input` switch: while that is off, a message may be
+/// up to [`LIFTED_WS_MAX_MESSAGE`] — on at most [`crate::lab::LIFTED_SOCKETS`] sockets at once,
+/// so the ceiling holds for the whole process — and the socket's decoder must then allow that
+/// much too.
+pub fn guard_frames(body: web::Payload, max: usize, lab: Option<Lab>) -> GuardedPayload {
     GuardedPayload {
         inner: body.into_inner(),
         guard: FrameSizeGuard::new(max),
+        max,
+        lab,
+        lifted: None,
         refused: false,
     }
 }
@@ -79,6 +88,11 @@ impl FrameSizeGuard {
             payload_left: 0,
             message: 0,
         }
+    }
+
+    /// Changes the limit for the frames whose headers come from now on.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = u64::try_from(max).unwrap_or(u64::MAX);
     }
 
     /// Follows the next bytes of the stream; chunk boundaries may fall anywhere.
@@ -154,11 +168,43 @@ impl FrameSizeGuard {
 }
 
 /// The request body seen through a [`FrameSizeGuard`]: a refusal is a
-/// `PayloadError::Overflow`, which the socket answers with close `1009`.
+/// `PayloadError::Overflow`, which the socket answers with close `1009`; what follows is passed
+/// on unscanned, for the socket to drop until the client closes.
 pub struct GuardedPayload {
     inner: dev::Payload,
     guard: FrameSizeGuard,
+    /// The limit while the lab's input defence is on (always, without the lab).
+    max: usize,
+    lab: Option<Lab>,
+    /// This socket's place among the few that may use the lifted limit, once it needed one.
+    lifted: Option<LiftedSocket>,
     refused: bool,
+}
+
+impl GuardedPayload {
+    /// Scans `bytes` against the normal limit; with the lab's input defence off, a message over
+    /// it may go on up to the lifted ceiling, if this socket gets (or has) a lifted place.
+    fn scan(&mut self, bytes: &[u8]) -> Result<(), TooLarge> {
+        let lifted = self.lab.as_ref().filter(|lab| !lab.is_on(Defence::Input));
+        let Some(lab) = lifted else {
+            self.guard.set_max(self.max);
+            return self.guard.scan(bytes);
+        };
+        let mut normal = self.guard.clone();
+        normal.set_max(self.max);
+        if normal.scan(bytes).is_ok() {
+            self.guard = normal;
+            return Ok(());
+        }
+        if self.lifted.is_none() {
+            self.lifted = lab.lift_socket();
+        }
+        if self.lifted.is_none() {
+            return Err(TooLarge);
+        }
+        self.guard.set_max(LIFTED_WS_MAX_MESSAGE);
+        self.guard.scan(bytes)
+    }
 }
 
 impl Stream for GuardedPayload {
@@ -167,11 +213,12 @@ impl Stream for GuardedPayload {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if this.refused {
-            return Poll::Ready(None);
+            // Passed on unscanned: the socket reads and drops it until the client closes.
+            return Pin::new(&mut this.inner).poll_next(cx);
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
-                if this.guard.scan(&bytes).is_err() {
+                if this.scan(&bytes).is_err() {
                     this.refused = true;
                     return Poll::Ready(Some(Err(PayloadError::Overflow)));
                 }

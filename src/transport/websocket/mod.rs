@@ -54,16 +54,22 @@ use actix_web::body::MessageBody;
 use actix_web::{http::header, web, web::Bytes, HttpRequest, HttpResponse};
 
 use crate::bell::Subscription;
+use crate::cluster::IdemKey;
+use crate::commands::Commands;
 use crate::error::{to_json, ApiError};
-use crate::game::{Click, Transport};
+use crate::forwarded::client_addr;
+use crate::game::{Click, PlayerId, Transport};
+use crate::lab::{self, Defence, Lab, LIFTED_WS_MAX_MESSAGE};
 use crate::limits::disarm_body_deadline;
 use crate::log::WireEvent;
 use crate::protocol::{
     decode_client_message, ClickReply, ClientMessage, ErrorReply, WS_SUBPROTOCOL,
 };
-use crate::security::{ConnLimiter, ConnSlot, RateLimiter};
+use crate::refusal::{Refusal, Rule};
+use crate::secret::{hex, random_bytes};
+use crate::security::{self, ConnLimiter, ConnSlot};
 use crate::session::MaybePlayer;
-use crate::transport::command::apply_click;
+use crate::transport::command::{apply_click, click_identity};
 use crate::transport::{method_not_allowed, Connection, ResumePoint};
 use frames::{close, guard_frames};
 use socket::{Mode, News, Socket, Step};
@@ -72,6 +78,8 @@ use socket::{Mode, News, Socket, Step};
 pub const WS_MAX_MESSAGE: usize = 4096;
 /// Bad or rate-limited messages tolerated on one socket before it is closed with 1008.
 pub const WS_MAX_STRIKES: u32 = 10;
+/// The description of the close after [`WS_MAX_STRIKES`] (how the defence log recognises it).
+const TOO_MANY_STRIKES: &str = "too many bad messages";
 /// Largest message on the echo endpoint (Autobahn sends up to 16 MiB in the cases we run).
 pub const WS_ECHO_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
@@ -108,19 +116,106 @@ pub fn configure_echo(cfg: &mut web::ServiceConfig, path: &str) {
     );
 }
 
-/// True when the client offered our sub-protocol among those in `Sec-WebSocket-Protocol`.
-fn offers_subprotocol(req: &HttpRequest) -> bool {
+/// The sub-protocols the client offered in `Sec-WebSocket-Protocol`, in its order.
+fn offered_subprotocols(req: &HttpRequest) -> Vec<&str> {
     req.headers()
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == WS_SUBPROTOCOL)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    commands: web::Data<Commands>,
+    player: MaybePlayer,
+) -> Result<HttpResponse, ApiError> {
+    let start = ResumePoint::from_query(&req)?;
+    let lab = req
+        .app_data::<web::Data<Lab>>()
+        .map(|l| l.get_ref().clone());
+    let offered = offered_subprotocols(&req);
+    // What we agree to speak: ours. The lab's naive server (`subprotocol` off) takes whatever
+    // the client offers — or nothing — and echoes the first offer, so a browser accepts it.
+    let inspect = lab::defence_on(req.app_data::<web::Data<Lab>>(), Defence::Subprotocol);
+    let speak: Vec<&str> = if inspect {
+        vec![WS_SUBPROTOCOL]
+    } else {
+        offered.clone()
+    };
+    if inspect && !offered.contains(&WS_SUBPROTOCOL) {
+        return Err(ApiError::bad_request(
+            "subprotocol_required",
+            format!("offer the WebSocket sub-protocol {WS_SUBPROTOCOL:?}"),
+        ));
+    }
+    let admitted = Connection::admit(&req, Transport::Websocket)?;
+    check_handshake(&req)?;
+    // From here the request "body" is the socket's frames, which never end.
+    disarm_body_deadline(&req);
+    // With the lab, the frame guard holds the limit (4 KiB, or the lifted ceiling while `input`
+    // is off); the socket's own decoder only has to allow the largest the guard lets through.
+    let codec_max = if lab.is_some() {
+        LIFTED_WS_MAX_MESSAGE
+    } else {
+        WS_MAX_MESSAGE
+    };
+    let payload = guard_frames(body, WS_MAX_MESSAGE, lab.clone());
+    // The first protocol the client offered that we speak (none: no header in the answer).
+    let protocol = offered.iter().copied().find(|p| speak.contains(p));
+    let protocol = protocol.map(str::to_owned);
+    // Accepted (the 101 is ready): only now is a `?ticket=` spent.
+    let conn = admitted.start(player).await?;
+    // Streaming starts at once if the URL says where from, otherwise at the first `resume`.
+    let resume = (start.since.is_some() || start.epoch.is_some()).then_some(start);
+    let heartbeat = req
+        .app_data::<web::Data<Heartbeat>>()
+        .map(|h| *h.get_ref())
+        .unwrap_or_default();
+    let game = GameSocket {
+        bell: conn.hub().subscribe(),
+        greeting: conn.hub().node().map(|n| node_greeting(n.id().as_str())),
+        conn,
+        commands,
+        nonce: hex(&random_bytes::<6>()),
+        resume,
+        dirty: true,
+        delayed: None,
+        strikes: 0,
+        lab,
+        origin: security::origin_of(req.headers()),
+        peer: req.peer_addr(),
+    };
+    let socket = Socket::new(game, payload, heartbeat, codec_max);
+    switch(&req, protocol.as_deref(), socket)
+}
+
+async fn upgrade_echo(
+    req: HttpRequest,
+    body: web::Payload,
+    conns: web::Data<ConnLimiter>,
+) -> Result<HttpResponse, ApiError> {
+    let slot = conns.acquire(client_addr(&req).map(|ip| std::net::SocketAddr::new(ip, 0)))?;
+    check_handshake(&req)?;
+    disarm_body_deadline(&req);
+    tracing::info!(peer = ?req.peer_addr(), "echo socket opened");
+    let echo = EchoSocket { _slot: slot };
+    let socket = Socket::new(
+        echo,
+        guard_frames(body, WS_ECHO_MAX_MESSAGE, None),
+        Heartbeat::default(),
+        WS_ECHO_MAX_MESSAGE,
+    );
+    switch(&req, None, socket)
 }
 
 /// The `101 Switching Protocols` answer to a valid handshake, with `body` as the socket.
 fn switch(
     req: &HttpRequest,
-    protocol: Option<&'static str>,
+    protocol: Option<&str>,
     body: impl MessageBody + 'static,
 ) -> Result<HttpResponse, ApiError> {
     let mut response = actix_http::ws::handshake(req.head())
@@ -141,68 +236,6 @@ fn check_handshake(req: &HttpRequest) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))
 }
 
-async fn upgrade(
-    req: HttpRequest,
-    body: web::Payload,
-    limiter: web::Data<RateLimiter>,
-    player: MaybePlayer,
-) -> Result<HttpResponse, ApiError> {
-    let start = ResumePoint::from_query(&req)?;
-    if !offers_subprotocol(&req) {
-        return Err(ApiError::bad_request(
-            "subprotocol_required",
-            format!("offer the WebSocket sub-protocol {WS_SUBPROTOCOL:?}"),
-        ));
-    }
-    let admitted = Connection::admit(&req, Transport::Websocket)?;
-    check_handshake(&req)?;
-    // From here the request "body" is the socket's frames, which never end.
-    disarm_body_deadline(&req);
-    // Accepted: only now is a `?ticket=` spent.
-    let conn = admitted.start(player)?;
-    // Streaming starts at once if the URL says where from, otherwise at the first `resume`.
-    let resume = (start.since.is_some() || start.epoch.is_some()).then_some(start);
-    let heartbeat = req
-        .app_data::<web::Data<Heartbeat>>()
-        .map(|h| *h.get_ref())
-        .unwrap_or_default();
-    let game = GameSocket {
-        bell: conn.hub().subscribe(),
-        conn,
-        limiter,
-        resume,
-        dirty: true,
-        delayed: None,
-        strikes: 0,
-    };
-    let socket = Socket::new(
-        game,
-        guard_frames(body, WS_MAX_MESSAGE),
-        heartbeat,
-        WS_MAX_MESSAGE,
-    );
-    switch(&req, Some(WS_SUBPROTOCOL), socket)
-}
-
-async fn upgrade_echo(
-    req: HttpRequest,
-    body: web::Payload,
-    conns: web::Data<ConnLimiter>,
-) -> Result<HttpResponse, ApiError> {
-    let slot = conns.acquire(req.peer_addr())?;
-    check_handshake(&req)?;
-    disarm_body_deadline(&req);
-    tracing::info!(peer = ?req.peer_addr(), "echo socket opened");
-    let echo = EchoSocket { _slot: slot };
-    let socket = Socket::new(
-        echo,
-        guard_frames(body, WS_ECHO_MAX_MESSAGE),
-        Heartbeat::default(),
-        WS_ECHO_MAX_MESSAGE,
-    );
-    switch(&req, None, socket)
-}
-
 /// Events held back by the lecturer's simulated delay, and when they may go.
 type Delayed = (Vec<Arc<WireEvent>>, Pin<Box<tokio::time::Sleep>>);
 
@@ -210,7 +243,14 @@ type Delayed = (Vec<Arc<WireEvent>>, Pin<Box<tokio::time::Sleep>>);
 struct GameSocket {
     /// The bookkeeping every transport shares: slot, figures, the player's stream, log lines.
     conn: Connection,
-    limiter: web::Data<RateLimiter>,
+    commands: web::Data<Commands>,
+    /// Random per socket: a click's idempotency key is `<player>:ws:<nonce>:<id>`, so that in a
+    /// cluster a click the socket repeats with the same `id` runs once, and ids that restart
+    /// at 1 on another socket (a reloaded page) are other clicks.
+    nonce: String,
+    /// In a cluster: `{"type":"node","node":"a"}`, sent first, so a page can show which node
+    /// it is connected to (a WebSocket cannot read response headers).
+    greeting: Option<String>,
     /// `None` until the client says where it is.
     resume: Option<ResumePoint>,
     /// Rings when the log grows, or when the lecturer drops all connections or the server
@@ -222,23 +262,61 @@ struct GameSocket {
     delayed: Option<Delayed>,
     /// Bad or rate-limited messages so far.
     strikes: u32,
+    /// With `--lab`: its switches, and its defence log.
+    lab: Option<Lab>,
+    /// For the defence log: who opened the socket.
+    origin: Option<String>,
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl GameSocket {
-    /// A click message: the same [`apply_click`] as `POST /api/click`, answered in-band.
-    fn click(&mut self, id: Option<i64>, click: Click) -> Result<String, ApiError> {
-        let Some(player) = self.conn.player() else {
-            // A spectator's click: a fair answer, not abuse.
-            return Ok(error_reply(id, &ApiError::unauthorized()));
+    /// Counts (and with `--lab` logs) a refusal on this socket, if it is a defence's.
+    fn refused(&self, error: &'static str, code: u16, detail: &str) {
+        let Some(rule) = Rule::of_error(error) else {
+            return;
         };
-        let hub = self.conn.hub();
-        match apply_click(
-            hub,
-            &self.limiter,
+        security::record_refusal(
+            Some(self.conn.hub()),
+            self.lab.as_ref(),
+            Refusal {
+                rule,
+                code,
+                error,
+                detail: format!("WebSocket: {detail}"),
+                origin: self.origin.clone(),
+                peer: self.peer,
+            },
+        );
+    }
+
+    /// An `error` reply to `id`, noted in the defence log if a defence refused.
+    fn error_reply(&self, id: Option<i64>, err: &ApiError) -> String {
+        self.refused(err.code, err.status.as_u16(), &err.detail);
+        error_reply(id, err)
+    }
+
+    /// A click message: the same [`apply_click`] as `POST /api/click`, answered in-band.
+    async fn click(
+        &mut self,
+        id: Option<i64>,
+        click: Click,
+        claimed: Option<PlayerId>,
+    ) -> Result<String, ApiError> {
+        let auth_on = self.lab.as_ref().is_none_or(|l| l.is_on(Defence::Auth));
+        let player = match click_identity(self.conn.player(), claimed, auth_on) {
+            Ok(player) => player,
+            // A spectator's click, or one claiming to be somebody else: an answer, not a strike.
+            Err(e) => return Ok(self.error_reply(id, &e)),
+        };
+        let key = id.and_then(|id| IdemKey::new(format!("{player}:ws:{}:{id}", self.nonce)).ok());
+        let clicked = apply_click(
+            &self.commands,
             player,
             Some(Transport::Websocket),
             click,
-        ) {
+            key,
+        );
+        match clicked.await {
             Ok(outcome) => {
                 let reply = ClickReply {
                     kind: "click_result",
@@ -248,40 +326,54 @@ impl GameSocket {
                 Ok(to_json(&reply, "a click reply").unwrap_or_else(|e| error_reply(id, &e)))
             }
             // A rule refusal (late round, off the board) is a fair answer, not abuse.
-            Err(e) if e.code != "rate_limited" => Ok(error_reply(id, &e)),
+            Err(e) if e.code != "rate_limited" => Ok(self.error_reply(id, &e)),
             Err(e) => Err(e),
         }
     }
 }
 
 impl Mode for GameSocket {
-    fn on_text(&mut self, text: &str) -> Step {
+    async fn on_text(&mut self, text: &str) -> Step {
         let (id, err) = match decode_client_message(text) {
             Ok(ClientMessage::Resume { since, epoch }) => {
                 self.resume = Some(ResumePoint::new(since, epoch));
                 self.dirty = true;
                 return Step::Continue;
             }
-            Ok(ClientMessage::Click { id, round, x, y }) => {
-                match self.click(id, Click { round, x, y }) {
-                    Ok(reply) => return Step::Send(reply),
-                    Err(e) => (id, e),
-                }
-            }
+            Ok(ClientMessage::Click {
+                id,
+                round,
+                x,
+                y,
+                player,
+            }) => match self.click(id, Click { round, x, y }, player).await {
+                Ok(reply) => return Step::Send(reply),
+                Err(e) => (id, e),
+            },
             Err(detail) => (None, ApiError::bad_request("bad_message", detail)),
         };
         self.strikes += 1;
         if self.strikes >= WS_MAX_STRIKES {
-            return Step::Close(close(CloseCode::Policy, "too many bad messages"));
+            self.refused(err.code, err.status.as_u16(), &err.detail);
+            return Step::Close(close(CloseCode::Policy, TOO_MANY_STRIKES));
         }
-        Step::Send(error_reply(id, &err))
+        Step::Send(self.error_reply(id, &err))
     }
 
-    fn on_binary(&mut self, _: Bytes) -> Step {
+    async fn on_binary(&mut self, bytes: Bytes) -> Step {
+        // The lab's naive server (`input` off) reads a binary frame as if it were text.
+        let naive = self.lab.as_ref().is_some_and(|l| !l.is_on(Defence::Input));
+        if let (true, Ok(text)) = (naive, std::str::from_utf8(&bytes)) {
+            return self.on_text(text).await;
+        }
         Step::Close(close(
             CloseCode::Unsupported,
             "binary messages are not part of clickgame.v1",
         ))
+    }
+
+    fn greeting(&mut self) -> Option<String> {
+        self.greeting.take()
     }
 
     /// The events after the client's resume point once the log has grown, or the lecturer's
@@ -328,6 +420,23 @@ impl Mode for GameSocket {
     }
 
     fn closing(&mut self, reason: Option<&CloseReason>) {
+        // Our own closes carry a description (the client's, echoed back, do not): those that
+        // refuse what the client sent go into the defence log.
+        if let Some((code, description)) =
+            reason.and_then(|r| Some((u16::from(r.code), r.description.as_deref()?)))
+        {
+            let error = match code {
+                1009 => Some("message_too_big"),
+                1003 => Some("unsupported_data"),
+                1007 => Some("invalid_payload"),
+                1002 => Some("protocol_error"),
+                1008 if description == TOO_MANY_STRIKES => Some("too_many_bad_messages"),
+                _ => None,
+            };
+            if let Some(error) = error {
+                self.refused(error, code, &format!("closed {code}: {description}"));
+            }
+        }
         let code = reason.map_or_else(
             || "none, connection lost".to_string(),
             |r| u16::from(r.code).to_string(),
@@ -352,11 +461,11 @@ struct EchoSocket {
 }
 
 impl Mode for EchoSocket {
-    fn on_text(&mut self, text: &str) -> Step {
+    async fn on_text(&mut self, text: &str) -> Step {
         Step::Send(text.to_string())
     }
 
-    fn on_binary(&mut self, bytes: Bytes) -> Step {
+    async fn on_binary(&mut self, bytes: Bytes) -> Step {
         Step::SendBinary(bytes)
     }
 
@@ -367,6 +476,11 @@ impl Mode for EchoSocket {
     fn closing(&mut self, reason: Option<&CloseReason>) {
         tracing::info!(close = ?reason.map(|r| r.code), "echo socket closed");
     }
+}
+
+/// The first message of a game socket in a cluster: which node this is.
+fn node_greeting(node: &str) -> String {
+    serde_json::json!({"type": "node", "node": node}).to_string()
 }
 
 fn error_reply(id: Option<i64>, err: &ApiError) -> String {

@@ -41,6 +41,7 @@ use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message};
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::error::PayloadError;
 use actix_web::web::{Bytes, BytesMut};
+use bytestring::ByteString;
 use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 
@@ -74,11 +75,18 @@ pub enum News {
 
 /// What a socket serves: the game, or the echo endpoint. The socket calls these and nothing
 /// else, so it has no `match` on which endpoint it serves.
-pub trait Mode {
-    /// A text message arrived (already checked to be UTF-8 and within the size limit).
-    fn on_text(&mut self, text: &str) -> Step;
-    /// A binary message arrived.
-    fn on_binary(&mut self, bytes: Bytes) -> Step;
+pub trait Mode: Sized + 'static {
+    /// A text message arrived (already checked to be UTF-8 and within the size limit). May
+    /// wait (a click in a cluster waits for the node running the game; bounded by the
+    /// forwarding timeout): until it is answered the socket reads nothing more from the client
+    /// and sends no news, so replies keep the order of the messages.
+    async fn on_text(&mut self, text: &str) -> Step;
+    /// A binary message arrived; may wait like [`Mode::on_text`].
+    async fn on_binary(&mut self, bytes: Bytes) -> Step;
+    /// A text message to send before anything else (the game in a cluster: which node this is).
+    fn greeting(&mut self) -> Option<String> {
+        None
+    }
     /// News for the client, or an order to close; `Pending` registers for the next.
     fn poll_news(&mut self, cx: &mut Context<'_>) -> Poll<News>;
     /// The socket is closing with `reason` (`None`: the connection went away without a close
@@ -97,6 +105,35 @@ enum State {
     Closed,
 }
 
+/// Where the client's next frame starts after one we refused (see [`Socket::fail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rest {
+    /// The client has closed: nothing more to read.
+    Nothing,
+    /// The bad frame was consumed: the next one is next in line.
+    Frames,
+    /// The bad frame is still at the head of what arrived: skip it by its length.
+    SkipFrame,
+    /// No boundary is known (the size guard stopped scanning): drop everything.
+    Drop,
+}
+
+/// The length of the frame at the head of `b` (header and payload), once its header is in.
+fn frame_extent(b: &[u8]) -> Option<u64> {
+    let second = *b.get(1)?;
+    let mask = if second & 0x80 != 0 { 4 } else { 0 };
+    let (len, at) = match second & 0x7f {
+        126 => (u64::from(u16::from_be_bytes([*b.get(2)?, *b.get(3)?])), 4),
+        127 => {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(b.get(2..10)?);
+            (u64::from_be_bytes(n), 10)
+        }
+        n => (u64::from(n), 2),
+    };
+    len.checked_add(at + mask)
+}
+
 /// A message arriving in fragments.
 struct Partial {
     text: bool,
@@ -105,9 +142,14 @@ struct Partial {
     checked: usize,
 }
 
+/// A client message being answered: the mode is inside until the answer is ready.
+type Answering<M> = Pin<Box<dyn Future<Output = (M, Step)>>>;
+
 /// One WebSocket, as the body of its `101` response.
 pub struct Socket<M: Mode> {
-    mode: M,
+    /// `None` while a message is being answered (it is inside `answering`).
+    mode: Option<M>,
+    answering: Option<Answering<M>>,
     /// The client's bytes (the request payload, seen through the frame size guard).
     payload: GuardedPayload,
     /// Bytes of the client not yet decoded.
@@ -118,6 +160,8 @@ pub struct Socket<M: Mode> {
     /// How much of a text frame still arriving is known to be valid UTF-8 (see
     /// [`Socket::peek_utf8`]).
     peeked: usize,
+    /// Bytes of the client's to read and drop before decoding again (a refused frame's rest).
+    skip: u64,
     /// The client's side ended (it closed the TCP connection, or the payload failed).
     input_ended: bool,
     /// Replies and control frames to yield before anything else.
@@ -132,11 +176,13 @@ pub struct Socket<M: Mode> {
     state: State,
     /// `Mode::closing` was called.
     told: bool,
+    /// Why the socket is closing, for the mode once it is back from answering a message.
+    untold: Option<Option<CloseReason>>,
 }
 
 impl<M: Mode> Socket<M> {
     pub fn new(
-        mode: M,
+        mut mode: M,
         payload: GuardedPayload,
         heartbeat: Heartbeat,
         max_message: usize,
@@ -144,14 +190,17 @@ impl<M: Mode> Socket<M> {
         let now = Instant::now();
         let next_ping = now + heartbeat.interval;
         let silence = now + heartbeat.timeout;
-        Socket {
-            mode,
+        let greeting = mode.greeting();
+        let mut socket = Socket {
+            mode: Some(mode),
+            answering: None,
             payload,
             inbox: BytesMut::new(),
             codec: Codec::new().max_size(max_message),
             max_message,
             partial: None,
             peeked: 0,
+            skip: 0,
             input_ended: false,
             out: BytesMut::new(),
             events: Vec::new().into_iter(),
@@ -161,7 +210,12 @@ impl<M: Mode> Socket<M> {
             last_heard: now,
             state: State::Open,
             told: false,
+            untold: None,
+        };
+        if let Some(greeting) = greeting {
+            socket.send(Message::Text(greeting.into()));
         }
+        socket
     }
 
     fn send(&mut self, message: Message) {
@@ -182,10 +236,49 @@ impl<M: Mode> Socket<M> {
     }
 
     fn tell(&mut self, reason: Option<&CloseReason>) {
-        if !self.told {
-            self.told = true;
-            self.mode.closing(reason);
+        if self.told {
+            return;
         }
+        match self.mode.as_mut() {
+            Some(mode) => {
+                self.told = true;
+                mode.closing(reason);
+            }
+            None => self.untold = Some(reason.cloned()),
+        }
+    }
+
+    /// Answers `message` through the mode; [`Socket::read`] polls the answer.
+    fn answer(&mut self, message: Result<ByteString, Bytes>) {
+        let Some(mut mode) = self.mode.take() else {
+            return;
+        };
+        self.answering = Some(Box::pin(async move {
+            let step = match message {
+                Ok(text) => mode.on_text(&text).await,
+                Err(bytes) => mode.on_binary(bytes).await,
+            };
+            (mode, step)
+        }));
+    }
+
+    /// Polls the answer to a client message; `false` while it is not ready.
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(answering) = self.answering.as_mut() else {
+            return true;
+        };
+        let Poll::Ready((mode, step)) = answering.as_mut().poll(cx) else {
+            return false;
+        };
+        self.answering = None;
+        self.mode = Some(mode);
+        if let Some(reason) = self.untold.take() {
+            self.tell(reason.as_ref());
+        }
+        if self.state == State::Open {
+            self.step(step);
+        }
+        true
     }
 
     fn step(&mut self, step: Step) {
@@ -201,7 +294,19 @@ impl<M: Mode> Socket<M> {
     /// more for now, or enough output is waiting.
     fn read(&mut self, cx: &mut Context<'_>) {
         while self.state != State::Closed && self.out.len() < OUT_LIMIT {
+            if !self.poll_answer(cx) {
+                return;
+            }
+            if self.skip > 0 {
+                // The rest of a frame we refused, read and dropped (see `Rest`).
+                let n = usize::try_from(self.skip)
+                    .map_or(self.inbox.len(), |s| s.min(self.inbox.len()));
+                let _ = self.inbox.split_to(n);
+                self.skip -= n as u64;
+            }
+            let before = (self.inbox.first().map(|b| b & 0x0f), self.inbox.len());
             match self.codec.decode(&mut self.inbox) {
+                _ if self.skip > 0 => {}
                 Ok(Some(frame)) => {
                     self.peeked = 0;
                     self.last_heard = Instant::now();
@@ -210,13 +315,20 @@ impl<M: Mode> Socket<M> {
                 }
                 Ok(None) => {
                     if !self.peek_utf8() {
-                        self.fail(invalid_utf8());
-                        return;
+                        self.fail(invalid_utf8(), Rest::SkipFrame);
+                        continue;
                     }
                 }
                 Err(e) => {
-                    self.fail(protocol_error_close(&e));
-                    return;
+                    let rest = match before {
+                        // A close frame with a bad payload: the client has closed its side.
+                        (Some(0x8), _) => Rest::Nothing,
+                        // Refused by its header, not consumed: skip it by its length.
+                        (_, len) if len == self.inbox.len() => Rest::SkipFrame,
+                        _ => Rest::Frames,
+                    };
+                    self.fail(protocol_error_close(&e), rest);
+                    continue;
                 }
             }
             if self.input_ended {
@@ -230,16 +342,15 @@ impl<M: Mode> Socket<M> {
                         self.inbox.extend_from_slice(&bytes);
                     }
                 }
-                Poll::Ready(Some(Err(e))) => {
+                // The frame size guard refused a frame by its header; what follows is unscanned,
+                // so no frame boundary is to be trusted any more.
+                Poll::Ready(Some(Err(PayloadError::Overflow))) => {
+                    self.fail(close(CloseCode::Size, "message too large"), Rest::Drop);
+                }
+                Poll::Ready(Some(Err(_))) => {
+                    // The connection failed: nobody to send a close frame to.
                     self.input_ended = true;
-                    match e {
-                        // The frame size guard refused a frame by its header.
-                        PayloadError::Overflow => {
-                            self.fail(close(CloseCode::Size, "message too large"))
-                        }
-                        // The connection failed: nobody to send a close frame to.
-                        _ => self.end(),
-                    }
+                    self.end();
                     return;
                 }
                 Poll::Ready(None) => {
@@ -260,15 +371,26 @@ impl<M: Mode> Socket<M> {
     }
 
     /// A protocol violation: "fail the WebSocket connection" (RFC 6455 §7.1.7) — send a close
-    /// frame with `reason` and close the TCP connection, without waiting for the client's
-    /// close (a client that broke the protocol, or whose close frame was itself broken, may
-    /// never send a good one).
-    fn fail(&mut self, reason: Option<CloseReason>) {
-        if self.state == State::Open {
-            self.tell(reason.as_ref());
-            self.send(Message::Close(reason));
+    /// frame with `reason`, then close the TCP connection as soon as the client has had its
+    /// say: at once if its close frame was what broke the rule, otherwise after its close frame
+    /// (or `CLOSE_WAIT`), reading and dropping what it still sends — closing with its bytes
+    /// unread would reset the connection, and the reset can overtake our close frame. `rest`
+    /// says where the client's next frame starts. While closing already, it just ends.
+    fn fail(&mut self, reason: Option<CloseReason>, rest: Rest) {
+        if self.state != State::Open {
+            return self.end();
         }
-        self.end();
+        self.begin_close(reason);
+        match rest {
+            Rest::Nothing => self.state = State::Closed,
+            Rest::Frames => {}
+            Rest::SkipFrame => {
+                self.skip = frame_extent(&self.inbox).unwrap_or(u64::MAX);
+                self.partial = None;
+                self.peeked = 0;
+            }
+            Rest::Drop => self.skip = u64::MAX,
+        }
     }
 
     /// Ends without (further) ado.
@@ -305,15 +427,11 @@ impl<M: Mode> Socket<M> {
 
     fn on_message(&mut self, text: bool, bytes: Bytes) {
         if !text {
-            let step = self.mode.on_binary(bytes);
-            return self.step(step);
+            return self.answer(Err(bytes));
         }
-        match std::str::from_utf8(&bytes) {
-            Ok(text) => {
-                let step = self.mode.on_text(text);
-                self.step(step);
-            }
-            Err(_) => self.fail(invalid_utf8()),
+        match ByteString::try_from(bytes) {
+            Ok(text) => self.answer(Ok(text)),
+            Err(_) => self.fail(invalid_utf8(), Rest::Frames),
         }
     }
 
@@ -335,16 +453,16 @@ impl<M: Mode> Socket<M> {
         }
         // The codec refuses a continuation without a start, so `partial` is there.
         let Some(partial) = self.partial.as_mut() else {
-            return self.fail(close(CloseCode::Protocol, "protocol error"));
+            return self.fail(close(CloseCode::Protocol, "protocol error"), Rest::Frames);
         };
         if partial.data.len() + bytes.len() > self.max_message {
             self.partial = None;
-            return self.fail(close(CloseCode::Size, "message too large"));
+            return self.fail(close(CloseCode::Size, "message too large"), Rest::Frames);
         }
         partial.data.extend_from_slice(&bytes);
         if partial.text && !utf8_so_far(partial, last) {
             self.partial = None;
-            return self.fail(invalid_utf8());
+            return self.fail(invalid_utf8(), Rest::Frames);
         }
         if last {
             if let Some(partial) = self.partial.take() {
@@ -491,11 +609,16 @@ impl<M: Mode + Unpin> MessageBody for Socket<M> {
         if !this.out.is_empty() {
             return Poll::Ready(Some(Ok(std::mem::take(&mut this.out).freeze())));
         }
-        if this.state == State::Open {
+        // News waits while a client message is being answered (the mode is busy with it).
+        if this.state == State::Open && this.mode.is_some() {
             if let Some(frame) = this.next_event() {
                 return Poll::Ready(Some(Ok(frame)));
             }
-            match this.mode.poll_news(cx) {
+            let news = match this.mode.as_mut() {
+                Some(mode) => mode.poll_news(cx),
+                None => Poll::Pending,
+            };
+            match news {
                 Poll::Ready(News::Events(events)) => {
                     this.events = events.into_iter();
                     if let Some(frame) = this.next_event() {

@@ -24,8 +24,11 @@ export class AjaxPollingTransport {
     pollIntervalMs = () => DEFAULT_POLL_INTERVAL_MS,
     probe = NO_PROBE,
     auth = { kind: 'cookie' },
+    onNode = () => {},
   }) {
     this.pollIntervalMs = pollIntervalMs;
+    /** In a cluster: told the node that answered each poll (`X-Clickgame-Node`). */
+    this.onNode = onNode;
     this.probe = probe;
     this.auth = auth;
     /** The request in flight, so drop() can cut just it. */
@@ -52,11 +55,14 @@ export class AjaxPollingTransport {
       this.request = request;
       try {
         const url = resumeUrl('/api/poll', link.position.since, link.position.epoch);
-        const { body } = await meteredFetch(this.probe, url, {
+        const { res, body } = await meteredFetch(this.probe, url, {
           auth: this.auth,
           signal: request.signal,
           downstream: true,
         });
+        this.onNode(res.headers.get('X-Clickgame-Node'));
+        // Answered: from here until the next poll nothing is open, and drop() must say so.
+        this.request = null;
         link.opened();
         if (!link.answered(Array.isArray(body?.events) ? body.events : [], body?.last_seq)) return;
         // The price of this transport: an event that happens now waits here until we ask again.
@@ -76,7 +82,10 @@ export class AjaxPollingTransport {
     return postClick(command, { probe: this.probe, auth: this.auth });
   }
 
-  /** Cuts the poll in flight. Between polls there is no connection to cut: says so. */
+  /**
+   * Cuts the poll in flight. Between polls there is no connection to cut (the last poll was
+   * answered, the next is not sent yet): says so, and changes nothing.
+   */
   drop() {
     if (this.request) {
       this.probe.note('drop: cutting the poll in flight');

@@ -141,22 +141,77 @@ export function byteLength(text) {
   return utf8.encode(text).length;
 }
 
+// ---- what crosses the wire ------------------------------------------------------------------
+//
+// "Bytes received" counts responses as they cross the wire, heads included — that is where
+// polling pays: every answer carries a response head of a few hundred bytes, while an SSE stream
+// or a WebSocket pays for one head per connection. But a page script cannot see a head's size:
+// browsers hide it (it would reveal how big other sites' cookies are), and the Resource Timing
+// standard defines `transferSize` as the body as transferred **plus a fixed 300 B**. So the page
+// counts every response head as those 300 B — fetches through `transferSize` itself, an SSE
+// stream's head and a WebSocket's 101 handshake by the same rule — and says it is an estimate.
+// The server counts the real bytes at its sockets (the Server column): about 400 B per head here
+// over HTTP/1.1, far fewer over HTTP/2, whose HPACK compresses repeated headers.
+
+/** What a response head counts for on the page: Resource Timing's own stand-in (see above). */
+export const HEAD_STANDIN_BYTES = 300;
+
 /**
- * A fetch that reports itself to the probe: one request, the body's byte length (the decoded
- * body as received — no headers, no chunked-encoding overhead), the status and, for a downstream
- * poll, how many events the answer carried (0 = a wasted request). Resolves to
+ * The header of a WebSocket frame carrying `payload` bytes (RFC 6455 §5.2): 2 B up to 125 B of
+ * payload, 4 B up to 64 KiB, 10 B beyond; a client's frames add a 4-byte mask.
+ */
+export function wsFrameHeaderBytes(payload, { masked = false } = {}) {
+  const base = payload < 126 ? 2 : payload < 65536 ? 4 : 10;
+  return base + (masked ? 4 : 0);
+}
+
+/** Resource Timing entries already counted, so two requests to one URL do not share one. */
+const counted = typeof WeakSet === 'undefined' ? null : new WeakSet();
+
+/**
+ * What a fetch's response weighed on the wire: the `transferSize` of its Resource Timing entry
+ * (the body as transferred + 300 B for the head), found by URL among the entries that started
+ * no earlier than the request (`startedAt`, performance.now() at the fetch). When there is none —
+ * the browser's entry buffer (about 250) is full, or no Resource Timing at all (Node's unit
+ * tests) — the same rule by hand: body + HEAD_STANDIN_BYTES.
+ */
+export function responseWireBytes(path, bodyBytes, startedAt = 0) {
+  const perf = typeof performance === 'undefined' ? null : performance;
+  if (perf?.getEntriesByName && typeof location !== 'undefined') {
+    const url = new URL(path, location.href).href;
+    const entries = perf.getEntriesByName(url, 'resource');
+    for (let i = entries.length - 1; i >= 0; i -= 1) {
+      const entry = entries[i];
+      if (entry.startTime < startedAt - 1) break;
+      if (counted?.has(entry) || !(entry.transferSize > 0)) continue;
+      counted?.add(entry);
+      return entry.transferSize;
+    }
+  }
+  return bodyBytes + HEAD_STANDIN_BYTES;
+}
+
+/**
+ * A fetch that reports itself to the probe: one request, its size on the wire (`bytes`: the
+ * body plus its head, see responseWireBytes; `body`: the body alone), the status and, for a
+ * downstream poll, how many events the answer carried (0 = a wasted request). Resolves to
  * `{res, body}` with `body` the parsed JSON (null for an empty body); throws ApiError for a
  * non-2xx answer or a network failure. Only `signal` aborts are rethrown as they are.
  */
-export async function meteredFetch(probe, path, { method = 'GET', auth, body, signal, downstream = false } = {}) {
+export async function meteredFetch(
+  probe,
+  path,
+  { method = 'GET', auth, body, signal, downstream = false, extraHeaders = {} } = {},
+) {
   const started = performance.now();
   const { credentials, headers } = fetchAuth(
     auth,
-    body === undefined ? {} : { 'Content-Type': 'application/json' },
+    body === undefined ? { ...extraHeaders } : { 'Content-Type': 'application/json', ...extraHeaders },
   );
   probe.requestStarted();
   let status = 0;
   let bytes = 0;
+  let bodyBytes = 0;
   let events = null;
   let failure = null;
   try {
@@ -171,7 +226,8 @@ export async function meteredFetch(probe, path, { method = 'GET', auth, body, si
     });
     status = res.status;
     const raw = await res.arrayBuffer();
-    bytes = raw.byteLength;
+    bodyBytes = raw.byteLength;
+    bytes = responseWireBytes(path, bodyBytes, started);
     const text = new TextDecoder().decode(raw);
     let parsed = null;
     if (text.length > 0) {
@@ -194,6 +250,7 @@ export async function meteredFetch(probe, path, { method = 'GET', auth, body, si
       path,
       status,
       bytes,
+      body: bodyBytes,
       events,
       downstream,
       ms: performance.now() - started,
@@ -208,12 +265,45 @@ export async function meteredFetch(probe, path, { method = 'GET', auth, body, si
  * it) or, for a bot, by its Bearer token.
  */
 export async function postClick(command, { probe = NO_PROBE, auth } = {}) {
-  const { body } = await meteredFetch(probe, '/api/click', {
-    method: 'POST',
-    auth,
-    body: { round: command.round, x: command.x, y: command.y },
-  });
-  return body;
+  // One key per click, the same on every retry: the server runs the click at most once.
+  const key = idempotencyKey();
+  const giveUp = performance.now() + CLICK_RETRY_MS;
+  for (;;) {
+    try {
+      const { body } = await meteredFetch(probe, '/api/click', {
+        method: 'POST',
+        auth,
+        body: { round: command.round, x: command.x, y: command.y },
+        extraHeaders: { 'Idempotency-Key': key },
+      });
+      return body;
+    } catch (err) {
+      // 503: in a cluster, the node that runs the game is out of reach for a moment (a
+      // failover, Redis restarting); 502/504 and a network failure: the proxy lost the node
+      // mid-request. The click may or may not have run: asking again with the same key is
+      // safe — it is answered, not run twice (docs/scaling.md).
+      const retry = err instanceof ApiError && (RETRY_STATUSES.has(err.status) || err.code === 'network');
+      if (!retry || performance.now() + CLICK_RETRY_PAUSE_MS > giveUp) throw err;
+      probe.note(`click: ${err.code}, asking again with the same Idempotency-Key`);
+      await delay(CLICK_RETRY_PAUSE_MS);
+    }
+  }
+}
+
+/** A click refused with one of these is asked again (see postClick). */
+const RETRY_STATUSES = new Set([502, 503, 504]);
+/** How long a click keeps being asked again; a failover takes a few seconds. */
+export const CLICK_RETRY_MS = 6000;
+/** The pause between two attempts (the server says `Retry-After: 1`). */
+const CLICK_RETRY_PAUSE_MS = 1000;
+
+/**
+ * 128 random bits as hex. `crypto.getRandomValues`, not `randomUUID`: the latter exists only in
+ * secure contexts, and the game is also played over plain HTTP on a LAN.
+ */
+export function idempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /**

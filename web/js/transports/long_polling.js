@@ -14,9 +14,11 @@ const PARKED_MS = 1000;
 export class LongPollingTransport {
   static transportName = 'longpoll';
 
-  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
+  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' }, onNode = () => {} }) {
     this.probe = probe;
     this.auth = auth;
+    /** In a cluster: told the node that answered each long poll (`X-Clickgame-Node`). */
+    this.onNode = onNode;
     this.request = null;
     this.reconnect = new Reconnector({
       open: (link) => this.#loop(link),
@@ -51,6 +53,7 @@ export class LongPollingTransport {
           downstream: true,
         });
         clearTimeout(parked);
+        this.onNode(res.headers.get('X-Clickgame-Node'));
         link.opened();
         const events = res.status === 204 || !Array.isArray(body?.events) ? [] : body.events;
         if (!link.answered(events, body?.last_seq)) return;

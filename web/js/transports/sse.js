@@ -12,18 +12,22 @@
 // count or show the reconnect, and a bot's one-time `?ticket=` would be spent on the retry.
 //
 // Page scripts never see the raw stream: EventSource hands us one MessageEvent per block, with
-// `lastEventId`, `type` and `data`. The wire inspector rebuilds the block from those three;
-// comment lines (`: keep-alive` heartbeats) and `retry:` are invisible to scripts.
+// `lastEventId`, `type` and `data`. The wire inspector rebuilds the block from those three, and
+// "bytes received" counts it as it came, plus the stream's response head once (as 300 B: see
+// HEAD_STANDIN_BYTES in common.js); comment lines (`: keep-alive` heartbeats), `retry:` and the
+// chunked framing of HTTP/1.1 are invisible to scripts.
 
 import { EVENT_TYPES } from '../protocol.js';
-import { NO_PROBE, Reconnector, byteLength, postClick, resumeUrl, streamAuthParams } from './common.js';
+import { HEAD_STANDIN_BYTES, NO_PROBE, Reconnector, byteLength, postClick, resumeUrl, streamAuthParams } from './common.js';
 
 export class SseTransport {
   static transportName = 'sse';
 
-  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
+  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' }, onNode = () => {} }) {
     this.probe = probe;
     this.auth = auth;
+    /** In a cluster: told the node serving the stream (its first block, `event: node`). */
+    this.onNode = onNode;
     this.source = null;
     /** The link `source` reports to (see Reconnector in common.js). */
     this.link = null;
@@ -71,10 +75,20 @@ export class SseTransport {
     // in the stream (and in DevTools' EventStream tab) without parsing `data`. The catch: a type
     // this client does not list is never delivered, and would show up as a missed seq.
     for (const type of EVENT_TYPES) source.addEventListener(type, onMessage);
+    // In a cluster the stream starts by naming its node: no id (Last-Event-ID stays the seq),
+    // no seq (not an event of the game). An EventSource cannot read response headers.
+    source.addEventListener('node', (message) => {
+      if (this.source !== source) return;
+      try {
+        this.onNode(JSON.parse(message.data).node);
+      } catch {
+        console.warn('sse: node data is not JSON', message.data);
+      }
+    });
     source.onopen = () => {
       if (this.source !== source) return;
       this.isOpen = true;
-      this.probe.socketOpened({ label: '200 text/event-stream: stream open' });
+      this.probe.socketOpened({ label: '200 text/event-stream: stream open', bytes: HEAD_STANDIN_BYTES });
       link.opened();
     };
     source.onerror = () => {

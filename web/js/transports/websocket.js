@@ -8,8 +8,24 @@
 // A WebSocket never reconnects by itself. When it closes — 1012 when the lecturer drops every
 // connection, 1001 when the server shuts down, 1006 when the network fails — we reopen it after a
 // backoff and send `resume` with the last seq we saw.
+//
+// A click made while the socket is reconnecting waits (at most CLICK_TIMEOUT_MS, at most
+// QUEUE_MAX of them) and goes out right after `resume` when the socket reopens. The HTTP
+// transports still deliver a click while their downstream reconnects — it is a separate POST —
+// and the WebSocket should not lose one where they do; the road not taken, refusing it as
+// "not connected", taught that WebSockets drop clicks. Queueing cannot cheat: the click names
+// its round, so one that arrives after the round ended is judged late (or expired).
 
-import { ApiError, NO_PROBE, Reconnector, byteLength, resumeUrl, streamAuthParams } from './common.js';
+import {
+  ApiError,
+  HEAD_STANDIN_BYTES,
+  NO_PROBE,
+  Reconnector,
+  byteLength,
+  resumeUrl,
+  streamAuthParams,
+  wsFrameHeaderBytes,
+} from './common.js';
 
 /** The sub-protocol the server insists on; it refuses a handshake that does not offer it. */
 export const WS_SUBPROTOCOL = 'clickgame.v1';
@@ -17,17 +33,23 @@ export const WS_SUBPROTOCOL = 'clickgame.v1';
 const CLICK_TIMEOUT_MS = 5000;
 /** Our close code for a simulated network failure (4000–4999 are for applications). */
 const DROP_CODE = 4000;
+/** Clicks waiting for the socket to reopen, at most. */
+export const QUEUE_MAX = 8;
 
 export class WebSocketTransport {
   static transportName = 'websocket';
 
-  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' } }) {
+  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' }, onNode = () => {} }) {
     this.probe = probe;
     this.auth = auth;
+    /** In a cluster: told the node serving the socket (its first message, `{"type":"node"}`). */
+    this.onNode = onNode;
     this.socket = null;
     this.nextId = 1;
     /** Clicks waiting for their reply: id → {resolve, reject, timer}. */
     this.pending = new Map();
+    /** Clicks made while the socket was not open: {command, resolve, reject, timer}. */
+    this.queued = [];
     this.reconnect = new Reconnector({ open: (link) => this.#open(link), onEvent, onStatus, probe });
   }
 
@@ -56,18 +78,21 @@ export class WebSocketTransport {
     socket.onopen = () => {
       if (this.socket !== socket) return;
       opened = true;
-      this.probe.socketOpened({ label: '101 Switching Protocols: WebSocket open' });
+      // The 101 head is invisible to scripts: counted as a response head (common.js).
+      this.probe.socketOpened({ label: '101 Switching Protocols: WebSocket open', bytes: HEAD_STANDIN_BYTES });
       // The server sends nothing until we say where we are. Saying it first, in-band, means no
       // event can slip by between "socket open" and "stream starts", and after a reconnect we
       // resume from our own position instead of a stale one baked into the URL.
       const { since, epoch } = link.position;
       this.#sendFrame(socket, JSON.stringify({ type: 'resume', since, epoch }));
       link.opened();
+      this.#flushQueued(socket);
     };
     socket.onmessage = (message) => {
       if (this.socket !== socket) return;
       const text = typeof message.data === 'string' ? message.data : '';
-      this.probe.frame({ dir: 'in', text, bytes: byteLength(text) });
+      const payload = byteLength(text);
+      this.probe.frame({ dir: 'in', text, bytes: payload + wsFrameHeaderBytes(payload) });
       let data;
       try {
         data = JSON.parse(text);
@@ -75,8 +100,11 @@ export class WebSocketTransport {
         console.warn('websocket: frame is not JSON', message.data);
         return;
       }
-      // Events have a seq; replies to our commands do not.
-      if (data !== null && typeof data === 'object' && 'seq' in data) {
+      // Events have a seq; replies to our commands do not; in a cluster, the first message
+      // names the node serving this socket.
+      if (data?.type === 'node' && typeof data.node === 'string') {
+        this.onNode(data.node);
+      } else if (data !== null && typeof data === 'object' && 'seq' in data) {
         link.event(data);
       } else {
         this.#reply(data);
@@ -96,7 +124,8 @@ export class WebSocketTransport {
 
   #sendFrame(socket, text) {
     socket.send(text);
-    this.probe.frame({ dir: 'out', text, bytes: byteLength(text) });
+    const payload = byteLength(text);
+    this.probe.frame({ dir: 'out', text, bytes: payload + wsFrameHeaderBytes(payload, { masked: true }) });
   }
 
   /** Settles the click a `click_result` or `error` answers. */
@@ -125,11 +154,46 @@ export class WebSocketTransport {
     this.pending.clear();
   }
 
+  #failQueued(error) {
+    const queued = this.queued;
+    this.queued = [];
+    for (const { reject, timer } of queued) {
+      clearTimeout(timer);
+      reject(error);
+    }
+  }
+
   send(command) {
     const socket = this.socket;
-    if (!socket || socket.readyState !== WebSocket.OPEN) {
-      return Promise.reject(new ApiError('not_connected', 'the WebSocket is not open yet'));
+    if (socket && socket.readyState === WebSocket.OPEN) return this.#sendClick(socket, command);
+    if (!this.reconnect.running) {
+      return Promise.reject(new ApiError('not_connected', 'the WebSocket is closed'));
     }
+    if (this.queued.length >= QUEUE_MAX) {
+      return Promise.reject(new ApiError('not_connected', `the WebSocket is reconnecting and ${QUEUE_MAX} clicks already wait for it`));
+    }
+    return new Promise((resolve, reject) => {
+      const entry = { command, resolve, reject, timer: null };
+      entry.timer = setTimeout(() => {
+        this.queued = this.queued.filter((e) => e !== entry);
+        reject(new ApiError('not_connected', `the WebSocket did not reopen within ${CLICK_TIMEOUT_MS / 1000} s`));
+      }, CLICK_TIMEOUT_MS);
+      this.queued.push(entry);
+      this.probe.note(`click for round ${command.round} queued: the socket is reconnecting; it goes out when the socket reopens (a late one is judged late)`);
+    });
+  }
+
+  /** Sends the clicks made while the socket was away, in order, now that it is open. */
+  #flushQueued(socket) {
+    const queued = this.queued;
+    this.queued = [];
+    for (const { command, resolve, reject, timer } of queued) {
+      clearTimeout(timer);
+      this.#sendClick(socket, command).then(resolve, reject);
+    }
+  }
+
+  #sendClick(socket, command) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -162,6 +226,7 @@ export class WebSocketTransport {
     const socket = this.socket;
     this.socket = null;
     this.#failPending(new ApiError('closed', 'transport closed'));
+    this.#failQueued(new ApiError('closed', 'transport closed'));
     // 1000 = normal closure: we are switching transports or leaving, nothing went wrong.
     if (socket) {
       if (socket.readyState === WebSocket.OPEN) this.probe.socketClosed({ label: 'WebSocket closed 1000 (client closed)', detail: '1000' });
