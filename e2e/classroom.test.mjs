@@ -123,6 +123,44 @@ describe('the join card on /compare.html', () => {
   });
 });
 
+describe('the join card on the projector, at both sizes', () => {
+  test('#join opens below the header\'s tabs, and the join URL stays on one line', { timeout: 30_000 }, async (t) => {
+    // A realistic address (198.51.100.123: a documentation range, only ever sent to loopback)
+    // and a five-digit port make a URL as long as a campus network's.
+    const lan = ['--lan', '--lan-addr', '198.51.100.123'];
+    await withServer(t, { args: lan }, async (server, players) => {
+      const want = `http://198.51.100.123:${new URL(server.url).port}/`;
+      for (const [width, height] of [[1280, 720], [1920, 1080]]) {
+        const projector = await openPlayer(browser, `${server.url}/compare.html#join`, `projector-${width}`, { viewport: { width, height } });
+        players.push(projector);
+        const { page } = projector;
+        await waitUntil(`${width}: the tab names the join URL`, async () => {
+          const label = await page.locator('[data-testid="join-drawer-toggle"]').textContent();
+          return { ok: label.includes(want), seen: label };
+        });
+        await page.locator('[data-testid="join-url"]').waitFor({ state: 'visible' });
+        const seen = await page.evaluate(() => {
+          const url = document.querySelector('[data-testid="join-url"]');
+          const range = document.createRange();
+          range.selectNodeContents(url);
+          const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+          return {
+            lines,
+            fontSize: parseFloat(getComputedStyle(url).fontSize),
+            right: url.getBoundingClientRect().right,
+            tabsBottom: document.querySelector('[data-testid="drawer-tabs"]').getBoundingClientRect().bottom,
+            drawerTop: document.querySelector('[data-testid="join-drawer"]').getBoundingClientRect().top,
+          };
+        });
+        assert.equal(seen.lines, 1, `${width}: the URL is broken over ${seen.lines} lines (${JSON.stringify(seen)})`);
+        assert.ok(seen.fontSize >= 32, `${width}: the URL is still large: ${seen.fontSize}px`);
+        assert.ok(seen.right <= width, `${width}: the URL fits the screen: ${JSON.stringify(seen)}`);
+        assert.ok(seen.drawerTop >= seen.tabsBottom, `${width}: the drawer covers the tabs: ${JSON.stringify(seen)}`);
+      }
+    });
+  });
+});
+
 describe('the lecturer keeps the room civil', () => {
   test('removes a player, renames one and closes joining from /compare.html', { timeout: 40_000 }, async (t) => {
     await withServer(t, {}, async (server, players) => {

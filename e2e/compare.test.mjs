@@ -251,3 +251,33 @@ describe('the comparison page', () => {
     }
   });
 });
+
+describe('the comparison page without --lab', () => {
+  test('with the admin token typed in, it asks nothing of the lab: no 404s in the network tab', { timeout: 30_000 }, async (t) => {
+    // The lecturer shows the network tab while explaining polling; a red 404 for
+    // /api/admin/lab every 3 s there is noise, and wrong: the page knows from /api/stats that
+    // this server has no lab.
+    const lecturer = await openPlayer(browser, `${server.url}/compare.html`, 'lecturer', { viewport: { width: 1280, height: 720 } });
+    const { page } = lecturer;
+    const failed = [];
+    page.on('response', (res) => {
+      if (res.status() >= 400) failed.push(`${res.status()} ${new URL(res.url()).pathname}`);
+    });
+    try {
+      await openDrawer(page, 'controls');
+      await page.fill('[data-testid="admin-token"]', server.adminToken);
+      await page.keyboard.press('Escape');
+      await sleep(4000); // longer than the switches' 3 s refresh
+      assert.deepEqual(failed, [], 'requests that failed');
+      for (const id of ['lab-switches', 'lab-log']) {
+        assert.equal(await page.locator(`[data-testid="drawer-tab-${id}"]`).isVisible(), false, `no ${id} tab without --lab`);
+      }
+      assertNoPageProblems(lecturer, assert);
+    } catch (err) {
+      await saveArtifacts(t.name, [lecturer]);
+      throw err;
+    } finally {
+      await lecturer.context.close();
+    }
+  });
+});

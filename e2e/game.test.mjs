@@ -181,6 +181,34 @@ describe('what the page shows about its transport', () => {
   });
 });
 
+describe('the live figures on a laptop screen', () => {
+  test('every column of the figures table is visible at 1280 × 720 and 1100 × 900, for every transport', { timeout: 40_000 }, async (t) => {
+    // A student's laptop: the side column is about 450 px wide. A table wider than its panel
+    // scrolls sideways inside it, which nobody notices: the Server column was cut in half.
+    for (const viewport of [{ width: 1280, height: 720 }, { width: 1100, height: 900 }]) {
+      const player = await openPlayer(browser, server.url, `laptop-${viewport.width}`, { viewport });
+      try {
+        await join(player, `Lap${viewport.width}`);
+        for (const transport of TRANSPORTS) {
+          await selectTransport(player, transport);
+          await sleep(2500); // the server column refreshes every 2 s
+          const fit = await player.page.evaluate(() => {
+            const table = document.querySelector('[data-testid="figures"]');
+            return { table: table.scrollWidth, box: table.parentElement.clientWidth };
+          });
+          assert.ok(fit.table <= fit.box, `${viewport.width}, ${transport}: the table is ${fit.table} px in a ${fit.box} px box`);
+        }
+        assertNoPageProblems(player, assert);
+      } catch (err) {
+        await saveArtifacts(t.name, [player]);
+        throw err;
+      } finally {
+        await player.context.close();
+      }
+    }
+  });
+});
+
 describe('one round over each transport', () => {
   for (const transport of TRANSPORTS) {
     test(`a hit over ${transport} scores 1 on both players' pages`, { timeout: 20_000 }, async (t) => {

@@ -337,7 +337,8 @@ describe('the transports\' small truths', () => {
     }
   });
 
-  test('a WebSocket click made while the socket reconnects waits, and goes out after resume when it reopens', async () => {
+  /** A stand-in for the browser's WebSocket: records what is sent, opens and receives on cue. */
+  function fakeSockets() {
     const sockets = [];
     class FakeSocket {
       static CONNECTING = 0;
@@ -364,6 +365,17 @@ describe('the transports\' small truths', () => {
     const saved = { WebSocket: globalThis.WebSocket, window: globalThis.window };
     globalThis.WebSocket = FakeSocket;
     globalThis.window = { location: { href: 'http://t/' } };
+    return {
+      sockets,
+      restore() {
+        globalThis.WebSocket = saved.WebSocket;
+        globalThis.window = saved.window;
+      },
+    };
+  }
+
+  test('a WebSocket click made while the socket reconnects waits, and goes out after resume when it reopens', async () => {
+    const { sockets, restore } = fakeSockets();
     const probe = notesProbe();
     const ws = new WebSocketTransport({ onEvent: () => {}, probe });
     try {
@@ -389,8 +401,43 @@ describe('the transports\' small truths', () => {
       await assert.rejects(ws.send({ round: 6, x: 1, y: 1 }), (err) => err.code === 'not_connected', 'closed for good: refused');
     } finally {
       ws.close();
-      globalThis.WebSocket = saved.WebSocket;
-      globalThis.window = saved.window;
+      restore();
+    }
+  });
+
+  test('a WebSocket click with no answer in time is not called "not counted": a late answer still reaches the page', async () => {
+    // A phone off the Wi-Fi for a few seconds: the click frame waits in the socket's buffer and
+    // reaches the server when the network is back — it may well be a hit. The page must not
+    // have told the student it was not counted.
+    const { sockets, restore } = fakeSockets();
+    const probe = notesProbe();
+    const ws = new WebSocketTransport({ onEvent: () => {}, probe, clickTimeoutMs: 20 });
+    try {
+      ws.connect(41, 'e');
+      await until('the socket is made', () => sockets.length === 1);
+      const socket = sockets[0];
+      socket.open();
+      const click = ws.send({ round: 9, x: 5, y: 6 });
+      let err = null;
+      await click.catch((e) => { err = e; });
+      assert.equal(err?.code, 'no_reply', 'the timeout is its own code');
+      assert.doesNotMatch(err.detail, /not counted/);
+      assert.match(err.detail, /may still/, 'it says the click may still count');
+      assert.ok(err.late instanceof Promise, 'with a promise of the late answer');
+      const id = socket.sent.find((m) => m.type === 'click').id;
+      socket.receive({ type: 'click_result', id, result: 'hit', round: 9, reaction_ms: 5812 });
+      assert.deepEqual(await err.late, { result: 'hit', round: 9, reaction_ms: 5812 });
+      assert.match(probe.notes.at(-1), /late answer to click/);
+
+      // A timed-out click whose socket closes has no late answer: its promise just never settles
+      // and nothing is kept (the map is bounded and cleared with the socket).
+      ws.send({ round: 10, x: 1, y: 1 }).catch(() => {});
+      await until('the second click timed out', () => ws.late.size === 1);
+      socket.onclose({ code: 1006, reason: '' });
+      assert.equal(ws.late.size, 0, 'late answers are forgotten with their socket');
+    } finally {
+      ws.close();
+      restore();
     }
   });
 });

@@ -153,10 +153,15 @@ describe('the projector screen', () => {
             }
             if (lines.size > 1) wrapped.push(el.textContent);
           }
-          return { small, wrapped };
+          // Cut off with an ellipsis: "ws: · HTTP/1.1 up…" hides the very point of the label.
+          const cut = [...document.querySelectorAll('.pane-title, .pane-proto')]
+            .filter((el) => el.scrollWidth > el.clientWidth)
+            .map((el) => el.textContent);
+          return { small, wrapped, cut };
         });
         assert.deepEqual(text.small, [], 'text smaller than 12 px');
         assert.deepEqual(text.wrapped, [], 'tallies and labels that wrap');
+        assert.deepEqual(text.cut, [], 'pane titles and protocol labels cut off');
 
         // Every drawer opens inside the viewport, over the panes, without lengthening the page.
         for (const drawer of DRAWERS) {

@@ -205,3 +205,48 @@ describe('resuming after dropped connections', () => {
     }
   });
 });
+
+describe('a phone away for longer than the player timeout', () => {
+  test('comes back as itself: the server rejoins it with its score, and the page knows it is still "you"', { timeout: 45_000 }, async (t) => {
+    // A student's phone off the Wi-Fi for more than a minute: the server lets the player go
+    // (player_left, idle) and welcomes them back on their next request with their session
+    // cookie (player_rejoined, score kept). The page must not then offer the join form to a
+    // player the scoreboard still lists — typing the same name would be "taken" by themselves.
+    const server = await startServer({ args: [...ARGS, '--player-timeout-ms', '1500'] });
+    const phone = await openPlayer(browser, server.url, 'phone', {
+      viewport: { width: 390, height: 844 },
+      context: { hasTouch: true, isMobile: true },
+    });
+    try {
+      await selectTransport(phone, 'ajax');
+      await join(phone, 'Roamer');
+      await clickTarget(phone);
+      const before = (await server.snapshot()).players.find((p) => p.name === 'Roamer');
+      await phone.context.setOffline(true);
+      await waitUntil('the server let Roamer go', async () => {
+        const s = await server.snapshot();
+        return { ok: !s.players.some((p) => p.name === 'Roamer'), seen: s.players };
+      });
+      await sleep(500);
+      await phone.context.setOffline(false);
+      await waitUntil('Roamer back in the game, as "you" on the page, score kept', async () => {
+        const view = await readPage(phone);
+        const row = view.rows.find((r) => r.name === 'Roamer');
+        return { ok: row?.you === true && row.score === before.score, seen: view.rows };
+      });
+      assert.equal(await phone.page.locator('[data-testid="join"]').isVisible(), false, 'no join form for a player in the game');
+      const { result } = await clickTarget(phone);
+      assert.match(result, /^(Hit!|Too late|Missed)/, 'and a click counts again');
+      // Errors the browser logs while offline (failed polls) are expected here.
+      phone.consoleErrors = phone.consoleErrors.filter((m) => !/ERR_INTERNET_DISCONNECTED/.test(m));
+      assertNoPageProblems(phone, assert);
+    } catch (err) {
+      await saveArtifacts(t.name, [phone]);
+      err.message += `\n(server log tail)\n${server.stderrTail()}`;
+      throw err;
+    } finally {
+      await phone.context.close();
+      await server.stop();
+    }
+  });
+});

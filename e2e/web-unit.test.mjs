@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { Stream, applyEvent, stateFromSnapshot, validateEvent } from '../web/js/protocol.js';
+import { ghostLabelY, ghostText } from '../web/js/game.js';
 import {
   BACKOFF_MAX_MS,
   BACKOFF_MIN_MS,
@@ -75,6 +76,36 @@ describe('protocol.js: the lecturer events fold like the server folds them', () 
     const { paused: _, ...old } = snapshot();
     assert.equal(validateEvent(old), 'ok');
     assert.equal(stateFromSnapshot(old).paused, false);
+  });
+
+  test('a won round keeps its winner\'s name on the board after the winner leaves (the bots, after a race)', () => {
+    let state = stateFromSnapshot(snapshot());
+    const won = (round, winner, name) => ({ seq: 20 + round, ts: 2000, type: 'round_won', round, winner, name, reaction_ms: 150, transport: 'sse', reaction_from: 'delivery' });
+    state = applyEvent(state, { seq: 11, ts: 1100, type: 'round_started', round: 6, x: 10, y: 10, r: 40 });
+    state = applyEvent(state, won(6, 2, 'Bob'));
+    assert.equal(ghostText(state.round, state.players), 'Bob wins!');
+    state = applyEvent(state, { seq: 30, ts: 3000, type: 'player_left', player: 2, reason: 'left' });
+    assert.equal(ghostText(state.round, state.players), 'Bob wins!', 'not just "won" once Bob has left');
+    // A rename reaches the board too; a player the lecturer removed loses the name there.
+    state = applyEvent(state, { seq: 31, ts: 3100, type: 'round_started', round: 7, x: 10, y: 10, r: 40 });
+    state = applyEvent(state, won(7, 1, 'Rude'));
+    state = applyEvent(state, { seq: 40, ts: 4000, type: 'player_renamed', player: 1, name: 'Polite' });
+    assert.equal(ghostText(state.round, state.players), 'Polite wins!');
+    state = applyEvent(state, { seq: 41, ts: 4100, type: 'player_left', player: 1, reason: 'kicked' });
+    assert.equal(ghostText(state.round, state.players), 'won', 'a removed player\'s name leaves the projector');
+    assert.equal(ghostText({ ...state.round, winner: null, expired: true }, state.players), 'expired');
+  });
+
+  test('the label of an ended round clears its dashed circle at the player\'s and the projector\'s font size', () => {
+    for (const size of [40, 64]) {
+      const capHeight = size * 0.75;
+      const middle = { x: 500, y: 400, r: 40 };
+      const y = ghostLabelY(middle, size);
+      assert.ok(y - capHeight >= middle.y + middle.r, `${size}: the text's top (${y - capHeight}) is below the circle`);
+      const low = { x: 500, y: 940, r: 40 };
+      const above = ghostLabelY(low, size);
+      assert.ok(above <= low.y - low.r && above - capHeight >= 0, `${size}: above the circle near the bottom edge, inside the board: ${above}`);
+    }
   });
 
   test('kicked, renamed and joins_changed fold like the server folds them', () => {
@@ -279,6 +310,42 @@ describe('common.js: the Reconnector every transport reconnects through', () => 
     assert.equal(seen.links.length, 2, 'nothing opens after stop()');
     second.closed('after stop');
     assert.deepEqual(timers.due(), []);
+  });
+
+  test('a phone back on the network retries at once instead of sitting out the backoff', () => {
+    // A student's phone off the Wi-Fi for half a minute has backed off to 5–10 s between
+    // attempts; when the browser says it is online again, the next attempt is now.
+    const network = new EventTarget();
+    const timers = manualTimers();
+    let opens = 0;
+    const statuses = [];
+    const reconnect = new Reconnector({
+      open: () => { opens += 1; },
+      onEvent: () => {},
+      onStatus: (state) => statuses.push(state),
+      probe: { reconnecting() {}, resumed() {} },
+      backoff: new Backoff({ random: () => 0 }),
+      timers,
+      network,
+    });
+    reconnect.start(5, 'e1');
+    for (let i = 0; i < 5; i += 1) {
+      reconnect.link.closed('offline');
+      timers.fire();
+    }
+    reconnect.link.closed('offline');
+    assert.equal(opens, 6);
+    assert.deepEqual(timers.due(), [5000], 'backed off to the cap (10 s, half of it with no jitter)');
+    network.dispatchEvent(new Event('online'));
+    assert.equal(opens, 7, 'online: the next attempt at once');
+    assert.deepEqual(timers.due(), [], 'and the backoff timer is gone');
+    network.dispatchEvent(new Event('online'));
+    assert.equal(opens, 7, 'online while an attempt runs changes nothing');
+    reconnect.link.opened();
+    assert.equal(statuses.at(-1), 'connected');
+    reconnect.stop();
+    network.dispatchEvent(new Event('online'));
+    assert.equal(opens, 7, 'stopped: online wakes nothing');
   });
 
   test('an open() that throws or rejects is a failed attempt like any other', async () => {

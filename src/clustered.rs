@@ -231,9 +231,19 @@ async fn presence(hub: Hub, commands: Commands, mut told: mpsc::UnboundedReceive
                 let cmd = match tell {
                     None => return,
                     Some(Tell::Contact(player, transport)) => Command::Contact { player, transport },
-                    Some(Tell::Delivered { player, round, at }) => {
-                        Command::Delivered { player, round, at }
-                    }
+                    Some(Tell::Delivered {
+                        player,
+                        round,
+                        at,
+                        via,
+                        delay_ms,
+                    }) => Command::Delivered {
+                        player,
+                        round,
+                        at,
+                        via,
+                        delay_ms,
+                    },
                 };
                 let commands = commands.clone();
                 // Nobody waits for it; a lost contact is renewed at the next interval, a lost

@@ -62,11 +62,15 @@ pub enum Command {
         player: PlayerId,
         transport: Transport,
     },
-    /// The live round reached the player at `at` (the delivering node's clock, ms).
+    /// The live round reached the player at `at` (the delivering node's clock, ms) over `via`,
+    /// with that node's simulated delay `delay_ms` for it (`Game::round_delivered`).
     Delivered {
         player: PlayerId,
         round: u64,
         at: u64,
+        via: Transport,
+        #[serde(default)]
+        delay_ms: u64,
     },
     Ticket {
         player: PlayerId,
@@ -348,9 +352,15 @@ impl Commands {
                 hub.contact_game(player, transport);
                 Ok(Reply::Done)
             }
-            Command::Delivered { player, round, at } => {
+            Command::Delivered {
+                player,
+                round,
+                at,
+                via,
+                delay_ms,
+            } => {
                 // Never later than now here: a reaction cannot be negative.
-                hub.round_delivered_game(player, round, at.min(now_ms()));
+                hub.round_delivered_game(player, round, at.min(now_ms()), via, delay_ms);
                 Ok(Reply::Done)
             }
             Command::Ticket { player } => match hub.node() {

@@ -137,7 +137,8 @@ pub struct Config {
     #[arg(long, env = "CLICKGAME_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
 
-    /// Directory for the generated certificate and key.
+    /// Directory for the generated certificate and key, the local CA (--init-ca) and the saved
+    /// game (state.json).
     #[arg(long, env = "CLICKGAME_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 

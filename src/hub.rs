@@ -757,9 +757,13 @@ impl Hub {
     /// Called by `Connection::delivered` only for batches holding a `round_started` or a
     /// snapshot (about once per round per connection), so the core lock is not taken for the
     /// ordinary delivery.
-    pub fn round_delivered(&self, player: PlayerId, events: &[Arc<WireEvent>]) {
+    ///
+    /// `via`: the transport that carried them (a poll's delivery may be later than a stream's;
+    /// see [`Game::round_delivered`]), whose simulated delay goes along.
+    pub fn round_delivered(&self, player: PlayerId, events: &[Arc<WireEvent>], via: Transport) {
+        let delay_ms = self.delay(via).as_millis() as u64;
         if let Some(cluster) = &self.inner.cluster {
-            cluster.round_delivered(player, events);
+            cluster.round_delivered(player, events, via, delay_ms);
             return;
         }
         let now = now_ms();
@@ -768,14 +772,23 @@ impl Hub {
             return;
         };
         if shows_round(events, seq) {
-            core.game.round_delivered(player, round, now);
+            core.game.round_delivered(player, round, now, via, delay_ms);
         }
     }
 
     /// [`Hub::round_delivered`] on the game of this process (in a cluster: the authority's,
-    /// told by the node that delivered it, at the time it did).
-    pub(crate) fn round_delivered_game(&self, player: PlayerId, round: u64, at: u64) {
-        self.core().game.round_delivered(player, round, at);
+    /// told by the node that delivered it, at the time it did, over `via` with `delay_ms`).
+    pub(crate) fn round_delivered_game(
+        &self,
+        player: PlayerId,
+        round: u64,
+        at: u64,
+        via: Transport,
+        delay_ms: u64,
+    ) {
+        self.core()
+            .game
+            .round_delivered(player, round, at, via, delay_ms);
     }
 
     /// A poll from a player: refreshes their idle clock and records their transport. In a
@@ -901,7 +914,7 @@ mod tests {
         };
         // Ada's transport hands her the round 80 ms after it started; she clicks at once.
         std::thread::sleep(Duration::from_millis(80));
-        hub.round_delivered(ada, &start.events);
+        hub.round_delivered(ada, &start.events, Transport::Websocket);
         let at = hub.last_seq();
         hub.click(ada, Click { round, x, y }).unwrap();
         let won = won_after(&hub, at);
@@ -913,12 +926,16 @@ mod tests {
         let before = hub.last_seq();
         tick(&hub);
         let round = hub.snapshot().round.unwrap();
-        hub.round_delivered(bob, &start.events);
-        hub.round_delivered(bob, &hub.catch_up(Some(hub.last_seq()), None).events);
+        hub.round_delivered(bob, &start.events, Transport::Websocket);
+        hub.round_delivered(
+            bob,
+            &hub.catch_up(Some(hub.last_seq()), None).events,
+            Transport::Websocket,
+        );
         std::thread::sleep(Duration::from_millis(60));
         let snapshot = hub.catch_up(None, None);
         assert_eq!(snapshot.events[0].kind, SNAPSHOT);
-        hub.round_delivered(bob, &snapshot.events);
+        hub.round_delivered(bob, &snapshot.events, Transport::Websocket);
         let (x, y) = (f64::from(round.x), f64::from(round.y));
         hub.click(
             bob,

@@ -9,13 +9,34 @@ use clickgame::{
 };
 use tracing_subscriber::EnvFilter;
 
-fn main() -> std::io::Result<()> {
+/// A configuration the server refuses, or a port it cannot bind, ends here: one line a lecturer
+/// can read (`error: …`) and a failing exit status — not the `Debug` form of an `io::Error`,
+/// which is what returning the error from `main` prints.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let config = Config::from_args();
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, bad_filter) = match EnvFilter::try_new(&config.log) {
+        Ok(filter) => (filter, None),
+        Err(e) => (EnvFilter::new("info"), Some(e)),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file or a pipe gets plain text, not escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Some(e) = bad_filter {
+        tracing::warn!(log = %config.log, error = %e, "--log does not parse; logging at info instead");
+    }
     if config.init_ca {
         return init_ca(&config);
     }

@@ -239,6 +239,8 @@ fn cut(mut text: String) -> String {
         }
         text.truncate(end);
         text.push('…');
+        // Without this the entry keeps the whole allocation (a 30 KB `Origin` header, quoted).
+        text.shrink_to_fit();
     }
     text
 }
@@ -292,6 +294,13 @@ mod tests {
         assert!(none.is_empty());
         assert_eq!(last, 5);
         assert!(all[0].detail.len() <= MAX_ENTRY_TEXT + '…'.len_utf8());
+        // The stored entry, not only its copy, is small (`since` clones to the exact length).
+        let stored = log.entries.back().unwrap();
+        assert!(
+            stored.detail.capacity() <= MAX_ENTRY_TEXT + 8,
+            "{}",
+            stored.detail.capacity()
+        );
         assert_eq!(all[0].peer, "127.0.0.1:9");
     }
 }

@@ -387,7 +387,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         web::Data::new(JoinLimiter::new(config.join_rate, config.join_rate_total)),
         Tickets::default(),
     );
-    let listener = bind_listener(config.http_addr)?;
+    let listener = bind_listener("--http-addr", config.http_addr)?;
     let http_addr = listener.local_addr()?;
     let lan_names = lan_names(&config, http_addr);
     let (tls_listener, cert) = if config.no_tls {
@@ -413,7 +413,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
                 );
             }
         }
-        let listener = bind_listener(config.https_addr)?;
+        let listener = bind_listener("--https-addr", config.https_addr)?;
         let options = tls::TlsOptions {
             min: config.tls_min,
             max: config.tls_max,
@@ -448,7 +448,10 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     // The attacker's site is bound here, but its origin is deliberately *not* added to `own`:
     // it is the attacker.
     let attacker_listener = if config.lab {
-        Some(bind_listener(config.lab_attacker_addr)?)
+        Some(bind_listener(
+            "--lab-attacker-addr",
+            config.lab_attacker_addr,
+        )?)
     } else {
         None
     };
@@ -565,6 +568,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
             dialable(http_addr),
             r.eavesdrop.clone(),
             limiter.clone(),
+            settings.send_timeout,
         )?);
         if let (Some(tls), Some(upstream)) = (r.tls, https_addr) {
             eavesdrop_tls_addr = Some(tls.local_addr()?);
@@ -574,6 +578,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
                 dialable(upstream),
                 r.eavesdrop,
                 limiter,
+                settings.send_timeout,
             )?);
         }
     }
@@ -659,7 +664,10 @@ fn check_lab_reach(config: &Config) -> io::Result<()> {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
-                "--lab on a listener other than loopback ({}{}) would let anyone who can reach it                  attack this server once a defence is switched off; add --lab-allow-remote if                  that is the exercise (students attacking each other's pages on the room's                  network)",
+                "--lab on a listener other than loopback ({}{}) would let anyone who can reach it \
+                 attack this server once a defence is switched off; add --lab-allow-remote if \
+                 that is the exercise (students attacking each other's pages on the room's \
+                 network)",
                 remote.join(", "),
                 if config.lan { ", from --lan" } else { "" }
             ),
@@ -667,7 +675,8 @@ fn check_lab_reach(config: &Config) -> io::Result<()> {
     }
     tracing::warn!(
         listeners = %remote.join(", "),
-        "LAB ON THE NETWORK (--lab-allow-remote): every switched-off defence is open to anyone          who can reach these listeners, and so is the attacker's site"
+        "LAB ON THE NETWORK (--lab-allow-remote): every switched-off defence is open to anyone \
+         who can reach these listeners, and so is the attacker's site"
     );
     Ok(())
 }
@@ -757,9 +766,10 @@ fn lan_names(config: &Config, http_addr: SocketAddr) -> Option<LanNames> {
 }
 
 /// Binds a listener; `[::]` is made dual-stack (IPv4 too). On a machine without IPv6, `[::]`
-/// falls back to `0.0.0.0` on the same port, with a warning.
-fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    match listener::bind(addr) {
+/// falls back to `0.0.0.0` on the same port, with a warning. A failure names the address and
+/// the flag that set it.
+fn bind_listener(flag: &str, addr: SocketAddr) -> io::Result<TcpListener> {
+    let bound = match listener::bind(addr) {
         Err(err)
             if addr.ip() == std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
                 && err.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
@@ -769,7 +779,22 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
             listener::bind(v4)
         }
         other => other,
-    }
+    };
+    bound.map_err(|e| cannot_listen(flag, addr, e))
+}
+
+/// "cannot listen on 127.0.0.1:8080 (--http-addr): Address already in use …", with what to do
+/// when the port is taken (most often: the server is already running, in another terminal).
+fn cannot_listen(flag: &str, addr: SocketAddr, err: io::Error) -> io::Error {
+    let hint = if err.kind() == io::ErrorKind::AddrInUse {
+        format!("; is clickgame already running? Stop it, or choose another port with {flag}")
+    } else {
+        String::new()
+    };
+    io::Error::new(
+        err.kind(),
+        format!("cannot listen on {addr} ({flag}): {err}{hint}"),
+    )
 }
 
 /// The relays' listeners, bound before the app is built so their origins can join the
@@ -790,12 +815,14 @@ fn bind_relays(
     if !config.eavesdrop {
         return Ok(None);
     }
-    let plain = TcpListener::bind(config.eavesdrop_addr)?;
+    let plain = TcpListener::bind(config.eavesdrop_addr)
+        .map_err(|e| cannot_listen("--eavesdrop-addr", config.eavesdrop_addr, e))?;
     let plain_addr = plain.local_addr()?;
     let mut origins = security::own_origins("http", plain_addr);
     let tls = match https_addr {
         Some(_) => {
-            let l = TcpListener::bind(config.eavesdrop_tls_addr)?;
+            let l = TcpListener::bind(config.eavesdrop_tls_addr)
+                .map_err(|e| cannot_listen("--eavesdrop-tls-addr", config.eavesdrop_tls_addr, e))?;
             origins.extend(security::own_origins("https", l.local_addr()?));
             Some(l)
         }

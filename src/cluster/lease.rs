@@ -1,7 +1,7 @@
 //! # Who runs the game: a lease in Redis, with a fencing token
 //!
 //! One key, `{game}:lease`, holds `"<node> <instance> <fence>"` with a TTL
-//! ([`ClusterConfig::lease_ttl`], 3 s by default). A node that finds it missing takes it in
+//! ([`super::ClusterConfig::lease_ttl`], 3 s by default). A node that finds it missing takes it in
 //! one Lua script that also `INCR`s `{game}:fence`: the **fencing token**, a number that grows
 //! with every new holder. The holder renews the TTL every third of it; the others try again
 //! when the lease would expire.

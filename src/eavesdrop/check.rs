@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicU16;
 use super::http::HttpObserver;
 use super::tamper::{JoinRewriter, RecordFlipper};
 use super::tls_records::TlsObserver;
-use super::{Dir, Feed, RelayKind, Seen, HEX_BYTES, MAX_TEXT};
+use super::{Dir, Feed, RelayKind, Seen, HEX_BYTES, MAX_FIELD, MAX_TEXT};
 
 /// Runs every parser over `data` (the first byte picks the chunk size) and checks their
 /// promises; panics on a broken one.
@@ -83,6 +83,15 @@ pub fn check_streams(data: &[u8]) {
     let (records, _) = feed.since(0, usize::MAX);
     for r in records {
         assert!(r.text.as_ref().is_none_or(|t| t.len() <= MAX_TEXT + 4));
+        if let Some(tls) = &r.tls {
+            for field in [&tls.handshake_type, &tls.sni].into_iter().flatten() {
+                assert!(
+                    field.len() <= MAX_FIELD + 4,
+                    "a TLS field of {} bytes",
+                    field.len()
+                );
+            }
+        }
     }
 }
 
@@ -91,13 +100,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Real-looking streams to mutate: a join, an SSE response, a ClientHello.
+    /// Real-looking streams to mutate: a join, an SSE response, a ClientHello, and a record
+    /// packed with empty handshake messages (the feed flood of the attack session).
     fn seeds() -> Vec<Vec<u8>> {
+        let mut packed = vec![22, 3, 1, 0x10, 0x00];
+        packed.extend([0xee, 0, 0, 0].repeat(0x1000 / 4));
         vec![
             b"POST /api/join HTTP/1.1\r\nContent-Length: 14\r\n\r\n{\"name\":\"Ada\"}".to_vec(),
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n5\r\ndata:\r\n1\r\n\n\r\n0\r\n\r\n".to_vec(),
             b"GET /api/ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x82\x01\x02\x03\x04ij".to_vec(),
             super::super::tls_records::tests::client_hello("localhost"),
+            packed,
+            super::super::tls_records::tests::client_hello(&"a".repeat(3000)),
         ]
     }
 
@@ -106,7 +120,7 @@ mod tests {
 
         #[test]
         fn every_parser_keeps_its_promises_on_mutated_streams(
-            seed in 0usize..4,
+            seed in 0usize..6,
             step in any::<u8>(),
             edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..8),
             tail in proptest::collection::vec(any::<u8>(), 0..64),

@@ -59,7 +59,15 @@ impl Feed {
             kind: seen.kind,
             text: seen.text.map(super::cap_text),
             hex: seen.hex,
-            tls: seen.tls,
+            // Whatever a parser put there, a record stays small: the ring's capacity is what
+            // bounds the feed's memory only if every record is bounded too.
+            tls: seen.tls.map(|mut tls| {
+                tls.handshake_type = tls
+                    .handshake_type
+                    .map(|t| super::cap_field(t, super::MAX_FIELD));
+                tls.sni = tls.sni.map(|t| super::cap_field(t, super::MAX_FIELD));
+                tls
+            }),
             tampered: seen.tampered,
         });
     }
@@ -94,6 +102,39 @@ mod tests {
             hex: String::new(),
             tls: None,
             tampered: false,
+        }
+    }
+
+    #[test]
+    fn a_record_cut_to_size_keeps_no_more_memory_than_it_shows() {
+        // The attack session's TLS flood: descriptions of 160 KB cut to 3 KiB kept their whole
+        // allocation, so 1,600 connections grew the server to 212 MB with the feed "capped".
+        let mut feed = Feed::new(2);
+        let mut big = seen(1);
+        big.text = Some("x".repeat(160_000));
+        big.tls = Some(TlsSeen {
+            content_type: "handshake".into(),
+            record_version: "TLS 1.0".into(),
+            negotiated: None,
+            length: 0,
+            handshake_type: Some("y".repeat(100_000)),
+            sni: Some("z".repeat(60_000)),
+        });
+        feed.push(1, RelayKind::Tls, Dir::ClientToServer, big);
+        let r = &feed.records[0];
+        let text = r.text.as_ref().unwrap();
+        assert!(
+            text.capacity() <= super::super::MAX_TEXT + 8,
+            "{}",
+            text.capacity()
+        );
+        let tls = r.tls.as_ref().unwrap();
+        for field in [&tls.handshake_type, &tls.sni].into_iter().flatten() {
+            assert!(
+                field.capacity() <= super::super::MAX_FIELD + 8,
+                "{}",
+                field.capacity()
+            );
         }
     }
 

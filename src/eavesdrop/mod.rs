@@ -59,6 +59,10 @@ pub const HEX_BYTES: usize = 48;
 /// Longest text one feed record keeps (a head and a body excerpt, or a TLS description whose
 /// SNI and ALPN names came from the client): longer text is cut at a character boundary.
 pub const MAX_TEXT: usize = HEAD_TEXT + BODY_TEXT + 256;
+/// Longest of the other strings a record carries (a TLS record's `handshake_type` and `sni`).
+/// Every string of a record is capped, so [`FEED_CAPACITY`] bounds the feed's memory (about
+/// 4 KiB a record) and [`MAX_RECORDS_PER_ANSWER`] the size of one answer (about 2 MB).
+pub const MAX_FIELD: usize = 256;
 
 /// Which way the bytes went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -163,20 +167,28 @@ pub(crate) fn keep(into: &mut Vec<u8>, cap: usize, data: &[u8]) {
     into.extend_from_slice(&data[..data.len().min(room)]);
 }
 
-/// Text of an excerpt, with a note of what was cut.
 /// Cuts `text` to at most [`MAX_TEXT`] bytes (plus a marker), at a character boundary.
-pub(crate) fn cap_text(mut text: String) -> String {
-    if text.len() > MAX_TEXT {
-        let mut cut = MAX_TEXT;
+pub(crate) fn cap_text(text: String) -> String {
+    cap_field(text, MAX_TEXT)
+}
+
+/// Cuts `text` to at most `max` bytes (plus a marker), at a character boundary.
+pub(crate) fn cap_field(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }
         text.truncate(cut);
         text.push_str(" …");
+        // `truncate` keeps the allocation: a 160 KB description cut to 3 KiB still held its
+        // 160 KB in the feed, and 2,000 of them are 320 MB.
+        text.shrink_to_fit();
     }
     text
 }
 
+/// Text of an excerpt, with a note of what was cut.
 pub(crate) fn excerpt_text(bytes: &[u8], total: u64) -> String {
     let mut s = String::from_utf8_lossy(bytes).into_owned();
     if total > bytes.len() as u64 {

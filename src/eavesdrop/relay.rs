@@ -9,8 +9,14 @@
 //! Limits, like the main listeners: at most [`MAX_RELAY_CONNS`] connections per relay and
 //! `--max-conns-per-ip` per client address; an upstream that refuses (or does not answer within
 //! [`CONNECT_TIMEOUT`]) closes the client's connection cleanly; once one direction has ended
-//! the other gets [`LINGER`] to finish. Each connection holds one 16 KiB read buffer per
-//! direction plus the observers' capped state.
+//! the other gets [`LINGER`] to finish; and a write that makes no progress for the send timeout
+//! (`--ws-send-timeout-ms`, as on the main listeners) ends the connection at once. Without that
+//! last one, a client that asked for a lot (pipelined requests for a big file) and never read
+//! held its place for good: the server gave up on the relay after its own send timeout, but the
+//! relay waited on the client forever, with up to 4 MB of kernel send buffer pinned each (194
+//! such connections held a full relay and 1 GB of socket memory for as long as the client
+//! liked). Each connection holds one 16 KiB read buffer per direction plus the observers'
+//! capped state.
 
 use std::io;
 use std::net::SocketAddr;
@@ -38,27 +44,42 @@ const READ_BUFFER: usize = 16 * 1024;
 
 /// Starts a relay on `listener` (already bound, so the caller knows its address) in the current
 /// actix system. Aborting the returned task ends the relay and all its connections.
+///
+/// `send_timeout`: how long a write to either side may make no progress before the connection
+/// is ended (the server's `--ws-send-timeout-ms`).
 pub fn spawn(
     listener: std::net::TcpListener,
     kind: RelayKind,
     upstream: SocketAddr,
     eavesdrop: Eavesdrop,
     limiter: ConnLimiter,
+    send_timeout: Duration,
 ) -> io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     Ok(actix_web::rt::spawn(accept_loop(
-        listener, kind, upstream, eavesdrop, limiter,
+        listener,
+        Relay {
+            kind,
+            upstream,
+            eavesdrop,
+            send_timeout,
+        },
+        limiter,
     )))
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What every connection of one relay shares.
+#[derive(Clone)]
+struct Relay {
     kind: RelayKind,
     upstream: SocketAddr,
     eavesdrop: Eavesdrop,
-    limiter: ConnLimiter,
-) {
+    send_timeout: Duration,
+}
+
+async fn accept_loop(listener: TcpListener, relay: Relay, limiter: ConnLimiter) {
+    let kind = relay.kind;
     // Connections live in this set: when the relay's task is aborted, the set is dropped and
     // every connection with it.
     let mut conns = JoinSet::new();
@@ -74,8 +95,8 @@ async fn accept_loop(
                         tracing::debug!(?kind, %peer, "eavesdrop relay: too many connections from this address");
                         continue;
                     };
-                    let conn = eavesdrop.next_conn();
-                    conns.spawn_local(relay_one(client, upstream, kind, eavesdrop.clone(), conn, slot));
+                    let conn = relay.eavesdrop.next_conn();
+                    conns.spawn_local(relay_one(client, relay.clone(), conn, slot));
                 }
                 Err(err) => {
                     // Out of file descriptors and the like: wait instead of spinning.
@@ -168,14 +189,13 @@ impl Side {
     }
 }
 
-async fn relay_one(
-    client: TcpStream,
-    upstream: SocketAddr,
-    kind: RelayKind,
-    eavesdrop: Eavesdrop,
-    conn: u64,
-    _slot: ConnSlot,
-) {
+async fn relay_one(client: TcpStream, relay: Relay, conn: u64, _slot: ConnSlot) {
+    let Relay {
+        kind,
+        upstream,
+        eavesdrop,
+        send_timeout,
+    } = relay;
     let server = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(upstream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(err)) => {
@@ -200,14 +220,26 @@ async fn relay_one(
         conn,
         kind,
         negotiated: &negotiated,
+        send_timeout,
     };
     let up = ctx.run(client_read, server_write, Dir::ClientToServer);
     let down = ctx.run(server_read, client_write, Dir::ServerToClient);
     tokio::pin!(up, down);
+    // A stalled side ends the connection at once: its peer is not reading, so nothing the
+    // other direction still carries would reach anybody.
     tokio::select! {
-        () = &mut up => { let _ = tokio::time::timeout(LINGER, down).await; }
-        () = &mut down => { let _ = tokio::time::timeout(LINGER, up).await; }
+        end = &mut up => if end == End::Closed { let _ = tokio::time::timeout(LINGER, down).await; },
+        end = &mut down => if end == End::Closed { let _ = tokio::time::timeout(LINGER, up).await; },
     }
+}
+
+/// How one direction of a relay connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Its source closed (or failed): the other direction may still finish.
+    Closed,
+    /// A write made no progress for the send timeout.
+    Stalled,
 }
 
 struct Pump<'a> {
@@ -215,10 +247,30 @@ struct Pump<'a> {
     conn: u64,
     kind: RelayKind,
     negotiated: &'a AtomicU16,
+    send_timeout: Duration,
 }
 
 impl Pump<'_> {
-    async fn run(&self, mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dir: Dir) {
+    /// Writes `bytes`, failing when the reader takes none of them for the send timeout.
+    async fn send(&self, to: &mut OwnedWriteHalf, mut bytes: &[u8]) -> Result<(), End> {
+        while !bytes.is_empty() {
+            match tokio::time::timeout(self.send_timeout, to.write(bytes)).await {
+                Ok(Ok(0) | Err(_)) => return Err(End::Closed),
+                Ok(Ok(n)) => bytes = &bytes[n..],
+                Err(_) => {
+                    tracing::info!(kind = ?self.kind, conn = self.conn, "eavesdrop relay: a side stopped reading; connection reset");
+                    // Reset, not close: a closed socket with unread data queued becomes the
+                    // kernel's orphan, still holding its send buffer (megabytes) while it
+                    // probes a zero window; a reset discards it, as the main listeners do.
+                    let _ = socket2::SockRef::from(to.as_ref()).set_linger(Some(Duration::ZERO));
+                    return Err(End::Stalled);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn run(&self, mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dir: Dir) -> End {
         let mut side = Side::new(self.kind, dir);
         let mut buf = vec![0u8; READ_BUFFER];
         loop {
@@ -231,17 +283,20 @@ impl Pump<'_> {
             let replaced = side.pass(chunk, self.eavesdrop.tamper(), self.negotiated, &mut seen);
             self.eavesdrop.record(self.conn, self.kind, dir, seen);
             let out: &[u8] = replaced.as_deref().unwrap_or(chunk);
-            if !out.is_empty() && to.write_all(out).await.is_err() {
-                break;
+            match self.send(&mut to, out).await {
+                Ok(()) => {}
+                Err(End::Stalled) => return End::Stalled,
+                Err(End::Closed) => break,
             }
         }
         let mut seen = Vec::new();
         let held = side.finish(&mut seen);
         self.eavesdrop.record(self.conn, self.kind, dir, seen);
-        if !held.is_empty() {
-            let _ = to.write_all(&held).await;
+        if self.send(&mut to, &held).await == Err(End::Stalled) {
+            return End::Stalled;
         }
         // Half-close: the other side learns this direction is over, the other may go on.
-        let _ = to.shutdown().await;
+        let _ = tokio::time::timeout(self.send_timeout, to.shutdown()).await;
+        End::Closed
     }
 }

@@ -25,6 +25,14 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use super::http::raw_seen;
 use super::{hex, keep, Dir, Kind, Seen, TlsSeen, Track, HEX_BYTES};
 
+/// Longest server name kept from a ClientHello: a DNS name has at most 253 characters, and
+/// the field (a 16-bit length) could otherwise carry 64 KiB of anything into every feed record.
+pub const MAX_SNI: usize = 255;
+/// Handshake messages named one by one in a record's `handshake_type`; the rest are counted. A
+/// record of 16 KiB holds up to 4,096 empty messages: listed in full, that was 110 KB of names
+/// in one feed record.
+pub const MAX_LISTED_MESSAGES: usize = 8;
+
 /// TLS 1.3's version number, as `supported_versions` carries it.
 pub const TLS13: u16 = 0x0304;
 pub const TLS12: u16 = 0x0303;
@@ -171,7 +179,7 @@ impl TlsObserver {
                 if names.is_empty() {
                     "handshake fragment (the message continues in the next record)".to_string()
                 } else {
-                    handshake_type = Some(names.join(", "));
+                    handshake_type = Some(list_names(&names));
                     texts.join("\n")
                 }
             }
@@ -291,6 +299,24 @@ impl TlsObserver {
     }
 }
 
+/// The handshake messages of one record, as `handshake_type` shows them: the first
+/// [`MAX_LISTED_MESSAGES`] by name, then how many more there were.
+fn list_names(names: &[String]) -> String {
+    let mut listed = names
+        .iter()
+        .take(MAX_LISTED_MESSAGES)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > MAX_LISTED_MESSAGES {
+        listed.push_str(&format!(
+            " and {} more messages",
+            names.len() - MAX_LISTED_MESSAGES
+        ));
+    }
+    listed
+}
+
 /// A bounds-checked reader of length-prefixed TLS structures: every getter returns `None`
 /// rather than reading past the end.
 struct Reader<'a> {
@@ -408,7 +434,10 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
                     let name_type = list.u8()?;
                     let name = list.vec(2)?;
                     if name_type == 0 {
-                        ch.sni = Some(String::from_utf8_lossy(name.data).into_owned());
+                        ch.sni = Some(super::cap_field(
+                            String::from_utf8_lossy(name.data).into_owned(),
+                            MAX_SNI,
+                        ));
                     }
                 }
             }
@@ -740,6 +769,34 @@ pub(crate) mod tests {
         );
         assert!(text.contains("key shares: X25519"), "{text}");
         assert_eq!(seen[0].bytes, rec.len() as u64);
+    }
+
+    #[test]
+    fn a_record_packed_with_empty_messages_or_a_huge_server_name_gives_a_small_record() {
+        // The attack session's feed flood: 18 KiB of 4-byte messages named one by one was a
+        // 124 KB `handshake_type`; a 16 KiB server name was kept whole.
+        let neg = AtomicU16::new(0);
+        let mut o = TlsObserver::new(Dir::ClientToServer);
+        let payload = [0xee, 0, 0, 0].repeat(18_432 / 4);
+        let mut rec = vec![22, 3, 1];
+        rec.extend((payload.len() as u16).to_be_bytes());
+        rec.extend(&payload);
+        let seen = o.push(&rec, &neg);
+        assert_eq!(seen.len(), 1);
+        let named = seen[0]
+            .tls
+            .as_ref()
+            .unwrap()
+            .handshake_type
+            .clone()
+            .unwrap();
+        assert!(named.len() < 300, "{named}");
+        assert!(named.ends_with(" and 4600 more messages"), "{named}");
+
+        let long = "a".repeat(16_000);
+        let seen = TlsObserver::new(Dir::ClientToServer).push(&client_hello(&long), &neg);
+        let sni = seen[0].tls.as_ref().unwrap().sni.clone().unwrap();
+        assert_eq!(sni, format!("{} …", &long[..MAX_SNI]));
     }
 
     #[test]

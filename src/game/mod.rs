@@ -116,11 +116,40 @@ pub struct Rules {
 }
 
 /// When a player was last heard from, and over how many open downstream connections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Contact {
     last_ms: u64,
     open_streams: u32,
+    /// When their last three AJAX polls arrived, newest first: the pace they poll at, which
+    /// bounds how late a poll of theirs may honestly bring them a round ([`Game::round_delivered`]).
+    polls: [Option<u64>; 3],
 }
+
+impl Contact {
+    fn at(now: u64) -> Contact {
+        Contact {
+            last_ms: now,
+            ..Contact::default()
+        }
+    }
+
+    /// When an honest poller at this player's pace would have polled next after the round
+    /// `started`: the poll before the newest one plus the gap before that (at most the
+    /// advertised `interval`), and never before the start. A player who had not been polling
+    /// gets no allowance: the round is due at its start.
+    fn next_poll_due(&self, started: u64, interval: u64) -> u64 {
+        let [_, prev, before] = self.polls;
+        let Some(prev) = prev else {
+            return started;
+        };
+        let gap = before.map_or(interval, |b| prev.saturating_sub(b).min(interval));
+        started.max(prev.saturating_add(gap))
+    }
+}
+
+/// How much later than its due time a delivery still counts as it happened (a stream's write, a
+/// long poll's next request, a poller's timer drift and round trip).
+pub const DELIVERY_SLACK_MS: u64 = 250;
 
 /// The authoritative game. Not thread-safe by itself; the hub keeps it behind one mutex.
 #[derive(Debug)]
@@ -189,15 +218,7 @@ impl Game {
         let contacts = state
             .players
             .keys()
-            .map(|id| {
-                (
-                    *id,
-                    Contact {
-                        last_ms: now,
-                        open_streams: 0,
-                    },
-                )
-            })
+            .map(|id| (*id, Contact::at(now)))
             .collect();
         Ok(Game {
             rules,
@@ -336,23 +357,56 @@ impl Game {
         self.recent_ends.push_back((round, winner));
     }
 
-    /// Records that the open round's `round_started` reached `player` at `now` (the write to
-    /// their stream or socket, or the poll answer that carried it). Only the first delivery
+    /// Records that the open round's `round_started` reached `player` at `now`, through
+    /// `via` (the write to their stream or socket, or the poll answer that carried it), with the
+    /// lecturer's simulated delay for that transport being `delay_ms`. Only the first delivery
     /// counts; a delivery of another round, or of one already ended, changes nothing. Their
     /// reaction time, if they win, then counts from here instead of from the round's start —
     /// what a student means by "how fast was I". Every transport reports it through
     /// `Connection::delivered` and `Hub::round_delivered`; a player with no delivery on record
     /// (a click before any downstream contact, a round restored after a restart) is timed from
     /// the round's start.
-    pub fn round_delivered(&mut self, player: PlayerId, round: u64, now: u64) {
-        let open = self
+    ///
+    /// **A delivery counts no later than it was due.** When a delivery happens is partly the
+    /// client's choice: it decides when to poll, when to open a stream, when to send a
+    /// WebSocket `resume`. A client that watched the round elsewhere (the public snapshot, a
+    /// spectator stream) and only then polled as the player, then clicked, had a "reaction" of
+    /// 1 ms where the truth was 800. So the moment counts at most [`DELIVERY_SLACK_MS`] after
+    /// it was due: for a stream, the round's start (the server writes it at once); for an AJAX
+    /// poll, when this player's next poll was due at the pace of their previous ones (at most
+    /// the advertised interval: a poller honestly sees a round up to one interval late); plus
+    /// the simulated delay, which comes before every delivery. An honest client is never held
+    /// to this bound; a cheating one can gain no more than an honest one could lose.
+    pub fn round_delivered(
+        &mut self,
+        player: PlayerId,
+        round: u64,
+        now: u64,
+        via: Transport,
+        delay_ms: u64,
+    ) {
+        let Some(started) = self
             .state
             .round
             .as_ref()
-            .is_some_and(|r| r.number == round && r.is_open());
-        if open && self.state.players.contains_key(&player) {
-            self.delivered.entry(player).or_insert(now);
+            .filter(|r| r.number == round && r.is_open())
+            .map(|r| r.started_ts)
+        else {
+            return;
+        };
+        if !self.state.players.contains_key(&player) {
+            return;
         }
+        let due = match via {
+            Transport::Ajax => self.contacts.get(&player).map_or(started, |c| {
+                c.next_poll_due(started, self.state.poll_interval_ms)
+            }),
+            Transport::Longpoll | Transport::Sse | Transport::Websocket => started,
+        };
+        let latest = due
+            .saturating_add(delay_ms)
+            .saturating_add(DELIVERY_SLACK_MS);
+        self.delivered.entry(player).or_insert(now.min(latest));
     }
 
     /// Adds a player. The name is checked and normalised (`name.rs`) and must not look like
@@ -385,13 +439,7 @@ impl Game {
         }
         self.check_name_free(&name)?;
         self.next_player_id += 1;
-        self.contacts.insert(
-            player,
-            Contact {
-                last_ms: now,
-                open_streams: 0,
-            },
-        );
+        self.contacts.insert(player, Contact::at(now));
         let mut out = Vec::new();
         self.emit(&mut out, now, EventKind::PlayerJoined { player, name });
         Ok((player, out))
@@ -503,13 +551,7 @@ impl Game {
             .departed
             .remove(&player)
             .ok_or(GameError::UnknownPlayer(player))?;
-        self.contacts.insert(
-            player,
-            Contact {
-                last_ms: now,
-                open_streams: 0,
-            },
-        );
+        self.contacts.insert(player, Contact::at(now));
         let mut out = Vec::new();
         self.emit(
             &mut out,
@@ -543,6 +585,9 @@ impl Game {
         self.require(player)?;
         if let Some(c) = self.contacts.get_mut(&player) {
             c.last_ms = c.last_ms.max(now);
+            if transport == Transport::Ajax {
+                c.polls = [Some(now), c.polls[0], c.polls[1]];
+            }
         }
         let mut out = Vec::new();
         let current = self.state.players.get(&player).and_then(|p| p.transport);

@@ -454,7 +454,8 @@ fn play(seed: u64, ops: &[Op]) -> (Vec<Event>, Game, u64, u64) {
             }
             Op::Deliver(p) => {
                 if let Some(round) = game.state().round.as_ref().map(|r| r.number) {
-                    game.round_delivered(pick(p), round, now);
+                    let via = Transport::ALL[usize::from(p) % Transport::COUNT];
+                    game.round_delivered(pick(p), round, now, via, 0);
                 }
             }
             Op::Kick(p) => {
@@ -1004,9 +1005,14 @@ fn reaction_counts_from_the_players_own_delivery_once_it_is_reported() {
     let mut game = timed(16, 0);
     let (ada, _) = game.join("Ada", T0).unwrap();
     let (bob, _) = game.join("Bob", T0).unwrap();
-    game.round_delivered(ada, 1, T0 + 400);
-    game.round_delivered(ada, 1, T0 + 900); // only the first delivery counts
-    game.round_delivered(bob, 2, T0 + 100); // not the open round: ignored
+    // Ada polls every second; the round started just after her poll at T0 − 600, so her next
+    // one, at T0 + 400, is the first to carry it.
+    for at in [T0 - 1_600, T0 - 600, T0 + 400] {
+        game.contact(ada, Transport::Ajax, at).unwrap();
+    }
+    game.round_delivered(ada, 1, T0 + 400, Transport::Ajax, 0);
+    game.round_delivered(ada, 1, T0 + 900, Transport::Ajax, 0); // only the first delivery counts
+    game.round_delivered(bob, 2, T0 + 100, Transport::Sse, 0); // not the open round: ignored
     let (x, y) = target(&game);
     let (hit, events) = game.click(ada, Click { round: 1, x, y }, T0 + 650).unwrap();
     assert_eq!(
@@ -1038,6 +1044,96 @@ fn reaction_counts_from_the_players_own_delivery_once_it_is_reported() {
             ..
         }]
     ));
+}
+
+/// The reaction of a player whose round was delivered `via` at `delivered` (after `polls` as
+/// AJAX polls, with a simulated delay of `delay`) and who hit it at `clicked`; round 1 starts at
+/// T0.
+fn reaction_after(polls: &[u64], via: Transport, delay: u64, delivered: u64, clicked: u64) -> u64 {
+    let mut game = timed(16, 0);
+    let (p, _) = game.join("Mallory", T0 - 10_000).unwrap();
+    for at in polls {
+        game.contact(p, Transport::Ajax, *at).unwrap();
+    }
+    if via == Transport::Ajax {
+        game.contact(p, Transport::Ajax, delivered - delay).unwrap();
+    }
+    game.round_delivered(p, 1, delivered, via, delay);
+    let (x, y) = target(&game);
+    match game.click(p, Click { round: 1, x, y }, clicked).unwrap().0 {
+        ClickOutcome::Hit { reaction_ms, .. } => reaction_ms,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_delivery_the_client_put_off_counts_from_when_it_was_due() {
+    // The attack: watch the round on the public snapshot or a spectator stream, and only after
+    // 800 ms poll (or resume, or connect) as the player and click at once. Before: a reaction
+    // of 10 ms. Now it counts from when the delivery was due, plus the slack.
+    let put_off = |polls: &[u64], via| reaction_after(polls, via, 0, T0 + 800, T0 + 810);
+    let from_due = 810 - DELIVERY_SLACK_MS;
+    // A WebSocket or SSE stream opened (or resumed) late, a long poll sent late.
+    for via in [Transport::Websocket, Transport::Sse, Transport::Longpoll] {
+        assert_eq!(put_off(&[], via), from_due, "{via:?}");
+    }
+    // A poller who had stopped polling, or never had.
+    assert_eq!(
+        put_off(&[T0 - 5_000, T0 - 4_000], Transport::Ajax),
+        from_due
+    );
+    assert_eq!(put_off(&[], Transport::Ajax), from_due);
+    // A poller who polled every 10 ms up to the start, then waited.
+    assert_eq!(put_off(&[T0 - 20, T0 - 10], Transport::Ajax), from_due);
+    // A poller at the advertised pace whose poll was due at T0 + 300: counted from there.
+    assert_eq!(
+        put_off(&[T0 - 1_700, T0 - 700], Transport::Ajax),
+        810 - 300 - DELIVERY_SLACK_MS
+    );
+}
+
+#[test]
+fn an_honest_delivery_counts_as_it_happened() {
+    // A stream writes the round at once; the lecturer's simulated delay comes before it.
+    assert_eq!(
+        reaction_after(&[], Transport::Websocket, 0, T0 + 3, T0 + 300),
+        297
+    );
+    assert_eq!(
+        reaction_after(&[], Transport::Sse, 2_000, T0 + 2_010, T0 + 2_300),
+        290
+    );
+    // A poller at one poll a second sees the round up to a second late, delay included.
+    assert_eq!(
+        reaction_after(
+            &[T0 - 1_900, T0 - 900],
+            Transport::Ajax,
+            0,
+            T0 + 100,
+            T0 + 400
+        ),
+        300
+    );
+    assert_eq!(
+        reaction_after(
+            &[T0 - 1_050, T0 - 50],
+            Transport::Ajax,
+            0,
+            T0 + 950,
+            T0 + 1_250
+        ),
+        300
+    );
+    assert_eq!(
+        reaction_after(
+            &[T0 - 1_050, T0 - 50],
+            Transport::Ajax,
+            700,
+            T0 + 1_650,
+            T0 + 1_950
+        ),
+        300
+    );
 }
 
 #[test]

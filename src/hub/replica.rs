@@ -74,12 +74,15 @@ struct Presence {
 pub enum Tell {
     /// Heard from over this transport (idle clock, scoreboard label).
     Contact(PlayerId, Transport),
-    /// The round's `round_started` reached the player at `at` (ms, this node's clock): their
-    /// reaction time counts from there.
+    /// The round's `round_started` reached the player at `at` (ms, this node's clock) over
+    /// `via`, whose simulated delay here was `delay_ms`: their reaction time counts from there,
+    /// or from when it was due if that was earlier (`Game::round_delivered`).
     Delivered {
         player: PlayerId,
         round: u64,
         at: u64,
+        via: Transport,
+        delay_ms: u64,
     },
 }
 
@@ -186,7 +189,13 @@ impl Cluster {
 
     /// `events` reached `player` here: if they show the live round, the authority hears of it
     /// (once per player and round).
-    pub(crate) fn round_delivered(&self, player: PlayerId, events: &[Arc<WireEvent>]) {
+    pub(crate) fn round_delivered(
+        &self,
+        player: PlayerId,
+        events: &[Arc<WireEvent>],
+        via: Transport,
+        delay_ms: u64,
+    ) {
         let Some((seq, round)) = *self
             .last_start
             .lock()
@@ -208,6 +217,8 @@ impl Cluster {
             player,
             round,
             at: now_ms(),
+            via,
+            delay_ms,
         });
     }
 

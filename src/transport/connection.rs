@@ -180,7 +180,7 @@ impl Connection {
                 .iter()
                 .any(|e| e.kind == ROUND_STARTED || e.kind == SNAPSHOT)
             {
-                self.hub.round_delivered(player, events);
+                self.hub.round_delivered(player, events, self.transport);
             }
         }
     }

@@ -696,6 +696,10 @@ async fn lab_on_a_listener_other_than_loopback_needs_lab_allow_remote() {
         .expect("refused to start");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("--lab-allow-remote"), "{err}");
+    assert!(
+        !err.to_string().contains("  "),
+        "a run of spaces in the message: {err}"
+    );
     config.lab_allow_remote = true;
     let server = clickgame::server::start(config).await.expect("starts");
     assert!(server.lab_attacker_addr.is_some());

@@ -78,29 +78,45 @@ async fn a_simulated_delay_on_the_winners_transport_is_not_in_their_reaction_tim
 
 #[actix_web::test]
 async fn an_ajax_player_is_timed_from_the_poll_answer_that_carried_the_round() {
-    const WAIT_MS: u64 = 300;
-    let app = TestApp::spawn_with(|c| c.round_pause_ms = 60_000).await;
+    const POLL_MS: u64 = 1000;
+    let app = TestApp::spawn_with(|c| {
+        c.round_pause_ms = 2_500;
+        c.poll_interval_ms = POLL_MS;
+    })
+    .await;
     let ada = app.join("Ada").await;
-    let (round, x, y) = app.open_round().await;
-    let started_ts = app.get("/api/snapshot").await.1["round"]["started_ts"]
-        .as_u64()
-        .unwrap();
-    // Ada's poll comes WAIT_MS after the round started; she clicks as soon as she has it.
-    actix_web::rt::time::sleep(Duration::from_millis(WAIT_MS)).await;
-    let mut res = app
-        .client
-        .get(app.url("/api/poll?since=0"))
-        .bearer_auth(&ada.token)
-        .send()
-        .await
-        .unwrap();
-    let poll: Value = res.json().limit(1 << 20).await.unwrap();
-    let carried = poll["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|e| e["type"] == "round_started" && e["round"] == round);
-    assert!(carried, "the poll carries the round's start: {poll}");
+    let bob = app.join("Bob").await;
+    app.win_round(&bob).await;
+    // Ada polls at the advertised pace, as the page does; the next round starts between two
+    // of her polls, and the one after shows it to her. She clicks as soon as she has it.
+    let mut since = app.server.hub.last_seq();
+    let (round, x, y, asked_at) = loop {
+        let asked_at = app.get("/api/time").await.1["ts"].as_u64().unwrap();
+        let mut res = app
+            .client
+            .get(app.url(&format!("/api/poll?since={since}")))
+            .bearer_auth(&ada.token)
+            .send()
+            .await
+            .unwrap();
+        let poll: Value = res.json().limit(1 << 20).await.unwrap();
+        since = poll["last_seq"].as_u64().unwrap();
+        let started = poll["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "round_started")
+            .cloned();
+        if let Some(e) = started {
+            break (
+                ms(&e, "round"),
+                ms(&e, "x") as f64,
+                ms(&e, "y") as f64,
+                asked_at,
+            );
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(POLL_MS)).await;
+    };
     let (_, hit) = app
         .post(
             "/api/click",
@@ -110,12 +126,58 @@ async fn an_ajax_player_is_timed_from_the_poll_answer_that_carried_the_round() {
         .await;
     assert_eq!(hit["result"], "hit", "{hit}");
     let won = won_event(&app, round).await;
+    let started_ts = app.get("/api/poll?since=0").await.1["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "round_started" && e["round"] == round)
+        .map(|e| ms(e, "ts"))
+        .unwrap();
     assert_eq!(won["reaction_from"], "delivery", "{won}");
+    // The poll was sent `late` after the round started: that wait is not in her reaction.
+    let late = asked_at.saturating_sub(started_ts);
     let since_start = ms(&won, "ts") - started_ts;
-    assert!(since_start >= WAIT_MS, "{since_start}");
     assert!(
-        ms(&won, "reaction_ms") + WAIT_MS <= since_start,
-        "not the {WAIT_MS} ms before the poll: {won}"
+        ms(&won, "reaction_ms") + late <= since_start,
+        "not the {late} ms before the poll: {won}"
     );
     app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn a_player_who_takes_the_round_late_on_purpose_is_timed_from_when_it_was_due() {
+    // The attack: watch the round on the public snapshot, wait like a slow human, and only then
+    // poll (or connect, or resume) as the player and click at once. Before the fix: a reaction of
+    // 1 ms after 813 ms of watching. Now the delivery counts no later than it was due (a stream:
+    // the round's start; a poller: their next poll at their pace — here they had not been
+    // polling) plus the slack.
+    const WATCHED_MS: u64 = 800;
+    for kind in ALL {
+        let app = TestApp::spawn_with(|c| c.round_pause_ms = 60_000).await;
+        let mallory = app.join("Mallory").await;
+        // The round is on the board, seen as any spectator sees it.
+        let (round, x, y) = app.open_round().await;
+        actix_web::rt::time::sleep(Duration::from_millis(WATCHED_MS)).await;
+        let mut down = Downstream::open(&app, kind, Some(&mallory.token), None, None).await;
+        let shown = down
+            .until(|v| {
+                (v["type"] == "round_started" && v["round"] == round) || v["type"] == "snapshot"
+            })
+            .await;
+        let result = down.click(round, x, y).await;
+        assert_eq!(result["result"], "hit", "{kind:?}: {result} after {shown}");
+        let won = won_event(&app, round).await;
+        let started_ts = app.get("/api/snapshot").await.1["round"]["started_ts"]
+            .as_u64()
+            .unwrap();
+        let since_start = ms(&won, "ts") - started_ts;
+        assert!(since_start >= WATCHED_MS, "{kind:?}: {since_start}");
+        assert_eq!(won["reaction_from"], "delivery", "{kind:?}: {won}");
+        assert_eq!(
+            ms(&won, "reaction_ms"),
+            since_start - clickgame::game::DELIVERY_SLACK_MS,
+            "{kind:?}: {won}"
+        );
+        app.server.stop().await;
+    }
 }

@@ -702,6 +702,7 @@ async fn a_relay_closes_cleanly_when_the_upstream_refuses_and_caps_connections_p
         dead,
         Eavesdrop::default(),
         ConnLimiter::new(0),
+        Duration::from_secs(10),
     )
     .unwrap();
     let n = blocking(move || {
@@ -724,6 +725,7 @@ async fn a_relay_closes_cleanly_when_the_upstream_refuses_and_caps_connections_p
         upstream.local_addr().unwrap(),
         Eavesdrop::default(),
         ConnLimiter::new(1),
+        Duration::from_secs(10),
     )
     .unwrap();
     let (second, first) = blocking(move || {
@@ -750,5 +752,176 @@ async fn a_relay_closes_cleanly_when_the_upstream_refuses_and_caps_connections_p
         ),
         "the first connection is still open: {first:?}"
     );
+    task.abort();
+}
+
+/// A record of `payload` bytes of handshake messages, as the TLS record layer frames it.
+fn handshake_record(payload: &[u8]) -> Vec<u8> {
+    let mut rec = vec![22, 3, 1];
+    rec.extend(u16::try_from(payload.len()).unwrap().to_be_bytes());
+    rec.extend(payload);
+    rec
+}
+
+/// A ClientHello record whose server name is `sni` (and nothing else a server needs).
+fn client_hello_naming(sni: &str) -> Vec<u8> {
+    let name = sni.as_bytes();
+    let mut ext = Vec::new();
+    ext.extend(0u16.to_be_bytes());
+    ext.extend(u16::try_from(name.len() + 5).unwrap().to_be_bytes());
+    ext.extend(u16::try_from(name.len() + 3).unwrap().to_be_bytes());
+    ext.push(0);
+    ext.extend(u16::try_from(name.len()).unwrap().to_be_bytes());
+    ext.extend(name);
+    let mut body = vec![3, 3];
+    body.extend([7u8; 32]);
+    body.push(0);
+    body.extend([0, 2, 0x13, 0x01, 1, 0]);
+    body.extend(u16::try_from(ext.len()).unwrap().to_be_bytes());
+    body.extend(ext);
+    let mut hello = vec![1];
+    hello.extend(&u32::try_from(body.len()).unwrap().to_be_bytes()[1..]);
+    hello.extend(body);
+    handshake_record(&hello)
+}
+
+#[actix_web::test]
+async fn records_packed_with_tiny_handshake_messages_or_a_huge_server_name_stay_small_in_the_feed()
+{
+    // The attack: each 18 KiB record of empty 4-byte handshake messages became one feed record
+    // naming every message (124 KB), a ClientHello's server name was kept whatever its length,
+    // and 400 such connections took the server from 22 MB to 148 MB and one feed answer to
+    // 37 MB. Every record is now a few KiB, whatever the client sends.
+    let app = eavesdrop_app(true).await;
+    let relay = app.server.eavesdrop_tls_addr.unwrap();
+    blocking(move || {
+        let packed = handshake_record(&[0xee, 0, 0, 0].repeat(18_432 / 4));
+        for _ in 0..4 {
+            let mut s = TcpStream::connect(relay).unwrap();
+            // The server gives up on this stream at its first record; what reached the relay
+            // before that is enough.
+            let _ = s.write_all(&packed.repeat(4));
+        }
+        let mut s = TcpStream::connect(relay).unwrap();
+        let _ = s.write_all(&client_hello_naming(&"a".repeat(16_000)));
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.read(&mut [0u8; 64]);
+    })
+    .await;
+
+    let mut records = Vec::new();
+    for _ in 0..50 {
+        records = feed(&app).await;
+        let long_name = records.iter().any(|r| {
+            r["tls"]["sni"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("aaaa"))
+        });
+        let packed = records.iter().any(|r| {
+            r["tls"]["handshake_type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("unknown handshake message"))
+        });
+        if long_name && packed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let packed: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["tls"]["handshake_type"].is_string())
+        .collect();
+    assert!(packed.len() >= 2, "{records:#?}");
+    for r in &records {
+        let size = serde_json::to_string(r).unwrap().len();
+        assert!(size <= 4096, "a feed record of {size} bytes");
+    }
+    let sni = records
+        .iter()
+        .find_map(|r| r["tls"]["sni"].as_str())
+        .expect("the ClientHello's server name");
+    assert!(
+        sni.starts_with("aaaa") && sni.ends_with(" …") && sni.len() < 300,
+        "{sni}"
+    );
+    app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn a_relay_client_that_never_reads_is_cut_off_after_the_send_timeout_and_frees_its_place() {
+    use clickgame::eavesdrop::{relay, Eavesdrop, RelayKind};
+    use clickgame::security::ConnLimiter;
+    use std::sync::mpsc;
+
+    // The attack: pipelined requests for a big file through the relay, never read. The server
+    // gave up on the relay after its own send timeout, but the relay waited for the client
+    // forever and kept its place (194 such connections held a full relay and 1 GB of socket
+    // buffers for minutes). Here an upstream that writes without end stands in for the server,
+    // and the relay takes one connection per address: while the stalled client holds it, a
+    // second client is closed at accept; once the send timeout has cut the first off, the
+    // second gets through to the upstream.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let (accepted_tx, accepted) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in upstream.incoming() {
+            let Ok(mut conn) = conn else { return };
+            if accepted_tx.send(()).is_err() {
+                return;
+            }
+            std::thread::spawn(move || {
+                let chunk = vec![b'x'; 64 * 1024];
+                // Blocks once nobody reads; fails once the relay lets go.
+                while conn.write_all(&chunk).is_ok() {}
+            });
+        }
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = relay::spawn(
+        listener,
+        RelayKind::Plain,
+        upstream_addr,
+        Eavesdrop::default(),
+        ConnLimiter::new(1),
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    let got_through = blocking(move || {
+        let stalled = TcpStream::connect(addr).unwrap();
+        accepted
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the relay connects the first client");
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(8) {
+            let mut probe = TcpStream::connect(addr).unwrap();
+            if accepted.recv_timeout(Duration::from_millis(200)).is_ok() {
+                let waited = start.elapsed();
+                drop(probe);
+                // Reset, not closed: what the client never read is gone with the connection,
+                // not left for the kernel to deliver (the orphan would hold its buffers).
+                let mut stalled = stalled;
+                stalled
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut buf = vec![0u8; 64 * 1024];
+                let end = loop {
+                    match stalled.read(&mut buf) {
+                        Ok(0) => break Ok(0),
+                        Ok(_) => continue,
+                        Err(e) => break Err(e.kind()),
+                    }
+                };
+                assert_eq!(end, Err(std::io::ErrorKind::ConnectionReset));
+                return Some(waited);
+            }
+            let _ = probe.write_all(b"x");
+        }
+        drop(stalled);
+        None
+    })
+    .await;
+    let waited = got_through.expect("the stalled client still holds the relay's place after 8 s");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
     task.abort();
 }

@@ -103,3 +103,68 @@ async fn nothing_after_a_misplaced_continuation_is_answered() {
     );
     assert_eq!(code, 1002);
 }
+
+/// The `rule` refusal count in `/metrics`.
+async fn refusals(app: &TestApp, rule: &str) -> u64 {
+    let (_, metrics) = app.get("/metrics").await;
+    let text = metrics.as_str().expect("metrics text").to_string();
+    let prefix = format!("clickgame_refusals_total{{rule=\"{rule}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+}
+
+/// Waits until the server has noticed that every WebSocket closed.
+async fn until_no_websocket_is_open(app: &TestApp) {
+    for _ in 0..100 {
+        let (_, stats) = app.get("/api/stats").await;
+        if stats["transports"]["websocket"]["open_connections"] == 0 {
+            return;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server still counts an open WebSocket");
+}
+
+#[actix_web::test]
+async fn a_socket_that_vanishes_without_a_close_frame_is_no_refusal() {
+    // A phone that loses the room's Wi-Fi, a laptop lid closed, a tab killed: the TCP
+    // connection ends with no close frame, as RFC 6455 §7.1.5 expects (1006, "abnormal").
+    // Nobody sent anything wrong, so the defence log and /metrics must not call it a refusal —
+    // in a lecture they would fill with "input 1002" entries that teach the wrong lesson.
+    let app = TestApp::spawn().await;
+    let input_before = refusals(&app, "input").await;
+    for (what, bytes) in [
+        ("right after the handshake", Vec::new()),
+        (
+            "in the middle of a frame",
+            frame(0x81, br#"{"type":"resume"}"#)[..9].to_vec(),
+        ),
+    ] {
+        let (_, framed) = app
+            .client
+            .ws(app.url("/api/ws"))
+            .protocols(["clickgame.v1"])
+            .connect()
+            .await
+            .expect("handshake");
+        let mut framed: Framed<_, RawCodec> = framed.into_map_codec(RawCodec);
+        if !bytes.is_empty() {
+            framed.send(Bytes::from(bytes)).await.expect("send");
+        }
+        // Dropping the connection closes the TCP stream: no close frame.
+        drop(framed);
+        until_no_websocket_is_open(&app).await;
+        assert_eq!(
+            refusals(&app, "input").await,
+            input_before,
+            "{what}: a vanished client is counted as an input refusal"
+        );
+    }
+    // The counter itself works: a real protocol error still counts.
+    let (_, code) = replies_then_close(&app, frame(0x80, b"orphan")).await;
+    assert_eq!(code, 1002);
+    until_no_websocket_is_open(&app).await;
+    assert_eq!(refusals(&app, "input").await, input_before + 1);
+}

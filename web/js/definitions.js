@@ -168,7 +168,7 @@ export const FIGURE_DEFS = Object.freeze({
     short: 'Reaction',
     unit: 'ms, server clock',
     side: 'server',
-    measures: 'reaction_ms of round_won, measured by the server only: from the moment it handed round_started to the winner\'s own transport (the write to their stream or socket, or the poll answer that carried it) to the moment their click arrived. With no delivery on record (a click without any downstream connection), from the round\'s start; round_won\'s reaction_from says which. Wins by transport shows the mean over each transport\'s wins.',
+    measures: 'reaction_ms of round_won, measured by the server only: from the moment it handed round_started to the winner\'s own transport (the write to their stream or socket, or the poll answer that carried it; a delivery the client put off — a poll, connection or resume it chose to make late — counts from when it was due) to the moment their click arrived. With no delivery on record (a click without any downstream connection), from the round\'s start; round_won\'s reaction_from says which. Wins by transport shows the mean over each transport\'s wins.',
     excludes: 'the delivery itself (a slow transport shows the target later, which loses rounds but does not lengthen reactions); rounds nobody won (they expire after the round timeout)',
     estimate: null,
   },

@@ -31,10 +31,15 @@ export function mountDrawers({ tabs, into, list }) {
   // `compare.html#join`: the projector opens on the join card at the start of a lecture.
   const wanted = window.location.hash.slice(1);
   if (drawers.has(wanted)) open(wanted);
-  window.addEventListener('resize', () => {
+  const replace = () => {
     const id = openDrawer();
     if (id) place(drawers.get(id).drawer);
-  });
+  };
+  window.addEventListener('resize', replace);
+  // The header can grow without the window changing: a tab's summary filled in later (the join
+  // URL) wraps the tabs onto a second row. A drawer opened before (`#join`) would then cover them.
+  const header = bar.closest('header');
+  if (header && typeof ResizeObserver === 'function') new ResizeObserver(replace).observe(header);
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && openDrawer()) {
       const id = openDrawer();

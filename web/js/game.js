@@ -16,6 +16,26 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 /** How long the mark of a click stays on the board. */
 const MARK_MS = 900;
 
+/**
+ * The label of a round that ended: "<winner> wins!" — the player's current name, or the one
+ * round_won carried once they have left — "won" when no name is known, or "expired". Pure.
+ */
+export function ghostText(round, players) {
+  if (round.winner === null || round.winner === undefined) return 'expired';
+  const name = players.find((p) => p.id === round.winner)?.name ?? round.winner_name;
+  return typeof name === 'string' && name !== '' ? `${name} wins!` : 'won';
+}
+
+/**
+ * Where the ended round's label goes (its baseline, board units) for a font of `size` units:
+ * clear of the dashed circle — below it, or above it near the bottom edge. The projector's panes
+ * use a larger font (64) than the player's board (40), so the gap scales with it. Pure.
+ */
+export function ghostLabelY(round, size) {
+  const below = round.y + round.r + size * 1.25 < BOARD;
+  return below ? round.y + round.r + size * 1.05 : round.y - round.r - size * 0.4;
+}
+
 export class Board {
   /** @param {SVGSVGElement} svg the board element, with a `[data-testid=target]` circle inside */
   constructor(svg) {
@@ -66,12 +86,16 @@ export class Board {
       this.ghostCircle.setAttribute('cx', String(round.x));
       this.ghostCircle.setAttribute('cy', String(round.y));
       this.ghostCircle.setAttribute('r', String(round.r));
-      const winner = won ? state.players.find((p) => p.id === round.winner) : null;
       // Player names are untrusted: SVG text via textContent, never markup.
-      this.ghostLabel.textContent = !won ? 'expired' : winner ? `${winner.name} wins!` : 'won';
+      this.ghostLabel.textContent = ghostText(round, state.players);
       // Label below the target, or above it near the bottom edge; kept whole on the board.
-      const below = round.y + round.r + 50 < BOARD;
-      this.ghostLabel.setAttribute('y', String(below ? round.y + round.r + 42 : round.y - round.r - 16));
+      let size = 40;
+      try {
+        size = parseFloat(getComputedStyle(this.ghostLabel).fontSize) || 40;
+      } catch {
+        size = 40;
+      }
+      this.ghostLabel.setAttribute('y', String(ghostLabelY(round, size)));
       this.placeLabel(round.x);
     }
     this.waiting.classList.toggle('is-hidden', round !== null);

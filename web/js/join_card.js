@@ -48,6 +48,9 @@ export function renderJoinCard(root, info) {
     return view;
   }
   const url = el('p', { className: 'join-url', textContent: view.url, dataset: { testid: 'join-url' } });
+  // Its length sizes the type (classroom.css): as large as fits on one line, so nobody types a
+  // URL broken in the middle of its port. (CSSOM: the CSP allows no style attribute.)
+  url.style.setProperty('--chars', String(view.url.length));
   const text = el('div', { className: 'join-text' },
     el('p', { className: 'join-lead', textContent: 'On your phone or laptop, on this room\'s Wi-Fi, open:' }),
     url);

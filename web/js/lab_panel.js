@@ -13,8 +13,10 @@
 //   rule, code, origin and client address, and a tally per rule.
 //
 // Without `--lab` the panels hide themselves — on /compare.html, their drawers' tabs — as soon as
-// `/api/stats` says so (js/lab.js): the lab does not exist then. Everything from the server is
-// written with textContent.
+// `/api/stats` says so (js/lab.js): the lab does not exist then. They ask the lab's endpoints only
+// once `/api/stats` has said it exists: otherwise each refresh is a 404 in the network tab, which
+// the lecturer shows while explaining polling. Everything from the server is written with
+// textContent.
 
 import { loadAdminToken } from './admin.js';
 import { close as closeDrawer } from './drawers.js';
@@ -92,6 +94,9 @@ function showLab(root, present) {
   if (!present) closeDrawer(drawer.dataset.drawerId);
 }
 
+/** Whether the server runs with --lab, as /api/stats said (js/lab.js); false until it has. */
+const labExists = () => labState().known && labState().present;
+
 /** Shows `root` exactly while the server runs with --lab, once /api/stats has said (js/lab.js). */
 function followLab(root) {
   const follow = (lab) => {
@@ -131,12 +136,16 @@ export class SwitchesPanel {
       this.message,
     );
     this.load();
+    onLabChange((lab) => {
+      if (lab.present) this.load();
+    });
     setInterval(() => this.load(), SWITCHES_MS);
     // The page's own token field (js/admin.js keeps what is typed): ask again as soon as it changes.
     document.getElementById('admin-token')?.addEventListener('input', () => this.load());
   }
 
   async load() {
+    if (!labExists()) return;
     const answer = await call('GET', '/api/admin/lab');
     if (answer.status === 404) showLab(this.root, false);
     if (answer.ok) {
@@ -212,6 +221,10 @@ export class LogPanel {
   }
 
   async tick() {
+    if (!labExists()) {
+      setTimeout(() => this.tick(), LOG_MS);
+      return;
+    }
     const answer = await call('GET', `/api/admin/lab/log?since=${this.since}`);
     if (answer.status === 404) showLab(this.root, false);
     if (answer.ok) {

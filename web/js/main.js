@@ -61,6 +61,12 @@ const app = {
   client,
   /** `{id, name}` once joined; null while spectating. */
   me: null,
+  /**
+   * `{id, name}` of a player the server let go for being idle. Our session cookie still holds
+   * its token, and the server rejoins us with it on our next request (`player_rejoined`, score
+   * kept): then we are that player again.
+   */
+  away: null,
   stats: null,
   /** js/netinfo.js ProtocolBook: which HTTP version the page's requests use. */
   protocols: null,
@@ -341,11 +347,21 @@ const LEFT_BECAUSE = {
 /** After the client folded an event: what it means for "you". */
 function onEvent(event, verdict) {
   if (verdict === 'reset') {
-    // A snapshot is the whole truth: if "you" are not in it any more, you are a spectator.
+    // A snapshot is the whole truth: if "you" are not in it any more, you are a spectator —
+    // and if the player we were before an idle timeout is in it again, our cookie rejoined us.
     if (app.me && !client.state.players.some((p) => p.id === app.me.id)) forgetMe();
+    const back = app.away && client.state.players.find((p) => p.id === app.away.id);
+    if (!app.me && back) rememberMe({ id: back.id, name: back.name });
   } else if (verdict === 'apply' && event.type === 'player_left' && app.me?.id === event.player) {
+    const me = app.me;
     forgetMe();
+    if (event.reason === 'idle') app.away = me;
     showResult(LEFT_BECAUSE[event.reason] ?? 'You left.', 'info');
+  } else if (verdict === 'apply' && event.type === 'player_rejoined' && app.away?.id === event.player) {
+    // Our own request brought us back (a phone back on the Wi-Fi): the server kept our score.
+    app.away = null;
+    rememberMe({ id: event.player, name: event.name });
+    showResult(`Welcome back, ${event.name}: your score was kept.`, 'info');
   } else if (verdict === 'apply' && event.type === 'player_renamed' && app.me?.id === event.player) {
     rememberMe({ id: app.me.id, name: event.name });
     showResult(`The lecturer renamed you to ${event.name}.`, 'info');
@@ -356,6 +372,7 @@ function onEvent(event, verdict) {
 
 function rememberMe(me) {
   app.me = me;
+  app.away = null;
   try {
     localStorage.setItem(ME_KEY, JSON.stringify(me));
   } catch {
@@ -512,6 +529,15 @@ async function play(board, round, point) {
     if (err.code === 'unauthorized') {
       forgetMe();
       scheduleRender();
+    }
+    if (err.late) {
+      // The WebSocket had no answer in time, but the click may be on its way (websocket.js).
+      showResult(`Your click: ${err.detail}.`, 'info');
+      err.late.then((result) => {
+        board.markClick(point, String(result.result));
+        showResult(`Your click arrived late — ${describeResult(result, via)}`, String(result.result));
+      });
+      return;
     }
     showResult(`Click not counted: ${err.detail || err.message} (${err.code ?? 'error'})`, 'error');
   }

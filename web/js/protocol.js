@@ -171,6 +171,8 @@ export function applyEvent(state, e) {
       return next;
     case 'player_left':
       next.players = state.players.filter((p) => p.id !== e.player);
+      // A player the lecturer removed takes their name off the board too (the page's own field).
+      if (e.reason === 'kicked' && state.round?.winner === e.player) next.round = { ...state.round, winner_name: null };
       return next;
     case 'player_rejoined':
       next.players = [
@@ -189,7 +191,9 @@ export function applyEvent(state, e) {
       return next;
     case 'round_won': {
       if (state.round && state.round.number === e.round) {
-        next.round = { ...state.round, winner: e.winner };
+        // winner_name is the page's own: the board still names the winner once they have left
+        // (the race's bots leave right after their last round).
+        next.round = { ...state.round, winner: e.winner, winner_name: e.name };
       }
       next.players = updatePlayer(state.players, e.winner, (p) => ({ score: p.score + 1 }));
       const tally = state.transports[e.transport] ?? { wins: 0, total_reaction_ms: 0 };
@@ -222,6 +226,7 @@ export function applyEvent(state, e) {
       return next;
     case 'player_renamed':
       next.players = updatePlayer(state.players, e.player, () => ({ name: e.name }));
+      if (state.round?.winner === e.player) next.round = { ...state.round, winner_name: e.name };
       return next;
     case 'joins_changed':
       next.joins_open = e.open;

@@ -348,7 +348,9 @@ impl<M: Mode> Socket<M> {
                     self.fail(close(CloseCode::Size, "message too large"), Rest::Drop);
                 }
                 Poll::Ready(Some(Err(_))) => {
-                    // The connection failed: nobody to send a close frame to.
+                    // The connection failed (an EOF inside a frame, a reset): nobody to send a
+                    // close frame to, and nothing refused — a phone off the Wi-Fi is no entry
+                    // in the defence log (`ws_close.rs`).
                     self.input_ended = true;
                     self.end();
                     return;

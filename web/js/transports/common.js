@@ -383,6 +383,8 @@ export class Reconnector {
     retryLabel = 'next attempt',
     backoff = new Backoff(),
     timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (id) => clearTimeout(id) },
+    // Where the browser says "online" (the window); null where there is none (Node).
+    network = typeof window !== 'undefined' && typeof window.addEventListener === 'function' ? window : null,
   }) {
     this.open = open;
     this.onEvent = onEvent;
@@ -391,6 +393,9 @@ export class Reconnector {
     this.retryLabel = retryLabel;
     this.backoff = backoff;
     this.timers = timers;
+    this.network = network;
+    /** While waiting out a backoff: the `online` listener that cuts the wait short. */
+    this.onOnline = null;
     this.resume = new ResumeWatch(probe);
     /** Where to resume from: the last event seen, of which server run. */
     this.position = { since: null, epoch: null };
@@ -416,8 +421,7 @@ export class Reconnector {
 
   #end() {
     this.running = false;
-    this.timers.clearTimeout(this.timer);
-    this.timer = null;
+    this.#stopWaiting();
     const link = this.link;
     this.link = null;
     link?.kill();
@@ -482,9 +486,24 @@ export class Reconnector {
     this.probe.reconnecting({ wait, attempt, reason });
     this.onStatus('reconnecting', `${this.retryLabel} in ${(wait / 1000).toFixed(1)} s (attempt ${attempt}): ${reason}`);
     this.resume.arm();
-    this.timer = this.timers.setTimeout(() => {
-      this.timer = null;
+    const next = () => {
+      this.#stopWaiting();
       if (this.running) this.#attempt();
-    }, wait);
+    };
+    this.timer = this.timers.setTimeout(next, wait);
+    // A phone back on the Wi-Fi should not sit out a backoff of up to 10 s: the browser's
+    // `online` event starts the next attempt at once. (Only a hint: `online` means "some
+    // network", not "the server", so the backoff stays for when it was wrong.)
+    if (this.network) {
+      this.onOnline = next;
+      this.network.addEventListener('online', next);
+    }
+  }
+
+  #stopWaiting() {
+    this.timers.clearTimeout(this.timer);
+    this.timer = null;
+    if (this.onOnline) this.network?.removeEventListener('online', this.onOnline);
+    this.onOnline = null;
   }
 }

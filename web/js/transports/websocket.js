@@ -15,6 +15,13 @@
 // and the WebSocket should not lose one where they do; the road not taken, refusing it as
 // "not connected", taught that WebSockets drop clicks. Queueing cannot cheat: the click names
 // its round, so one that arrives after the round ended is judged late (or expired).
+//
+// A click sent on an open socket that gets no answer within CLICK_TIMEOUT_MS is *not* reported
+// as lost: on a phone that left the Wi-Fi for a few seconds the browser still shows the socket
+// open, the frame waits in its buffer and reaches the server when the network is back — where
+// it may well win the round. So the page hears "no answer yet, it may still count", and the
+// answer, if it comes, still reaches it (`err.late`). The road not taken, "not counted", was
+// wrong whenever the network came back in time.
 
 import {
   ApiError,
@@ -29,8 +36,10 @@ import {
 
 /** The sub-protocol the server insists on; it refuses a handshake that does not offer it. */
 export const WS_SUBPROTOCOL = 'clickgame.v1';
-/** A click with no reply after this long is given up (the socket is probably dead). */
+/** A click with no reply after this long is reported as unanswered (the socket may be dead). */
 const CLICK_TIMEOUT_MS = 5000;
+/** Unanswered clicks whose late answer we still pass on, at most. */
+const LATE_MAX = 8;
 /** Our close code for a simulated network failure (4000–4999 are for applications). */
 const DROP_CODE = 4000;
 /** Clicks waiting for the socket to reopen, at most. */
@@ -39,17 +48,20 @@ export const QUEUE_MAX = 8;
 export class WebSocketTransport {
   static transportName = 'websocket';
 
-  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' }, onNode = () => {} }) {
+  constructor({ onEvent, onStatus = () => {}, probe = NO_PROBE, auth = { kind: 'cookie' }, onNode = () => {}, clickTimeoutMs = CLICK_TIMEOUT_MS }) {
     this.probe = probe;
     this.auth = auth;
     /** In a cluster: told the node serving the socket (its first message, `{"type":"node"}`). */
     this.onNode = onNode;
+    this.clickTimeoutMs = clickTimeoutMs;
     this.socket = null;
     this.nextId = 1;
     /** Clicks waiting for their reply: id → {resolve, reject, timer}. */
     this.pending = new Map();
     /** Clicks made while the socket was not open: {command, resolve, reject, timer}. */
     this.queued = [];
+    /** Clicks that timed out on this socket, whose answer may still come: id → resolve. */
+    this.late = new Map();
     this.reconnect = new Reconnector({ open: (link) => this.#open(link), onEvent, onStatus, probe });
   }
 
@@ -113,6 +125,7 @@ export class WebSocketTransport {
     socket.onclose = (close) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      this.late.clear();
       const detail = `${close.code}${close.reason ? ` ${close.reason}` : ''}`;
       if (opened) this.probe.socketClosed({ label: `WebSocket closed ${detail}`, detail });
       this.#failPending(new ApiError('disconnected', `socket closed (${close.code})`));
@@ -132,6 +145,14 @@ export class WebSocketTransport {
   #reply(data) {
     const waiting = data && this.pending.get(data.id);
     if (!waiting) {
+      const late = data && this.late.get(data.id);
+      if (late && data.type === 'click_result') {
+        this.late.delete(data.id);
+        const { type: _type, id: _id, ...result } = data;
+        this.probe.note(`late answer to click ${data.id}: ${String(result.result)}`);
+        late(result);
+        return;
+      }
       if (data?.type === 'error') console.warn('websocket: server error', data);
       return;
     }
@@ -176,8 +197,8 @@ export class WebSocketTransport {
       const entry = { command, resolve, reject, timer: null };
       entry.timer = setTimeout(() => {
         this.queued = this.queued.filter((e) => e !== entry);
-        reject(new ApiError('not_connected', `the WebSocket did not reopen within ${CLICK_TIMEOUT_MS / 1000} s`));
-      }, CLICK_TIMEOUT_MS);
+        reject(new ApiError('not_connected', `the WebSocket did not reopen within ${this.clickTimeoutMs / 1000} s`));
+      }, this.clickTimeoutMs);
       this.queued.push(entry);
       this.probe.note(`click for round ${command.round} queued: the socket is reconnecting; it goes out when the socket reopens (a late one is judged late)`);
     });
@@ -198,8 +219,18 @@ export class WebSocketTransport {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new ApiError('timeout', `no reply to click ${id}`));
-      }, CLICK_TIMEOUT_MS);
+        const err = new ApiError(
+          'no_reply',
+          `no answer within ${this.clickTimeoutMs / 1000} s; the connection may be down. ` +
+            'If the click still gets through, the server judges it as usual and it may still count',
+        );
+        // The late answer, if the socket delivers one (bounded: the oldest is forgotten).
+        err.late = new Promise((resolveLate) => {
+          this.late.set(id, resolveLate);
+          if (this.late.size > LATE_MAX) this.late.delete(this.late.keys().next().value);
+        });
+        reject(err);
+      }, this.clickTimeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       this.#sendFrame(
         socket,
@@ -225,6 +256,7 @@ export class WebSocketTransport {
     this.reconnect.stop();
     const socket = this.socket;
     this.socket = null;
+    this.late.clear();
     this.#failPending(new ApiError('closed', 'transport closed'));
     this.#failQueued(new ApiError('closed', 'transport closed'));
     // 1000 = normal closure: we are switching transports or leaving, nothing went wrong.
