@@ -27,8 +27,8 @@
 //! and, on TLS, its handshake (`tls_info`).
 //! [`Listeners`] adds listeners one by one, so more addresses are one more call.
 //!
-//! The road not taken: patching actix-http for this (`vendor/actix-http` carries three small
-//! changes of issue 15, none of them here: counting needs none), or counting sockets in
+//! The road not taken: patching actix-http for this (`vendor/actix-http` carries a few small
+//! changes, none of them here: counting needs none), or counting sockets in
 //! `HttpServer::on_connect` (it runs after the TLS handshake and cannot refuse a connection).
 
 use std::cell::{Cell, RefCell};
