@@ -24,15 +24,15 @@ export function saveAdminToken(token) {
 }
 
 /**
- * Calls one control. Resolves to `{ok: true, body}` or `{ok: false, message}` — never throws,
- * the page just shows the message.
+ * One request with the admin token: resolves to `{status, body}` (`body` the parsed JSON or
+ * null) or, when it could not be sent, `{status: 0, message}` — never throws. Shared by the
+ * lecturer's controls (below) and the lab's switches (lab_panel.js).
  */
-export async function adminPost(token, action, body) {
-  if (!token) return { ok: false, message: 'Enter the admin token first (printed by the server at start-up).' };
+export async function adminRequest(token, method, path, body) {
   let res;
   try {
-    res = await fetch(`/api/admin/${action}`, {
-      method: 'POST',
+    res = await fetch(path, {
+      method,
       credentials: 'omit',
       cache: 'no-store',
       headers: {
@@ -42,7 +42,7 @@ export async function adminPost(token, action, body) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
-    return { ok: false, message: `Could not reach the server (${err.message}).` };
+    return { status: 0, message: `Could not reach the server (${err.message}).` };
   }
   let parsed = null;
   try {
@@ -50,7 +50,19 @@ export async function adminPost(token, action, body) {
   } catch {
     parsed = null;
   }
-  if (res.ok) return { ok: true, body: parsed };
+  return { status: res.status, statusText: res.statusText, body: parsed };
+}
+
+/**
+ * Calls one control. Resolves to `{ok: true, body}` or `{ok: false, message}` — never throws,
+ * the page just shows the message.
+ */
+export async function adminPost(token, action, body) {
+  if (!token) return { ok: false, message: 'Enter the admin token first (printed by the server at start-up).' };
+  const res = await adminRequest(token, 'POST', `/api/admin/${action}`, body);
+  if (res.status === 0) return { ok: false, message: res.message };
+  const parsed = res.body;
+  if (res.status >= 200 && res.status < 300) return { ok: true, body: parsed };
   if (res.status === 403 || res.status === 401) {
     return { ok: false, message: 'The server refused the admin token (admin_required).' };
   }

@@ -12,6 +12,8 @@
 // any `[data-join-summary]` with the join URL (the drawer's tab, js/drawers.js). `compare.html#join`
 // opens the drawer at once (drawers.js). Everything from the server is written with textContent.
 
+import { el } from './dom.js';
+
 /** What the card shows, from untrusted JSON; null when it is not join info. Pure, for tests. */
 export function joinCardView(info) {
   const strings = (v) => (Array.isArray(v) ? v.filter((u) => typeof u === 'string' && /^https?:\/\//.test(u)) : []);
@@ -27,16 +29,6 @@ export function joinCardView(info) {
     lan: info.lan === true,
     qr,
   };
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'dataset') Object.assign(node.dataset, v);
-    else node[k] = v;
-  }
-  node.append(...children);
-  return node;
 }
 
 /** Draws the card for `info` (the JSON of /api/join-info) into `root`. */

@@ -18,9 +18,10 @@
 // the lecturer shows while explaining polling. Everything from the server is written with
 // textContent.
 
-import { loadAdminToken } from './admin.js';
+import { adminRequest, loadAdminToken } from './admin.js';
 import { close as closeDrawer } from './drawers.js';
 import { DEFENCES, labState, onLabChange, refreshLab } from './lab.js';
+import { el } from './dom.js';
 
 const LOG_MS = 1000;
 const SWITCHES_MS = 3000;
@@ -38,41 +39,13 @@ const WHAT = {
   server_data: 'the pages write names as text and ignore events that fail their checks',
 };
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'dataset') Object.assign(node.dataset, v);
-    else node[k] = v;
-  }
-  node.append(...children);
-  return node;
-}
-
 async function call(method, path, body) {
   const token = loadAdminToken();
   if (!token) return { ok: false, status: 0, message: 'Enter the admin token (printed by the server at start-up).' };
-  let res;
-  try {
-    res = await fetch(path, {
-      method,
-      credentials: 'omit',
-      cache: 'no-store',
-      headers: {
-        Authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (err) {
-    return { ok: false, status: 0, message: `Could not reach the server (${err.message}).` };
-  }
-  let parsed = null;
-  try {
-    parsed = await res.json();
-  } catch {
-    parsed = null;
-  }
-  if (res.ok) return { ok: true, status: res.status, body: parsed };
+  const res = await adminRequest(token, method, path, body);
+  if (res.status === 0) return { ok: false, status: 0, message: res.message };
+  const parsed = res.body;
+  if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status, body: parsed };
   if (res.status === 404) return { ok: false, status: 404, message: 'The lab is off: start the server with --lab.' };
   if (res.status === 403) return { ok: false, status: 403, message: 'The server refused the admin token.' };
   return { ok: false, status: res.status, message: `${parsed?.error ?? res.status}: ${parsed?.detail ?? ''}` };

@@ -11,15 +11,7 @@
 // answer) and, on every render, the folded game state of one of its panes. Player names are
 // untrusted: written with textContent only.
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'dataset') Object.assign(node.dataset, v);
-    else node[k] = v;
-  }
-  node.append(...children);
-  return node;
-}
+import { el } from './dom.js';
 
 /** The player list's options: [value, label], ordered by name. Pure, for tests. */
 export function playerOptions(state) {

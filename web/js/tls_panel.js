@@ -10,6 +10,8 @@
 // compare page's drawer), so the pages' own scripts need not know it. Everything from the
 // server is written with textContent, never as HTML.
 
+import { el } from './dom.js';
+
 /** Rows of the connection table: [label, value, data-field, explanation]. Pure, for tests. */
 export function connectionRows(info) {
   const parts = info.cipher_parts ?? {};
@@ -53,16 +55,6 @@ export function certificateRows(cert) {
       ? 'self-signed: no CA vouches for it, so the browser asks you (compare this fingerprint with the one the server logged)'
       : `issued by a CA: ${cert.issuer}`, 'trust'],
   ];
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'dataset') Object.assign(node.dataset, v);
-    else node[k] = v;
-  }
-  node.append(...children);
-  return node;
 }
 
 function table(rows, testid) {
