@@ -204,7 +204,7 @@ fn verify_as(
 }
 
 /// The slide's check, item by item, as a browser does it: the chain must end at a trusted
-/// anchor, and the name the client asked for must be one of the certificate's SANs (RFC 6125;
+/// anchor, and the name the client asked for must be one of the certificate's SANs (RFC 9525;
 /// the CN is not consulted once SANs exist). The `wrong.example` control with the name check
 /// switched off proves that the refusal is the name alone: chain, dates and signature pass.
 #[actix_web::test]
