@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use clickgame::tls::TlsVersion;
-use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVersion};
-use openssl::x509::X509;
+use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslStream, SslVersion};
+use openssl::x509::{X509VerifyResult, X509};
 use serde_json::{json, Value};
 
 use crate::clients::{Downstream, Kind};
@@ -173,6 +173,81 @@ async fn api_tls_over_http2_describes_the_h2_connection() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["alpn"], "h2", "{body}");
     assert_eq!(body["protocol"], "TLSv1.3", "{body}");
+    app.server.stop().await;
+}
+
+/// How a full-verification handshake under `name` ended: `Ok(())`, or the verify result the
+/// client's OpenSSL recorded (`X509_V_ERR_*`) with its text and the handshake error.
+fn verify_as(
+    port: u16,
+    connector: &SslConnector,
+    name: &str,
+    check_name: bool,
+) -> Result<(), (i32, String, String)> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let config = connector.configure().unwrap().verify_hostname(check_name);
+    match config.connect(name, tcp) {
+        Ok(tls) => {
+            assert_eq!(tls.ssl().verify_result(), X509VerifyResult::OK);
+            Ok(())
+        }
+        Err(HandshakeError::Failure(mid)) => {
+            let result = mid.ssl().verify_result();
+            Err((
+                result.as_raw(),
+                result.error_string().to_string(),
+                mid.error().to_string(),
+            ))
+        }
+        Err(other) => panic!("{name}: the handshake did not even start: {other}"),
+    }
+}
+
+/// The slide's check, item by item, as a browser does it: the chain must end at a trusted
+/// anchor, and the name the client asked for must be one of the certificate's SANs (RFC 9525;
+/// the CN is not consulted once SANs exist). The `wrong.example` control with the name check
+/// switched off proves that the refusal is the name alone: chain, dates and signature pass.
+#[actix_web::test]
+async fn the_name_check_accepts_the_certificates_sans_and_refuses_another_name_with_hostname_mismatch(
+) {
+    let app = TestApp::spawn_with(|c| c.no_tls = false).await;
+    let port = app.server.https_addr.unwrap().port();
+    let trusting = connector(&app, SslVersion::TLS1_2, SslVersion::TLS1_3);
+    let untrusting = SslConnector::builder(SslMethod::tls_client())
+        .unwrap()
+        .build();
+    blocking(move || {
+        // Signed by a trusted CA? Without the certificate as a trust anchor: no.
+        let (code, text, _) = verify_as(port, &untrusting, "localhost", true).unwrap_err();
+        assert_eq!(
+            code,
+            openssl_sys::X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT,
+            "{text}"
+        );
+
+        // Trusted, and the name is in the SANs (DNS:localhost, IP:127.0.0.1): accepted.
+        for name in ["localhost", "127.0.0.1"] {
+            verify_as(port, &trusting, name, true).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        }
+
+        // Trusted, but the name is not in the SANs: refused, and the reason is the name.
+        for name in ["wrong.example", "www.localhost"] {
+            let (code, text, error) = verify_as(port, &trusting, name, true).unwrap_err();
+            assert_eq!(
+                code,
+                openssl_sys::X509_V_ERR_HOSTNAME_MISMATCH,
+                "{name}: {text}"
+            );
+            assert_eq!(text, "hostname mismatch");
+            assert!(
+                error.contains("certificate verify failed"),
+                "{name}: {error}"
+            );
+        }
+        verify_as(port, &trusting, "wrong.example", false)
+            .expect("with the name check off, nothing else fails");
+    })
+    .await;
     app.server.stop().await;
 }
 

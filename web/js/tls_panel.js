@@ -35,7 +35,7 @@ export function connectionRows(info) {
   ];
 }
 
-/** Rows of the certificate table. Pure, for tests. */
+/** Rows of the certificate table: [label, value, data-field, explanation?]. Pure, for tests. */
 export function certificateRows(cert) {
   const key = cert.public_key ?? {};
   const keyText = [key.type, key.curve, key.bits ? `${key.bits} bits` : null].filter(Boolean).join(', ');
@@ -49,7 +49,8 @@ export function certificateRows(cert) {
     ['Valid', `${cert.not_before} → ${cert.not_after}${days ? ` (${days})` : ''}`, 'validity'],
     ['Public key', keyText, 'public-key'],
     ['Signature', cert.signature_algorithm, 'signature'],
-    ['Names (SAN)', (cert.san ?? []).join(', ') || 'none', 'san'],
+    ['Names (SAN)', (cert.san ?? []).join(', ') || 'none', 'san',
+      'The browser compares the host in its address bar with this list (not with the subject\'s CN); a host that is not in it fails the name check, however trusted the signer.'],
     ['SHA-256', cert.sha256, 'sha256'],
     ['Trust', cert.self_signed
       ? 'self-signed: no CA vouches for it, so the browser asks you (compare this fingerprint with the one the server logged)'
