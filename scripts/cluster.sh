@@ -3,6 +3,10 @@
 #
 #   scripts/cluster.sh                 start it all; Ctrl-C stops it all and removes the data
 #   scripts/cluster.sh --check-config  render the haproxy config and let haproxy check it
+#   scripts/cluster.sh --render-config FILE NODE HTTP HTTPS [NODE HTTP HTTPS]...
+#                                      only write the haproxy config for these nodes' ports (the
+#                                      entry point's ports from CLUSTER_HTTP_PORT/_HTTPS_PORT):
+#                                      tests/api/entry_point.rs runs the shipped config this way
 #
 # Redis runs on a free port with a throw-away data dir (AOF on, fsync every second: a restarted
 # Redis keeps the game, see docs/scaling.md). Each node gets its own free HTTP and HTTPS ports,
@@ -44,6 +48,13 @@ render_config() {
   config=${config//@HTTPS_SERVERS@/${https_servers%$'\n'}}
   printf '%s\n' "$config" >"$out"
 }
+
+if [ "${1:-}" = --render-config ]; then
+  shift
+  [ $# -ge 4 ] && [ $((($# - 1) % 3)) -eq 0 ] || { echo "cluster: --render-config FILE NODE HTTP HTTPS..." >&2; exit 2; }
+  render_config "$@"
+  exit 0
+fi
 
 work=$(mktemp -d -t clickgame-cluster-XXXXXX)
 pids=()
