@@ -11,8 +11,10 @@
 # Redis runs on a free port with a throw-away data dir (AOF on, fsync every second: a restarted
 # Redis keeps the game, see docs/scaling.md). Each node gets its own free HTTP and HTTPS ports,
 # its own data dir, and what they must share: one certificate (the entry point hands any
-# connection to any node), one admin token, the entry point's origins as allowed origins, and
-# 127.0.0.1 as the trusted proxy. The entry point is http://127.0.0.1:8080 and
+# connection to any node), one admin token, the entry point's origins as allowed origins, the
+# entry point's URLs as --public-url (so the join card and its QR code send phones through
+# haproxy, not to one node's own port, which would bypass failover), and 127.0.0.1 as the
+# trusted proxy. The entry point is http://127.0.0.1:8080 and
 # https://127.0.0.1:8443 (CLUSTER_HTTP_PORT / CLUSTER_HTTPS_PORT to change them).
 #
 # `make cluster` builds the release binary and runs this. CLUSTER_ARGS adds flags to every
@@ -98,7 +100,9 @@ for node in "${NODES[@]}"; do
     --http-addr "127.0.0.1:$http" --https-addr "127.0.0.1:$https" \
     --data-dir "$work/node-$node" --no-persist \
     --cert "$work/shared/cert.pem" --key "$work/shared/key.pem" \
-    --admin-token "$admin_token" --trusted-proxy 127.0.0.1 ${CLUSTER_ARGS:-} &
+    --admin-token "$admin_token" --trusted-proxy 127.0.0.1 \
+    --public-url "http://127.0.0.1:$HTTP_PORT/" --public-url "https://127.0.0.1:$HTTPS_PORT/" \
+    ${CLUSTER_ARGS:-} &
   pids+=($!)
   echo "cluster: node $node (pid $!) on http://127.0.0.1:$http and https://127.0.0.1:$https"
 done
