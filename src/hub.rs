@@ -9,9 +9,10 @@
 //! * keeps the last `history` events in a ring buffer ([`Log`], in `log.rs`) and answers
 //!   "everything after seq N"
 //!   ([`Hub::catch_up`]), falling back to a snapshot when N is too old or from another epoch,
-//! * and wakes waiting connections through a `watch` channel carrying the last seq.
+//! * and wakes waiting connections by ringing a [`Bell`] (`bell.rs`: one wake per worker
+//!   thread, which wakes its own connections).
 //!
-//! Why a shared log plus a `watch`, and not a `broadcast` channel or a queue per connection: each
+//! Why a shared log plus a bell, and not a `broadcast` channel or a queue per connection: each
 //! connection only keeps a cursor (its last seq), so an idle connection costs no queue memory, a
 //! slow one can never make the server buffer without bound, and "no skip, no reorder" holds by
 //! construction — every sender reads the same ordered log. The price is a read lock per wake-up.
@@ -20,7 +21,7 @@
 //! replica. Readers that only catch up take just the log's read lock.
 //!
 //! **In a cluster** (`--redis-url`, `docs/scaling.md`) the public face stays the same — the
-//! transports catch up from the same ring buffer and wait on the same `watch` — but what fills
+//! transports catch up from the same ring buffer and wait on the same bell — but what fills
 //! it changes (`hub/replica.rs`): every node fills its ring from the log in Redis and keeps a
 //! *replica* of the game folded from it (snapshots, "is this player still here"), and only the
 //! node holding the lease runs the [`Game`], whose events go to Redis instead of the ring.
@@ -36,8 +37,9 @@ use replica::Cluster;
 pub use replica::Tell;
 
 use serde::Serialize;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
+use crate::bell::{Bell, Subscription};
 use crate::error::to_json;
 use crate::game::{
     validate_event, Click, ClickOutcome, Event, EventKind, Game, GameError, GameState,
@@ -119,8 +121,9 @@ struct Inner {
     delays: [AtomicU64; Transport::COUNT],
     core: Mutex<Core>,
     log: RwLock<Log>,
-    seq_tx: watch::Sender<u64>,
-    control: watch::Sender<Control>,
+    /// Rung after every publish and every order to end all connections.
+    bell: Arc<Bell>,
+    control: Mutex<Control>,
     timer: Notify,
     /// Random per server start; in a cluster, the game's (kept in Redis, the same on every node
     /// and across failovers). Changes only in a cluster, when Redis starts a new game.
@@ -282,8 +285,6 @@ impl Hub {
         config: HubConfig,
         cluster: Option<Cluster>,
     ) -> Hub {
-        let (seq_tx, _) = watch::channel(last_seq);
-        let (control, _) = watch::channel(Control::default());
         let log = Log::new(config.history, history, last_seq);
         Hub {
             inner: Arc::new(Inner {
@@ -299,8 +300,8 @@ impl Hub {
                     last_start: None,
                 }),
                 log: RwLock::new(log),
-                seq_tx,
-                control,
+                bell: Bell::new(),
+                control: Mutex::new(Control::default()),
                 timer: Notify::new(),
                 epoch: RwLock::new(Arc::from(hex(&random_bytes::<8>()))),
                 config,
@@ -446,20 +447,36 @@ impl Hub {
         self.core().game.state().poll_interval_ms
     }
 
-    /// Watched by every open connection; see [`Control`].
-    pub fn control(&self) -> watch::Receiver<Control> {
-        self.inner.control.subscribe()
+    /// The current order to open connections (see [`Control`]); a change rings every
+    /// [`Subscription`] with [`Rang::control`](crate::bell::Rang::control).
+    pub fn control(&self) -> Control {
+        *self
+            .inner
+            .control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn change_control(&self, change: impl FnOnce(&mut Control)) {
+        change(
+            &mut self
+                .inner
+                .control
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        self.inner.bell.ring_control();
     }
 
     /// Ends every open downstream connection once (clients reconnect and resume).
     pub fn disconnect_all(&self) {
-        self.inner.control.send_modify(|c| c.generation += 1);
+        self.change_control(|c| c.generation += 1);
     }
 
     /// Ends every open connection for good: WebSockets close with 1001, SSE streams end,
     /// parked long polls answer.
     pub fn begin_shutdown(&self) {
-        self.inner.control.send_modify(|c| {
+        self.change_control(|c| {
             c.generation += 1;
             c.shutting_down = true;
         });
@@ -475,13 +492,20 @@ impl Hub {
             .clone()
     }
 
+    /// True when the epoch can never change (not a cluster node): a stream that has checked
+    /// its epoch once need not compare it again (`ResumePoint`).
+    pub fn epoch_fixed(&self) -> bool {
+        self.inner.cluster.is_none()
+    }
+
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
     }
 
-    /// A receiver that changes whenever the log grows. Mark it seen *before* catching up.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.inner.seq_tx.subscribe()
+    /// Rings whenever the log grows or all connections are told to end; see `bell.rs`. Read
+    /// the log after the subscription says `Pending`, so that no event slips between.
+    pub fn subscribe(&self) -> Subscription {
+        self.inner.bell.subscribe()
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -565,7 +589,7 @@ impl Hub {
                 log.push(Arc::new(WireEvent::new(event.seq, now, type_name, json)));
             }
         }
-        self.inner.seq_tx.send_replace(core.last_seq);
+        self.inner.bell.ring_news();
         self.inner.timer.notify_one();
     }
 
