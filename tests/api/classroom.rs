@@ -490,14 +490,16 @@ async fn a_public_url_comes_first_in_join_info_and_the_qr_code_and_its_origin_ma
     // Pages loaded through the public URLs may join; other origins still may not.
     let (status, body) = join_as_page(&app, "192.0.2.99", "http://192.0.2.99", "Ada").await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) =
-        join_as_page(&app, "class.example", "https://class.example", "Bob").await;
+    let (status, body) = join_as_page(&app, "class.example", "https://class.example", "Bob").await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         upgrade_as_page(&app, "class.example", "https://class.example").await,
         101
     );
     let (status, _) = join_as_page(&app, "class.example", "http://class.example", "Cy").await;
-    assert_eq!(status, 403, "the http:// origin of an https:// public URL is not allowed");
+    assert_eq!(
+        status, 403,
+        "the http:// origin of an https:// public URL is not allowed"
+    );
     app.server.stop().await;
 }
