@@ -3,12 +3,18 @@
 #
 #   scripts/cluster.sh                 start it all; Ctrl-C stops it all and removes the data
 #   scripts/cluster.sh --check-config  render the haproxy config and let haproxy check it
+#   scripts/cluster.sh --render-config FILE NODE HTTP HTTPS [NODE HTTP HTTPS]...
+#                                      only write the haproxy config for these nodes' ports (the
+#                                      entry point's ports from CLUSTER_HTTP_PORT/_HTTPS_PORT):
+#                                      tests/api/entry_point.rs runs the shipped config this way
 #
 # Redis runs on a free port with a throw-away data dir (AOF on, fsync every second: a restarted
 # Redis keeps the game, see docs/scaling.md). Each node gets its own free HTTP and HTTPS ports,
 # its own data dir, and what they must share: one certificate (the entry point hands any
-# connection to any node), one admin token, the entry point's origins as allowed origins, and
-# 127.0.0.1 as the trusted proxy. The entry point is http://127.0.0.1:8080 and
+# connection to any node), one admin token, the entry point's origins as allowed origins, the
+# entry point's URLs as --public-url (so the join card and its QR code send phones through
+# haproxy, not to one node's own port, which would bypass failover), and 127.0.0.1 as the
+# trusted proxy. The entry point is http://127.0.0.1:8080 and
 # https://127.0.0.1:8443 (CLUSTER_HTTP_PORT / CLUSTER_HTTPS_PORT to change them).
 #
 # `make cluster` builds the release binary and runs this. CLUSTER_ARGS adds flags to every
@@ -44,6 +50,13 @@ render_config() {
   config=${config//@HTTPS_SERVERS@/${https_servers%$'\n'}}
   printf '%s\n' "$config" >"$out"
 }
+
+if [ "${1:-}" = --render-config ]; then
+  shift
+  [ $# -ge 4 ] && [ $((($# - 1) % 3)) -eq 0 ] || { echo "cluster: --render-config FILE NODE HTTP HTTPS..." >&2; exit 2; }
+  render_config "$@"
+  exit 0
+fi
 
 work=$(mktemp -d -t clickgame-cluster-XXXXXX)
 pids=()
@@ -87,7 +100,9 @@ for node in "${NODES[@]}"; do
     --http-addr "127.0.0.1:$http" --https-addr "127.0.0.1:$https" \
     --data-dir "$work/node-$node" --no-persist \
     --cert "$work/shared/cert.pem" --key "$work/shared/key.pem" \
-    --admin-token "$admin_token" --trusted-proxy 127.0.0.1 ${CLUSTER_ARGS:-} &
+    --admin-token "$admin_token" --trusted-proxy 127.0.0.1 \
+    --public-url "http://127.0.0.1:$HTTP_PORT/" --public-url "https://127.0.0.1:$HTTPS_PORT/" \
+    ${CLUSTER_ARGS:-} &
   pids+=($!)
   echo "cluster: node $node (pid $!) on http://127.0.0.1:$http and https://127.0.0.1:$https"
 done

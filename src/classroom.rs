@@ -16,8 +16,15 @@
 //!
 //! Without `--lan` the URLs are the loopback ones: the card still works on the lecturer's own
 //! machine, and nothing is advertised that the server does not listen on.
+//!
+//! Behind a reverse proxy, a port forward or the cluster's entry point (`make cluster`), the
+//! address students must use is not one this process listens on: a node's own port would take
+//! phones past the proxy (and past failover). [`PublicUrl`] (`--public-url`) says which one it
+//! is; it comes first, and the QR code carries it. The server does not guess it from a request's
+//! `Host` or `X-Forwarded-Host`: anyone can send those.
 
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 
 use actix_web::{http::header, web, HttpResponse};
 use qrcode::render::{svg, unicode::Dense1x2};
@@ -30,12 +37,67 @@ use crate::lan::{Host, LanNames};
 use crate::limits::Limits;
 use crate::transport::method_not_allowed;
 
+/// A `--public-url`: where students reach this server from outside it, `http(s)://host[:port]/`.
+/// Only an origin with the `/` path: the player page is at the root, and a path, query,
+/// fragment or user name would be a URL the server cannot vouch for. Parsed by the `url` crate
+/// (the WHATWG parser browsers follow), so what the QR code carries is what a phone opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(url::Url);
+
+impl FromStr for PublicUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PublicUrl, String> {
+        let want = "give scheme://host[:port]/, e.g. http://192.0.2.10:8080/";
+        let url = url::Url::parse(text.trim()).map_err(|e| format!("{text:?}: {e}; {want}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("{text:?} is not http:// or https://; {want}"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("{text:?} names no host; {want}"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "{text:?} carries a user name or password, which a projector would show to the \
+                 room; {want}"
+            ));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "{text:?} has a path, query or fragment, but the player page is at the root of \
+                 its origin; {want}"
+            ));
+        }
+        Ok(PublicUrl(url))
+    }
+}
+
+impl PublicUrl {
+    /// The URL as browsers write it (lower-case host, default port left out, trailing `/`).
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.scheme() == "https"
+    }
+
+    /// Its origin (`scheme://host[:port]`), for the Origin allow-list: the pages students load
+    /// from there call the API from there.
+    pub fn origin(&self) -> String {
+        self.0.origin().ascii_serialization()
+    }
+}
+
 /// Where the room joins, computed once at start.
 #[derive(Debug, Clone, Serialize)]
 pub struct JoinInfo {
-    /// The player page over plain HTTP, under each name; the first is the QR code's.
+    /// Where to join, the first being the QR code's and the card's: every `--public-url` as
+    /// given (whatever its scheme: the operator vouches for it), then the player page over
+    /// plain HTTP under each of this server's own names.
     pub urls: Vec<String>,
-    /// The same over HTTPS (empty with `--no-tls`).
+    /// Over HTTPS: the `https://` public URLs, then this server's own names (none of its own
+    /// with `--no-tls`).
     pub https_urls: Vec<String>,
     /// Where the QR code of `urls[0]` is.
     pub qr: &'static str,
@@ -69,18 +131,36 @@ pub fn local_names(listener: SocketAddr) -> LanNames {
 
 impl JoinInfo {
     /// The join information for `names` (the LAN names with `--lan`, else [`local_names`]) on
-    /// the listeners' actual ports.
+    /// the listeners' actual ports, after the `public` URLs (`--public-url`).
     pub fn new(
         names: &LanNames,
         lan: bool,
         http_port: u16,
         https_port: Option<u16>,
         cert_sha256: Option<String>,
+        public: &[PublicUrl],
     ) -> JoinInfo {
-        let urls = names.urls("http", http_port);
+        fn first_then(first: Vec<String>, then: Vec<String>) -> Vec<String> {
+            let mut all = first;
+            for url in then {
+                if !all.contains(&url) {
+                    all.push(url);
+                }
+            }
+            all
+        }
+        let public_https = public.iter().filter(|u| u.is_https());
+        let urls = first_then(
+            public.iter().map(|u| u.as_str().to_string()).collect(),
+            names.urls("http", http_port),
+        );
+        let https_urls = first_then(
+            public_https.map(|u| u.as_str().to_string()).collect(),
+            https_port.map_or_else(Vec::new, |p| names.urls("https", p)),
+        );
         let qr_svg = urls.first().map_or_else(String::new, |u| qr_svg(u));
         JoinInfo {
-            https_urls: https_port.map_or_else(Vec::new, |p| names.urls("https", p)),
+            https_urls,
             urls,
             qr: QR_PATH,
             cert_sha256,
@@ -223,7 +303,7 @@ mod tests {
 
     #[test]
     fn join_info_lists_both_schemes_and_the_qr_code_carries_the_first_plain_url() {
-        let info = JoinInfo::new(&lan(), true, 8080, Some(8443), Some("AB:CD".into()));
+        let info = JoinInfo::new(&lan(), true, 8080, Some(8443), Some("AB:CD".into()), &[]);
         assert_eq!(
             info.urls,
             vec!["http://192.0.2.10:8080/", "http://[2001:db8::10]:8080/"]
@@ -250,7 +330,7 @@ mod tests {
     #[test]
     fn without_lan_the_urls_are_the_loopback_ones_the_server_listens_on() {
         let names = local_names("127.0.0.1:8080".parse().unwrap());
-        let info = JoinInfo::new(&names, false, 8080, None, None);
+        let info = JoinInfo::new(&names, false, 8080, None, None, &[]);
         assert_eq!(
             info.urls,
             vec!["http://127.0.0.1:8080/", "http://localhost:8080/"]
@@ -263,6 +343,76 @@ mod tests {
         );
         let names = local_names("10.0.0.5:8080".parse().unwrap());
         assert_eq!(names.urls("http", 8080), vec!["http://10.0.0.5:8080/"]);
+    }
+
+    #[test]
+    fn a_public_url_is_an_http_or_https_origin_with_the_root_path_and_nothing_else() {
+        for (given, kept) in [
+            ("http://192.0.2.10:8080/", "http://192.0.2.10:8080/"),
+            ("http://Class.Example:8080", "http://class.example:8080/"),
+            ("https://class.example:443/", "https://class.example/"),
+            ("http://[2001:db8::10]:8080/", "http://[2001:db8::10]:8080/"),
+        ] {
+            let url: PublicUrl = given.parse().unwrap();
+            assert_eq!(url.as_str(), kept, "{given}");
+        }
+        assert_eq!(
+            "https://class.example:8443/"
+                .parse::<PublicUrl>()
+                .unwrap()
+                .origin(),
+            "https://class.example:8443"
+        );
+        for refused in [
+            "class.example:8080",
+            "ftp://class.example/",
+            "ws://class.example/",
+            "http:///",
+            "http://user:pw@class.example/",
+            "http://class.example/game/",
+            "http://class.example/?x=1",
+            "http://class.example/#join",
+            "http://class.example:99999/",
+            "",
+        ] {
+            let err = refused.parse::<PublicUrl>().unwrap_err();
+            assert!(err.contains("scheme://host[:port]/"), "{refused}: {err}");
+        }
+    }
+
+    #[test]
+    fn public_urls_come_first_and_the_qr_code_carries_the_first_of_them() {
+        let public: Vec<PublicUrl> = ["http://127.0.0.1:8080/", "https://127.0.0.1:8443/"]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        let names = local_names("127.0.0.1:41234".parse().unwrap());
+        let info = JoinInfo::new(&names, false, 41234, Some(41235), None, &public);
+        assert_eq!(
+            info.urls,
+            vec![
+                "http://127.0.0.1:8080/",
+                "https://127.0.0.1:8443/",
+                "http://127.0.0.1:41234/",
+                "http://localhost:41234/"
+            ]
+        );
+        assert_eq!(
+            info.https_urls,
+            vec![
+                "https://127.0.0.1:8443/",
+                "https://127.0.0.1:41235/",
+                "https://localhost:41235/"
+            ]
+        );
+        assert_eq!(info.qr_svg, qr_svg("http://127.0.0.1:8080/"));
+        // A public URL that is also one of the server's own is listed once.
+        let same = ["http://localhost:41234/".parse().unwrap()];
+        let info = JoinInfo::new(&names, false, 41234, None, None, &same);
+        assert_eq!(
+            info.urls,
+            vec!["http://localhost:41234/", "http://127.0.0.1:41234/"]
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::{parser::ValueSource, CommandFactory, FromArgMatches, Parser};
 
+use crate::classroom::PublicUrl;
 use crate::cluster::{ClusterConfig, NodeId, DEFAULT_LEASE_TTL};
 use crate::forwarded::{TrustedProxies, TrustedProxy};
 use crate::game::{Rules, BOARD_SIZE, POLL_INTERVAL_MS};
@@ -173,6 +174,18 @@ pub struct Config {
     )]
     pub lan_addrs: Vec<Host>,
 
+    /// Where students reach this server from outside it — a reverse proxy, a port forward, the
+    /// cluster's entry point: `http(s)://host[:port]/`, nothing after the `/`. Listed first in
+    /// /api/join-info and on the join card, carried by the QR code, and its origin is allowed.
+    /// Repeat the flag, or separate with commas in the environment variable.
+    #[arg(
+        long = "public-url",
+        env = "CLICKGAME_PUBLIC_URL",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub public_urls: Vec<PublicUrl>,
+
     /// Create (or keep) a local CA in --data-dir (ca.pem; ca-key.pem mode 0600), name-constrained
     /// to loopback and this machine's LAN names and networks (or --lan-addr), sign the
     /// certificate with it, print both fingerprints, exit. Install ca.pem on the projector
@@ -214,7 +227,8 @@ pub struct Config {
     /// Teaching only, weakens security on request: the WSS best-practices lab (docs/lab.md).
     /// Adds an attacker's site on another origin (--lab-attacker-addr), switches that let the
     /// lecturer turn each defence off and on again (/lab.html, admin token; all start on), and a
-    /// live log of every refusal. Implies --no-persist.
+    /// live log of every refusal. Implies --no-persist; one laptop's exercise, so not with
+    /// --redis-url.
     #[arg(long, env = "CLICKGAME_LAB")]
     pub lab: bool,
 

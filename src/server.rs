@@ -367,6 +367,7 @@ async fn files_refusals_as_json(
 
 /// Binds and starts the server inside the current actix system.
 pub async fn start(mut config: Config) -> io::Result<RunningServer> {
+    check_lab_alone(&config)?;
     check_lab_reach(&config)?;
     if config.lab {
         // A lab game holds names a normal restore would refuse; it is never saved.
@@ -441,6 +442,8 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
             own.extend(names.origins("https", addr.port()));
         }
     }
+    // The pages students load through `--public-url` call the API from its origin.
+    own.extend(config.public_urls.iter().map(|u| u.origin()));
     let relays = bind_relays(&config, http_addr, https_addr)?;
     if let Some(r) = &relays {
         own.extend(r.origins.iter().cloned());
@@ -481,6 +484,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         http_addr.port(),
         https_addr.map(|a| a.port()),
         cert.as_ref().map(|c| c.sha256.clone()),
+        &config.public_urls,
     ));
     let configure = app_config(
         commands.clone(),
@@ -637,6 +641,22 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
         relays: relay_tasks,
         attacker,
     })
+}
+
+/// `--lab` is one laptop's exercise: with `--redis-url` every node would have its own defence
+/// switches (a defence off on one node only), its own attacker's site and its own banner
+/// (flickering as the entry point sends requests to different nodes). Refused, rather than
+/// sharing the switches through Redis: a lab that needs a cluster teaches nothing more.
+fn check_lab_alone(config: &Config) -> io::Result<()> {
+    if config.lab && config.redis_url.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--lab cannot be used with --redis-url: the lab is a single-laptop exercise, and in \
+             a cluster every node would have its own defence switches, attacker's site and \
+             banner; run the lab on one server without --redis-url (docs/lab.md)",
+        ));
+    }
+    Ok(())
 }
 
 /// `--lab` only on loopback, unless `--lab-allow-remote` says otherwise (and then loudly): a

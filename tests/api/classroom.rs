@@ -440,3 +440,66 @@ async fn a_lan_listener_on_every_interface_is_dual_stack_and_answers_on_ipv4_loo
     assert_eq!(info["urls"][0], format!("http://{V4}:{port}/"));
     app.server.stop().await;
 }
+
+#[actix_web::test]
+async fn a_public_url_comes_first_in_join_info_and_the_qr_code_and_its_origin_may_use_the_api() {
+    // A single server behind a port forward (or a reverse proxy, or the cluster's entry point):
+    // the room must be sent to the forwarded address, not to the port this process listens on.
+    let app = TestApp::spawn_with(|c| {
+        c.no_tls = false;
+        c.public_urls = ["http://192.0.2.99:80/", "https://class.example/"]
+            .iter()
+            .map(|u| u.parse().expect("a public URL"))
+            .collect();
+    })
+    .await;
+    let port = app.server.http_addr.port();
+    let https = app.server.https_addr.expect("TLS listener").port();
+    let (status, info) = app.get("/api/join-info").await;
+    assert_eq!(status.as_u16(), 200, "{info}");
+    assert_eq!(
+        info["urls"],
+        serde_json::json!([
+            "http://192.0.2.99/",
+            "https://class.example/",
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://localhost:{port}/")
+        ])
+    );
+    assert_eq!(
+        info["https_urls"],
+        serde_json::json!([
+            "https://class.example/",
+            format!("https://127.0.0.1:{https}/"),
+            format!("https://localhost:{https}/")
+        ])
+    );
+    let mut res = app
+        .client
+        .get(app.url("/api/join-qr.svg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let svg = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert_eq!(
+        svg,
+        clickgame::classroom::qr_svg("http://192.0.2.99/"),
+        "the QR code carries the public URL"
+    );
+    // Pages loaded through the public URLs may join; other origins still may not.
+    let (status, body) = join_as_page(&app, "192.0.2.99", "http://192.0.2.99", "Ada").await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = join_as_page(&app, "class.example", "https://class.example", "Bob").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        upgrade_as_page(&app, "class.example", "https://class.example").await,
+        101
+    );
+    let (status, _) = join_as_page(&app, "class.example", "http://class.example", "Cy").await;
+    assert_eq!(
+        status, 403,
+        "the http:// origin of an https:// public URL is not allowed"
+    );
+    app.server.stop().await;
+}

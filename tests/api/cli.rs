@@ -85,3 +85,68 @@ fn a_port_already_taken_names_the_address_and_its_flag() {
     );
     assert!(last.contains("in use"), "{last}");
 }
+
+/// Runs `clickgame` with `args` (and a throw-away --data-dir), expecting it to refuse to start;
+/// returns the last line of its stderr, after checking it is one line for a human.
+fn refused(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_clickgame"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .expect("clickgame runs");
+    assert!(!out.status.success(), "it started: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(
+        !last.contains("Custom {") && !last.contains("  "),
+        "not for a human: {last}"
+    );
+    last.to_string()
+}
+
+#[test]
+fn the_lab_in_a_cluster_is_refused_naming_both_flags_and_why() {
+    // Refused before anything binds or dials: nothing listens on Redis port 1.
+    let last = refused(&[
+        "--lab",
+        "--redis-url",
+        "redis://127.0.0.1:1",
+        "--node-id",
+        "a",
+        "--no-tls",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--lab-attacker-addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(
+        last.starts_with("error: --lab cannot be used with --redis-url"),
+        "{last}"
+    );
+    assert!(last.contains("single-laptop"), "and why: {last}");
+}
+
+#[test]
+fn a_public_url_with_a_path_or_another_scheme_is_refused_naming_the_flag() {
+    for bad in [
+        "http://class.example/game/",
+        "ftp://class.example/",
+        "class.example",
+    ] {
+        let last = refused(&[
+            "--no-tls",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--public-url",
+            bad,
+        ]);
+        assert!(last.contains("--public-url"), "{bad}: {last}");
+        assert!(last.contains("scheme://host[:port]/"), "{bad}: {last}");
+    }
+}

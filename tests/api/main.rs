@@ -8,6 +8,7 @@ mod cli;
 mod clients;
 mod cluster;
 mod credentials;
+mod entry_point;
 mod heartbeat;
 mod helpers;
 mod http2;
