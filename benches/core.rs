@@ -81,11 +81,22 @@ fn hub() -> Hub {
 fn bench_hub(c: &mut Criterion) {
     let mut group = c.benchmark_group("hub");
     // Hub::contact with a new transport publishes a `player_transport` event: lock, number,
-    // serialise (JSON + SSE frame), push to the ring buffer, wake subscribers.
+    // serialise (JSON + SSE frame), push to the ring buffer, ring the bell.
     group.bench_function("publish_event", |b| {
         let hub = hub();
         let ada = hub.join("Ada").unwrap().player_id;
-        let _subscriber = hub.subscribe();
+        // A subscription lives on a worker's `LocalSet` (`bell.rs`); its thread's ringer is
+        // polled once, so every publish wakes it as a worker's would be.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        let _subscriber = local.block_on(&runtime, async {
+            let subscriber = hub.subscribe();
+            tokio::task::yield_now().await;
+            subscriber
+        });
         let mut i = 0usize;
         b.iter(|| {
             i += 1;

@@ -160,6 +160,11 @@ describe('a cluster on /compare.html', () => {
           return label.left >= box.left && label.right <= box.right + 0.5 && label.width > 0;
         }));
         assert.ok(labelBoxes.every(Boolean), 'every node label lies within its pane');
+        // Beside the badge the title still fits whole: "Server-Sent Ev…" hides which pane it is.
+        const cut = await page.evaluate(() => [...document.querySelectorAll('.pane-title, .pane-proto')]
+          .filter((el) => el.scrollWidth > el.clientWidth)
+          .map((el) => `${el.textContent} (${el.scrollWidth} > ${el.clientWidth} px)`));
+        assert.deepEqual(cut, [], 'pane titles and protocol labels cut off beside the node badge');
       }, `compare on ${on}`);
     });
   }

@@ -83,14 +83,17 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
 fi
 
 if [ "$what" = test ]; then
+  # Asked of cargo itself first: Debian's packaged cargo has clippy and rustfmt without rustup.
   for component in clippy rustfmt; do
-    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
-      if command -v rustup >/dev/null 2>&1; then
-        echo "deps: adding the $component component"
-        rustup component add "$component"
-      else
-        notes+=("cargo $component is missing and there is no rustup to add it")
-      fi
+    sub=$component
+    [ "$component" = rustfmt ] && sub=fmt
+    if cargo "$sub" --version >/dev/null 2>&1; then
+      continue
+    elif command -v rustup >/dev/null 2>&1; then
+      echo "deps: adding the $component component"
+      rustup component add "$component"
+    else
+      notes+=("cargo $sub is missing: rustup component add $component (or apt-get install rust-clippy rustfmt)")
     fi
   done
   # npm modules, each installed with `npm ci` only when its lock file changed since the last

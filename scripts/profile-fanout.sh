@@ -12,6 +12,8 @@
 # cpu-clock software event, which works in VMs without hardware counters.
 # PROFILE_FREQ (Hz, default 199) and PROFILE_CALLGRAPH (default dwarf,16384; `fp` for frame
 # pointers) tune the recording.
+# PROFILE_BIN (a built server, e.g. target/release/clickgame) skips the frame-pointer build:
+# DWARF call graphs need no frame pointers, only inlined frames merge into their callers.
 # Output in $PROFILE_OUT (default target/profile): perf-KIND.data, KIND.folded, flame-KIND.svg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +32,11 @@ CARGO=${CARGO:-cargo}
 command -v perf >/dev/null || { echo "profile: perf not found (apt-get install linux-perf)" >&2; exit 1; }
 command -v inferno-flamegraph >/dev/null || { echo "profile: inferno not found (cargo install inferno)" >&2; exit 1; }
 
-RUSTFLAGS="-Cforce-frame-pointers=yes" CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-    "$CARGO" build --release --bin clickgame --target-dir target/prof
+BIN=${PROFILE_BIN:-target/prof/release/clickgame}
+if [[ -z "${PROFILE_BIN:-}" ]]; then
+    RUSTFLAGS="-Cforce-frame-pointers=yes" CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+        "$CARGO" build --release --bin clickgame --target-dir target/prof
+fi
 "$CARGO" build --release --bin clickgame-load
 mkdir -p "$OUT"
 
@@ -39,12 +44,12 @@ mkdir -p "$OUT"
 # descriptor limit (each spectator is one descriptor on each side).
 ulimit -n "$(ulimit -Hn)"
 extra=()
-help=$(target/prof/release/clickgame --help)
+help=$("$BIN" --help)
 for flag in --max-sockets-per-ip --max-conns --join-rate --max-players; do
     grep -qE -- "(^|[[:space:],])$flag([[:space:]=,]|$)" <<<"$help" && extra+=("$flag" 1000000)
 done
 grep -qE -- "(^|[[:space:],])--round-timeout-ms([[:space:]=,]|$)" <<<"$help" && extra+=(--round-timeout-ms 0)
-target/prof/release/clickgame --no-tls --no-persist --http-addr 127.0.0.1:0 \
+"$BIN" --no-tls --no-persist --http-addr 127.0.0.1:0 \
     --max-conns-per-ip 0 --click-rate 1000000000 --player-timeout-ms 600000 \
     --longpoll-timeout-ms 600000 --log warn "${extra[@]}" >"$OUT/server-$KIND.stdout" &
 SERVER=$!

@@ -63,6 +63,12 @@ impl ApiError {
         )
     }
 
+    /// `401` for a credential that was presented but is not valid: says which one and what to do,
+    /// so a client is not told to "join first" when it sent a spent ticket.
+    pub fn bad_credential(detail: &'static str) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
     pub fn not_found(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
     }

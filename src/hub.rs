@@ -9,9 +9,10 @@
 //! * keeps the last `history` events in a ring buffer ([`Log`], in `log.rs`) and answers
 //!   "everything after seq N"
 //!   ([`Hub::catch_up`]), falling back to a snapshot when N is too old or from another epoch,
-//! * and wakes waiting connections through a `watch` channel carrying the last seq.
+//! * and wakes waiting connections by ringing a [`Bell`] (`bell.rs`: one wake per worker
+//!   thread, which wakes its own connections).
 //!
-//! Why a shared log plus a `watch`, and not a `broadcast` channel or a queue per connection: each
+//! Why a shared log plus a bell, and not a `broadcast` channel or a queue per connection: each
 //! connection only keeps a cursor (its last seq), so an idle connection costs no queue memory, a
 //! slow one can never make the server buffer without bound, and "no skip, no reorder" holds by
 //! construction — every sender reads the same ordered log. The price is a read lock per wake-up.
@@ -20,7 +21,7 @@
 //! replica. Readers that only catch up take just the log's read lock.
 //!
 //! **In a cluster** (`--redis-url`, `docs/scaling.md`) the public face stays the same — the
-//! transports catch up from the same ring buffer and wait on the same `watch` — but what fills
+//! transports catch up from the same ring buffer and wait on the same bell — but what fills
 //! it changes (`hub/replica.rs`): every node fills its ring from the log in Redis and keeps a
 //! *replica* of the game folded from it (snapshots, "is this player still here"), and only the
 //! node holding the lease runs the [`Game`], whose events go to Redis instead of the ring.
@@ -36,8 +37,9 @@ use replica::Cluster;
 pub use replica::Tell;
 
 use serde::Serialize;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
+use crate::bell::{Bell, Subscription};
 use crate::error::to_json;
 use crate::game::{
     validate_event, Click, ClickOutcome, Event, EventKind, Game, GameError, GameState,
@@ -119,8 +121,9 @@ struct Inner {
     delays: [AtomicU64; Transport::COUNT],
     core: Mutex<Core>,
     log: RwLock<Log>,
-    seq_tx: watch::Sender<u64>,
-    control: watch::Sender<Control>,
+    /// Rung after every publish and every order to end all connections.
+    bell: Arc<Bell>,
+    control: Mutex<Control>,
     timer: Notify,
     /// Random per server start; in a cluster, the game's (kept in Redis, the same on every node
     /// and across failovers). Changes only in a cluster, when Redis starts a new game.
@@ -282,8 +285,6 @@ impl Hub {
         config: HubConfig,
         cluster: Option<Cluster>,
     ) -> Hub {
-        let (seq_tx, _) = watch::channel(last_seq);
-        let (control, _) = watch::channel(Control::default());
         let log = Log::new(config.history, history, last_seq);
         Hub {
             inner: Arc::new(Inner {
@@ -299,8 +300,8 @@ impl Hub {
                     last_start: None,
                 }),
                 log: RwLock::new(log),
-                seq_tx,
-                control,
+                bell: Bell::new(),
+                control: Mutex::new(Control::default()),
                 timer: Notify::new(),
                 epoch: RwLock::new(Arc::from(hex(&random_bytes::<8>()))),
                 config,
@@ -446,20 +447,36 @@ impl Hub {
         self.core().game.state().poll_interval_ms
     }
 
-    /// Watched by every open connection; see [`Control`].
-    pub fn control(&self) -> watch::Receiver<Control> {
-        self.inner.control.subscribe()
+    /// The current order to open connections (see [`Control`]); a change rings every
+    /// [`Subscription`] with [`Rang::control`](crate::bell::Rang::control).
+    pub fn control(&self) -> Control {
+        *self
+            .inner
+            .control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn change_control(&self, change: impl FnOnce(&mut Control)) {
+        change(
+            &mut self
+                .inner
+                .control
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        self.inner.bell.ring_control();
     }
 
     /// Ends every open downstream connection once (clients reconnect and resume).
     pub fn disconnect_all(&self) {
-        self.inner.control.send_modify(|c| c.generation += 1);
+        self.change_control(|c| c.generation += 1);
     }
 
     /// Ends every open connection for good: WebSockets close with 1001, SSE streams end,
     /// parked long polls answer.
     pub fn begin_shutdown(&self) {
-        self.inner.control.send_modify(|c| {
+        self.change_control(|c| {
             c.generation += 1;
             c.shutting_down = true;
         });
@@ -475,13 +492,20 @@ impl Hub {
             .clone()
     }
 
+    /// True when the epoch can never change (not a cluster node): a stream that has checked
+    /// its epoch once need not compare it again (`ResumePoint`).
+    pub fn epoch_fixed(&self) -> bool {
+        self.inner.cluster.is_none()
+    }
+
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
     }
 
-    /// A receiver that changes whenever the log grows. Mark it seen *before* catching up.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.inner.seq_tx.subscribe()
+    /// Rings whenever the log grows or all connections are told to end; see `bell.rs`. Read
+    /// the log after the subscription says `Pending`, so that no event slips between.
+    pub fn subscribe(&self) -> Subscription {
+        self.inner.bell.subscribe()
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -565,7 +589,7 @@ impl Hub {
                 log.push(Arc::new(WireEvent::new(event.seq, now, type_name, json)));
             }
         }
-        self.inner.seq_tx.send_replace(core.last_seq);
+        self.inner.bell.ring_news();
         self.inner.timer.notify_one();
     }
 
@@ -845,271 +869,4 @@ pub(crate) fn shows_round(events: &[Arc<WireEvent>], seq: u64) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hub(history: usize) -> Hub {
-        let rules = Rules {
-            round_pause_ms: 0,
-            round_pause_jitter_ms: 0,
-            ..Rules::default()
-        };
-        Hub::new(rules, 1, HubConfig { history })
-    }
-
-    /// Starts the next round if its pause is over, as the timer task would.
-    fn tick(hub: &Hub) {
-        let now = now_ms();
-        let mut core = hub.core();
-        let events = core.game.tick(now);
-        hub.publish(&mut core, events, now);
-    }
-
-    /// The `round_won` event of the newest batch after `since`.
-    fn won_after(hub: &Hub, since: u64) -> serde_json::Value {
-        let batch = hub.catch_up(Some(since), None);
-        let won = batch
-            .events
-            .iter()
-            .find(|e| e.kind == "round_won")
-            .expect("a round_won");
-        serde_json::from_str(&won.json).unwrap()
-    }
-
-    #[test]
-    fn a_winner_is_timed_from_the_batch_that_carried_the_round_to_them() {
-        let hub = hub(64);
-        let ada = hub.join("Ada").unwrap().player_id;
-        let bob = hub.join("Bob").unwrap().player_id;
-        let before = hub.last_seq();
-        tick(&hub);
-        let start = hub.catch_up(Some(before), None);
-        let (round, x, y) = match hub.snapshot().round {
-            Some(r) => (r.number, f64::from(r.x), f64::from(r.y)),
-            None => panic!("no round"),
-        };
-        // Ada's transport hands her the round 80 ms after it started; she clicks at once.
-        std::thread::sleep(Duration::from_millis(80));
-        hub.round_delivered(ada, &start.events, Transport::Websocket);
-        let at = hub.last_seq();
-        hub.click(ada, Click { round, x, y }).unwrap();
-        let won = won_after(&hub, at);
-        assert_eq!(won["reaction_from"], "delivery", "{won}");
-        assert!(won["reaction_ms"].as_u64().unwrap() < 80, "{won}");
-
-        // Next round: the old round's start and a batch without the new one change nothing for
-        // Bob; a snapshot taken after the new start shows it to him.
-        let before = hub.last_seq();
-        tick(&hub);
-        let round = hub.snapshot().round.unwrap();
-        hub.round_delivered(bob, &start.events, Transport::Websocket);
-        hub.round_delivered(
-            bob,
-            &hub.catch_up(Some(hub.last_seq()), None).events,
-            Transport::Websocket,
-        );
-        std::thread::sleep(Duration::from_millis(60));
-        let snapshot = hub.catch_up(None, None);
-        assert_eq!(snapshot.events[0].kind, SNAPSHOT);
-        hub.round_delivered(bob, &snapshot.events, Transport::Websocket);
-        let (x, y) = (f64::from(round.x), f64::from(round.y));
-        hub.click(
-            bob,
-            Click {
-                round: round.number,
-                x,
-                y,
-            },
-        )
-        .unwrap();
-        let won = won_after(&hub, before);
-        assert_eq!(won["reaction_from"], "delivery", "{won}");
-        assert!(won["reaction_ms"].as_u64().unwrap() < 60, "{won}");
-
-        // A round nobody's transport carried: timed from its start.
-        let before = hub.last_seq();
-        tick(&hub);
-        let round = hub.snapshot().round.unwrap();
-        std::thread::sleep(Duration::from_millis(30));
-        let (x, y) = (f64::from(round.x), f64::from(round.y));
-        hub.click(
-            ada,
-            Click {
-                round: round.number,
-                x,
-                y,
-            },
-        )
-        .unwrap();
-        let won = won_after(&hub, before);
-        assert_eq!(won["reaction_from"], "round_start", "{won}");
-        assert!(won["reaction_ms"].as_u64().unwrap() >= 30, "{won}");
-    }
-
-    #[test]
-    fn a_token_opens_only_its_own_session() {
-        let hub = hub(16);
-        let ada = hub.join("Ada").unwrap();
-        assert_eq!(hub.authenticate(&ada.token), Some(ada.player_id));
-        let forged = format!("{}.{}", ada.player_id, "0".repeat(32));
-        assert_eq!(hub.authenticate(&forged), None);
-        assert_eq!(hub.authenticate("nonsense"), None);
-        assert_eq!(hub.authenticate("1.zz"), None);
-        assert!(hub.has_session(ada.player_id));
-        hub.leave(ada.player_id).unwrap();
-        assert_eq!(
-            hub.authenticate(&ada.token),
-            None,
-            "a token dies with its player"
-        );
-        assert!(!hub.has_session(ada.player_id), "and so do their tickets");
-    }
-
-    #[test]
-    fn a_kicked_players_token_and_tickets_die_with_the_event() {
-        let hub = hub(16);
-        let tickets = crate::tickets::Tickets::default();
-        let ada = hub.join("Ada").unwrap();
-        let ticket = tickets.issue(ada.player_id).unwrap();
-        hub.kick(ada.player_id).unwrap();
-        assert_eq!(hub.authenticate(&ada.token), None);
-        assert_eq!(tickets.redeem(&ticket, |p| hub.has_session(p)), None);
-        assert!(hub.kick(ada.player_id).is_err());
-        let batch = hub.catch_up(Some(1), None);
-        assert!(
-            batch.events[0].json.contains(r#""reason":"kicked""#),
-            "{}",
-            batch.events[0].json
-        );
-    }
-
-    #[test]
-    fn catching_up_gives_the_events_after_since_or_a_snapshot_when_they_are_gone() {
-        let hub = hub(4);
-        for name in ["a", "b", "c", "d", "e", "f"] {
-            hub.join(name).unwrap();
-        }
-        assert_eq!(hub.last_seq(), 6);
-        let batch = hub.catch_up(Some(3), Some(&hub.epoch()));
-        assert_eq!(
-            batch.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![4, 5, 6]
-        );
-        assert_eq!(batch.last_seq, 6);
-        assert!(hub.catch_up(Some(6), None).events.is_empty());
-        for stale in [
-            hub.catch_up(Some(1), None),
-            hub.catch_up(Some(9), None),
-            hub.catch_up(None, None),
-            hub.catch_up(Some(5), Some("other")),
-        ] {
-            assert_eq!(stale.events.len(), 1);
-            assert_eq!(stale.events[0].kind, "snapshot");
-            assert_eq!(stale.events[0].seq, 6);
-        }
-    }
-
-    #[test]
-    fn an_exported_game_restores_and_keeps_its_tokens() {
-        let hub = hub(16);
-        let ada = hub.join("Ada").unwrap();
-        hub.join("Bob").unwrap();
-        let again =
-            Hub::restore(Rules::default(), 1, HubConfig { history: 16 }, hub.export()).unwrap();
-        assert_eq!(again.authenticate(&ada.token), Some(ada.player_id));
-        assert_eq!(again.snapshot().players, hub.snapshot().players);
-        assert_eq!(again.last_seq(), hub.last_seq());
-    }
-
-    #[test]
-    fn a_saved_hub_with_bad_secrets_or_history_is_refused_with_the_reason() {
-        let hub = hub(16);
-        hub.join("Ada").unwrap();
-        hub.join("Bob").unwrap();
-        let good = hub.export();
-        type Edit = Box<dyn Fn(&mut SavedState)>;
-        let cases: Vec<(&str, Edit, &str)> = vec![
-            (
-                "seq beyond 2^53",
-                Box::new(|s| s.last_seq = u64::MAX),
-                "last_seq",
-            ),
-            (
-                "a secret of the wrong length",
-                Box::new(|s| s.secrets[0].1 = "abcd".into()),
-                "hex",
-            ),
-            (
-                "a secret in upper case",
-                Box::new(|s| s.secrets[0].1 = s.secrets[0].1.to_uppercase()),
-                "hex",
-            ),
-            (
-                "an all-zero secret",
-                Box::new(|s| s.secrets[0].1 = "0".repeat(32)),
-                "hex",
-            ),
-            (
-                "two secrets for one player",
-                Box::new(|s| {
-                    let first = s.secrets[0].clone();
-                    s.secrets.push(first);
-                }),
-                "two session secrets",
-            ),
-            (
-                "a player without a secret",
-                Box::new(|s| {
-                    s.secrets.pop();
-                }),
-                "no session secret",
-            ),
-            (
-                "a secret for an id never handed out",
-                Box::new(|s| s.secrets.push((99, "ab".repeat(16)))),
-                "cannot exist",
-            ),
-            (
-                "a gap in the history",
-                Box::new(|s| {
-                    s.history.remove(0);
-                    s.last_seq += 1;
-                }),
-                "consecutive",
-            ),
-            (
-                "a history longer than the seq",
-                Box::new(|s| s.last_seq = 1),
-                "history events",
-            ),
-            (
-                "markup in a history name",
-                Box::new(|s| s.history[0] = s.history[0].replace("Ada", "<b>Ada</b>")),
-                "name",
-            ),
-            (
-                "an extra field in a history event",
-                Box::new(|s| s.history[1] = s.history[1].replace("{", "{\"x\":1,")),
-                "history event",
-            ),
-            (
-                "a history event not as we write it",
-                Box::new(|s| s.history[1] = s.history[1].replace(":", ": ")),
-                "form",
-            ),
-            (
-                "a history event that does not parse",
-                Box::new(|s| s.history[1] = "<script>".into()),
-                "parse",
-            ),
-        ];
-        for (what, edit, reason) in cases {
-            let mut saved = good.clone();
-            edit(&mut saved);
-            match Hub::restore(Rules::default(), 1, HubConfig { history: 16 }, saved) {
-                Err(InvalidState(why)) => assert!(why.contains(reason), "{what}: {why}"),
-                Ok(_) => panic!("{what}: accepted"),
-            }
-        }
-    }
-}
+mod tests;

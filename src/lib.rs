@@ -7,7 +7,8 @@
 //! * [`log`] — the event log: events serialised once ([`log::WireEvent`]), the ring buffer,
 //!   `now_ms`. A leaf: `metrics`, `persist` and `hub` build on it.
 //! * [`hub`] — the only thing transports talk to: runs commands on the game, numbers events,
-//!   appends them to the log, wakes waiting connections.
+//!   appends them to the log, wakes waiting connections (through the [`bell`]).
+//! * [`bell`] — how one event wakes thousands of waiting connections: one wake per worker.
 //! * [`protocol`] — the wire types every transport shares (`docs/protocol.md`).
 //! * [`transport`] — the four transports of one shape, each opening through one
 //!   [`Connection`](transport::Connection); the HTTP commands and the one `apply_click`.
@@ -40,6 +41,7 @@
 // Nothing a client sends may panic the server: no unwrap/expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bell;
 pub mod ca;
 pub mod classroom;
 pub mod cluster;

@@ -1,8 +1,10 @@
 //! # The event log: numbered events, serialised once, in a ring buffer
 //!
 //! What every transport sends is an event of this log: a [`WireEvent`] holds one event already
-//! serialised in the forms the transports write (its JSON, and a ready SSE block), so all four
-//! send the same bytes and nobody serialises an event twice. The hub appends to a [`Log`] and
+//! serialised in the forms the transports write (its JSON, a ready SSE block and a ready
+//! WebSocket frame), so all four send the same bytes, nobody serialises an event twice, and a
+//! fan-out to thousands of sockets hands each the same shared buffer instead of encoding it
+//! thousands of times. The hub appends to a [`Log`] and
 //! keeps the last `--history` of them; a client that reconnects asks for "everything after seq N"
 //! ([`Log::after`]) and gets a [`Batch`].
 //!
@@ -38,6 +40,8 @@ pub struct WireEvent {
     pub json: ByteString,
     /// `id: <seq>\nevent: <type>\ndata: <json>\n\n`.
     pub sse: Bytes,
+    /// The JSON as a complete server-to-client WebSocket text frame (header + payload).
+    pub ws: Bytes,
 }
 
 impl WireEvent {
@@ -47,10 +51,33 @@ impl WireEvent {
             seq,
             ts,
             kind,
+            ws: text_frame(json.as_bytes()),
             json: ByteString::from(json),
             sse: Bytes::from(sse),
         }
     }
+}
+
+/// An unmasked, final WebSocket text frame carrying `payload` (RFC 6455 §5.2): the opcode
+/// byte, the length in 7, 7+16 or 7+64 bits, the payload. Servers never mask.
+pub fn text_frame(payload: &[u8]) -> Bytes {
+    const FIN_TEXT: u8 = 0x81;
+    let len = payload.len();
+    let mut frame = Vec::with_capacity(len + 10);
+    frame.push(FIN_TEXT);
+    match u16::try_from(len) {
+        Ok(n) if n < 126 => frame.push(n as u8),
+        Ok(n) => {
+            frame.push(126);
+            frame.extend_from_slice(&n.to_be_bytes());
+        }
+        Err(_) => {
+            frame.push(127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    Bytes::from(frame)
 }
 
 /// What a client needs to catch up: possibly a snapshot, then events, in order.
@@ -156,6 +183,24 @@ mod tests {
         let empty = Log::new(2, Vec::new(), 41);
         assert_eq!(empty.after(41).map(|v| v.len()), Some(0));
         assert!(empty.after(40).is_none(), "the events before 41 are gone");
+    }
+
+    #[test]
+    fn a_text_frame_is_what_a_websocket_client_decodes_whatever_the_length() {
+        use actix_codec::Decoder;
+        use actix_http::ws::{Codec, Frame};
+        for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let payload = "x".repeat(len);
+            let mut wire = actix_web::web::BytesMut::from(&text_frame(payload.as_bytes())[..]);
+            let mut client = Codec::new().client_mode().max_size(1 << 20);
+            let frame = client.decode(&mut wire).expect("a valid frame");
+            assert_eq!(
+                frame,
+                Some(Frame::Text(Bytes::from(payload))),
+                "length {len}"
+            );
+            assert!(wire.is_empty(), "length {len}: nothing left over");
+        }
     }
 
     #[test]

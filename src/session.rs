@@ -99,7 +99,7 @@ fn identify(
                     .flatten()
                     .filter(|p| hub.has_session(*p)),
             }
-            .ok_or_else(ApiError::unauthorized)?;
+            .ok_or_else(|| ApiError::bad_credential(BAD_TICKET))?;
             let pending = Pending {
                 hub: hub.get_ref().clone(),
                 tickets: tickets.get_ref().clone(),
@@ -114,9 +114,11 @@ fn identify(
     }
     if req.headers().contains_key(header::AUTHORIZATION) {
         let player = bearer(req).and_then(|token| hub.authenticate(token));
-        return player
-            .map(|p| (Some(p), None))
-            .ok_or_else(ApiError::unauthorized);
+        return player.map(|p| (Some(p), None)).ok_or_else(|| {
+            ApiError::bad_credential(
+                "this Authorization header is no `Bearer <token>` of a live session (another scheme, a forged token, or the player left, was kicked or the game was reset): join again",
+            )
+        });
     }
     let from_cookie = req
         .cookie(SESSION_COOKIE)
@@ -127,6 +129,10 @@ fn identify(
         (None, Need::Player) => Err(ApiError::unauthorized()),
     }
 }
+
+/// The `401` detail for a `?ticket=` that cannot be (or can no longer be) spent.
+const BAD_TICKET: &str =
+    "this ticket is unknown, already spent or expired (tickets are good for one request, 30 s): ask POST /api/ticket for a new one";
 
 /// A player if the request carries a valid session (cookie, Bearer, or a one-time `?ticket=`),
 /// otherwise a spectator; `401` for a presented credential that is not valid (the rule is
@@ -168,7 +174,7 @@ impl MaybePlayer {
         };
         match spent {
             Some(player) if Some(player) == self.0 => Ok(MaybePlayer(Some(player), None)),
-            _ => Err(ApiError::unauthorized()),
+            _ => Err(ApiError::bad_credential(BAD_TICKET)),
         }
     }
 }

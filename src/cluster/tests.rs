@@ -485,7 +485,7 @@ async fn a_forwarded_command_runs_once_even_when_retried_with_the_same_key() {
     assert_eq!(first, "click → run 1 at seq 1");
     // Retried, one after another and several at once, from both nodes.
     assert_eq!(b.forward(&key, "click".into()).await.unwrap(), first);
-    let (r1, r2, r3) = futures_util::join!(
+    let (r1, r2, r3) = tokio::join!(
         b.forward(&key, "click".into()),
         b.forward(&key, "click".into()),
         a.forward(&key, "click".into()),

@@ -1,7 +1,7 @@
 //! # The hub in a cluster: a replica of the game, filled from the log in Redis
 //!
 //! With `--redis-url` several processes serve one game (`docs/scaling.md`). The transports do
-//! not notice: they still catch up from the hub's ring buffer and wait on its `watch`. What
+//! not notice: they still catch up from the hub's ring buffer and wait on its bell. What
 //! changes is who fills the ring, and where a snapshot comes from:
 //!
 //! * **Every node** tails the log in Redis (`clustered.rs` calls [`Hub::apply_log`]) into its
@@ -553,7 +553,7 @@ impl Hub {
                 *current = Arc::from(epoch);
             }
         }
-        self.inner.seq_tx.send_replace(restored.head);
+        self.inner.bell.ring_news();
         Ok(())
     }
 
@@ -561,7 +561,10 @@ impl Hub {
     /// the connections. `Err` when they do not continue the ring (the caller reloads).
     pub(crate) fn apply_log(&self, entries: &[LogEntry]) -> Result<(), String> {
         let cluster = self.inner.cluster.as_ref().ok_or("not a cluster node")?;
-        let last = {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        {
             let mut log = self
                 .inner
                 .log
@@ -594,9 +597,8 @@ impl Hub {
                 replica.state.apply(&event.kind, event.ts);
                 log.push(wire);
             }
-            log.last_seq()
-        };
-        self.inner.seq_tx.send_replace(last);
+        }
+        self.inner.bell.ring_news();
         Ok(())
     }
 

@@ -44,15 +44,12 @@ async fn longpoll(
     // `listener.rs`) and the connection records the close and frees the slot.
     let mut conn = admitted.start(player).await?;
     let hub = conn.hub().clone();
-    let mut changes = hub.subscribe();
-    let mut control = hub.control();
+    // Subscribed before the first read of the log: an event published after it rings.
+    let mut bell = hub.subscribe();
     // On HTTP/2 the hold is short: a reset stream is only noticed when we answer.
     let deadline = tokio::time::sleep(parked_wait(&req, timeout.0));
     tokio::pin!(deadline);
     loop {
-        // Mark the current seq seen *before* reading the log, so an event that lands between
-        // the read and the wait still wakes us.
-        changes.borrow_and_update();
         let batch = resume.catch_up(&hub);
         if !batch.events.is_empty() {
             let body = poll_body(&batch);
@@ -64,14 +61,13 @@ async fn longpoll(
                 .body(body));
         }
         tokio::select! {
-            changed = changes.changed() => {
-                if changed.is_err() {
+            rang = bell.rang() => {
+                // Dropped by the server or shutting down: answer now, the client asks again.
+                if rang.control {
                     break;
                 }
             }
             _ = &mut deadline => break,
-            // Dropped by the server or shutting down: answer now, the client asks again.
-            _ = control.changed() => break,
         }
     }
     conn.simulate_delay().await;

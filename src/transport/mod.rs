@@ -50,6 +50,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct ResumePoint {
     pub since: Option<u64>,
     pub epoch: Option<String>,
+    /// `epoch` is known to be this server's (set by [`ResumePoint::advance`]): unless the
+    /// server is a cluster node, whose epoch may change, a stream's every catch-up after its
+    /// first skips comparing it.
+    synced: bool,
 }
 
 impl ResumePoint {
@@ -59,14 +63,24 @@ impl ResumePoint {
         let query = web::Query::<ResumeQuery>::from_query(req.query_string())
             .map_err(|e| ApiError::from_query(&e))?
             .into_inner();
-        Ok(ResumePoint {
-            since: query.since,
-            epoch: query.epoch,
-        })
+        Ok(ResumePoint::new(query.since, query.epoch))
+    }
+
+    pub fn new(since: Option<u64>, epoch: Option<String>) -> ResumePoint {
+        ResumePoint {
+            since,
+            epoch,
+            synced: false,
+        }
     }
 
     pub fn catch_up(&self, hub: &Hub) -> crate::log::Batch {
-        hub.catch_up(self.since, self.epoch.as_deref())
+        let epoch = if self.synced && hub.epoch_fixed() {
+            None
+        } else {
+            self.epoch.as_deref()
+        };
+        hub.catch_up(self.since, epoch)
     }
 
     /// For streams: a client more than [`MAX_BACKLOG`] events behind (it stopped reading, or
@@ -84,7 +98,12 @@ impl ResumePoint {
     /// After a batch, the client is in step with this server.
     pub fn advance(&mut self, hub: &Hub, last_seq: u64) {
         self.since = Some(last_seq);
-        self.epoch = Some(hub.epoch().to_string());
+        // Once per connection, not once per delivery (in a cluster the epoch may change: every
+        // time).
+        if !self.synced || !hub.epoch_fixed() {
+            self.epoch = Some(hub.epoch().to_string());
+            self.synced = true;
+        }
     }
 }
 

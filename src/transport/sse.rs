@@ -10,16 +10,21 @@
 //! reset is only noticed when we write to it.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::{http::header, web, web::Bytes, HttpRequest, HttpResponse};
-use futures_util::stream;
-use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 
+use crate::bell::Subscription;
 use crate::error::ApiError;
 use crate::game::Transport;
-use crate::hub::Control;
 use crate::limits::parked_wait;
+use crate::log::WireEvent;
 use crate::session::MaybePlayer;
 use crate::transport::{method_not_allowed, Connection, ResumePoint};
 
@@ -44,49 +49,121 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Everything one open stream needs between chunks. Dropping it (the client went away, or the
-/// stream ended) drops the connection, which records the close.
+/// A chunk held back by the simulated delay: its bytes, its events, when it may go.
+type Delayed = (Bytes, Vec<Arc<WireEvent>>, Pin<Box<Sleep>>);
+
+/// One open stream, as the body of its response: actix-http's connection task polls it for
+/// the next chunk whenever it is woken (by the hub's bell, or the heartbeat timer). Dropping it
+/// (the client went away, or the stream ended) drops the connection, which records the close.
+///
+/// A single event is written as the event's own `sse` block, shared by every stream (no copy,
+/// no allocation per recipient); a stream that is behind gets its events in one chunk.
 struct Stream {
     conn: Connection,
     resume: ResumePoint,
-    changes: watch::Receiver<u64>,
-    control: watch::Receiver<Control>,
-    heartbeat: tokio::time::Interval,
+    /// Rings when the log grows, the lecturer drops all connections, or the server stops.
+    bell: Subscription,
+    /// The log may hold events this stream has not sent.
+    dirty: bool,
+    /// The `retry:` line, sent first.
+    opening: Option<Bytes>,
+    /// When the next keep-alive comment is due, and how often.
+    heartbeat: Pin<Box<Sleep>>,
+    every: Duration,
+    /// A chunk held back by the lecturer's simulated delay (its events, to report when it goes),
+    /// and when it may go.
+    delayed: Option<Delayed>,
+    ended: bool,
 }
 
 impl Stream {
-    /// The next chunk to write: pending events, or a heartbeat comment when idle.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        loop {
-            self.changes.borrow_and_update();
-            let batch = self.resume.catch_up_bounded(self.conn.hub());
-            if !batch.events.is_empty() {
-                self.conn.simulate_delay().await;
-                self.resume.advance(self.conn.hub(), batch.last_seq);
-                let chunk: Vec<u8> = batch
-                    .events
-                    .iter()
-                    .flat_map(|e| e.sse.iter().copied())
-                    .collect();
-                self.conn.delivered(&batch.events, chunk.len());
-                return Some(Bytes::from(chunk));
-            }
-            tokio::select! {
-                changed = self.changes.changed() => {
-                    changed.ok()?;
-                }
-                _ = self.heartbeat.tick() => {
-                    self.conn.delivered(&[], KEEP_ALIVE.len());
-                    return Some(Bytes::from_static(KEEP_ALIVE));
-                }
+    /// The events after the client's resume point, as one chunk, once the log has grown.
+    fn poll_events(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Bytes, Vec<Arc<WireEvent>>)>> {
+        // Until it says `Pending` (and so will wake this task for the next event).
+        while let Poll::Ready(rang) = self.bell.poll_rang(cx) {
+            if rang.control {
                 // Dropped by the server or shutting down: end the response. EventSource
                 // reconnects after `retry:` with Last-Event-ID and resumes.
-                _ = self.control.changed() => {
-                    self.conn.ended("ended by the server");
-                    return None;
-                }
+                self.conn.ended("ended by the server");
+                return Poll::Ready(None);
+            }
+            self.dirty |= rang.news;
+        }
+        if !self.dirty {
+            return Poll::Pending;
+        }
+        self.dirty = false;
+        let batch = self.resume.catch_up_bounded(self.conn.hub());
+        let chunk = match batch.events.as_slice() {
+            [] => return Poll::Pending,
+            [one] => one.sse.clone(),
+            many => Bytes::from(
+                many.iter()
+                    .flat_map(|e| e.sse.iter().copied())
+                    .collect::<Vec<u8>>(),
+            ),
+        };
+        self.resume.advance(self.conn.hub(), batch.last_seq);
+        Poll::Ready(Some((chunk, batch.events)))
+    }
+
+    /// Hands `chunk` to the connection and reports its events delivered (after any simulated
+    /// delay: a player's reaction time counts from here).
+    fn deliver(&mut self, chunk: Bytes, events: &[Arc<WireEvent>]) -> Bytes {
+        self.conn.delivered(events, chunk.len());
+        chunk
+    }
+}
+
+impl MessageBody for Stream {
+    type Error = Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(opening) = this.opening.take() {
+            return Poll::Ready(Some(Ok(opening)));
+        }
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if let Some((_, _, wait)) = this.delayed.as_mut() {
+            if wait.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if let Some((chunk, events, _)) = this.delayed.take() {
+                return Poll::Ready(Some(Ok(this.deliver(chunk, &events))));
             }
         }
+        match this.poll_events(cx) {
+            Poll::Ready(Some((chunk, events))) => {
+                let delay = this.conn.hub().delay(Transport::Sse);
+                if delay.is_zero() {
+                    return Poll::Ready(Some(Ok(this.deliver(chunk, &events))));
+                }
+                this.delayed = Some((chunk, events, Box::pin(tokio::time::sleep(delay))));
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(None) => {
+                this.ended = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+        if this.heartbeat.as_mut().poll(cx).is_ready() {
+            let next = Instant::now() + this.every;
+            this.heartbeat.as_mut().reset(next);
+            this.conn.delivered(&[], KEEP_ALIVE.len());
+            return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
+        }
+        Poll::Pending
     }
 }
 
@@ -126,29 +203,30 @@ async fn sse(
     // Accepted: only now is a `?ticket=` spent (a refusal above leaves it for the retry).
     let conn = admitted.start(player).await?;
     // On HTTP/2 the heartbeat is frequent: a reset stream is only noticed when we write.
-    let mut heartbeat = tokio::time::interval(parked_wait(&req, settings.heartbeat));
-    heartbeat.reset(); // the first tick would fire at once; the retry line already opens the stream
-    let state = Stream {
-        changes: conn.hub().subscribe(),
-        control: conn.hub().control(),
-        conn,
-        resume,
-        heartbeat,
-    };
+    let every = parked_wait(&req, settings.heartbeat);
     // In a cluster a named `node` event (no `id:`, so `Last-Event-ID` stays the seq) says which
     // node serves this stream: an `EventSource` cannot read response headers.
-    let greeting = state.conn.hub().node().map_or_else(String::new, |n| {
+    let greeting = conn.hub().node().map_or_else(String::new, |n| {
         format!("event: node\ndata: {{\"node\":\"{}\"}}\n\n", n.id())
     });
-    let opening = Bytes::from(format!("retry: {}\n\n{greeting}", settings.retry_ms));
-    let events = stream::unfold(state, |mut s| async move {
-        let chunk = s.next_chunk().await?;
-        Some((Ok::<_, Infallible>(chunk), s))
-    });
-    let body = futures_util::StreamExt::chain(stream::once(async move { Ok(opening) }), events);
+    let body = Stream {
+        bell: conn.hub().subscribe(),
+        conn,
+        resume,
+        dirty: true,
+        opening: Some(Bytes::from(format!(
+            "retry: {}\n\n{greeting}",
+            settings.retry_ms
+        ))),
+        // The retry line already opens the stream: the first comment is one period away.
+        heartbeat: Box::pin(tokio::time::sleep(every)),
+        every,
+        delayed: None,
+        ended: false,
+    };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+        .body(body))
 }

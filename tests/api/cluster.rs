@@ -290,7 +290,7 @@ async fn two_players_racing_on_different_nodes_have_exactly_one_winner() {
     let mut watch = Downstream::open(&nodes[0], Kind::Websocket, None, seq, epoch).await;
     for _ in 0..8 {
         let (round, x, y) = nodes[0].open_round().await;
-        let (a, b) = futures_util::join!(
+        let (a, b) = tokio::join!(
             click_on(&nodes[1], &ada, round, x, y),
             click_on(&nodes[2], &bob, round, x, y)
         );

@@ -56,6 +56,18 @@ async fn ticket(app: &TestApp, player: &Player) -> String {
 }
 
 fn assert_refused(kind: Kind, what: &str, (status, body): (u16, Value)) {
+    // The detail names what was wrong, never "join first" to a client that sent a credential.
+    if let Some(detail) = body["detail"].as_str() {
+        let names = if what.contains("ticket") {
+            "ticket"
+        } else {
+            "Authorization"
+        };
+        assert!(
+            detail.contains(names) && !detail.contains("join first"),
+            "{what} on {kind:?}: the detail should name the {names}: {detail}"
+        );
+    }
     if kind == Kind::Websocket {
         assert_eq!(
             status, 401,

@@ -28,6 +28,7 @@ mod tls;
 mod tls_visible;
 mod transports;
 mod wire_bytes;
+mod write_path;
 mod ws_close;
 
 /// A real `redis-server` per test, shared with the cluster layer's own tests.

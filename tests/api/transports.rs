@@ -145,7 +145,7 @@ async fn two_players_racing_on_different_transports_make_exactly_one_winner_and_
         let (round, x, y) = round_from(&mut sa).await;
         let (round_b, _, _) = round_from(&mut sb).await;
         assert_eq!(round, round_b);
-        let (ra, rb) = futures_util::join!(sa.click(round, x, y), sb.click(round, x, y));
+        let (ra, rb) = tokio::join!(sa.click(round, x, y), sb.click(round, x, y));
         let mut results = [
             ra["result"].as_str().unwrap(),
             rb["result"].as_str().unwrap(),

@@ -3,18 +3,17 @@
 //! Everything here is about frames, not about the game: the size guard that refuses an
 //! oversized message by its header alone ([`FrameSizeGuard`], fuzzed by
 //! `fuzz/fuzz_targets/ws_frame_guard.rs`), and the mapping from what actix-http's frame codec
-//! refused to the close code RFC 6455 assigns (`1009` too big, `1007` invalid UTF-8, `1002`
-//! any other violation). The socket loop (`socket.rs`) and the game (`mod.rs`) only use it.
+//! refused to the close code RFC 6455 assigns (`1009` too big, `1002` any other violation).
+//! The socket (`socket.rs`) and the game (`mod.rs`) only use it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use actix_http::ws::{CloseCode, CloseReason, ProtocolError};
 use actix_web::error::PayloadError;
-use actix_web::{dev, web, web::Bytes, FromRequest, HttpRequest};
-use actix_ws::{CloseCode, CloseReason};
+use actix_web::{dev, web, web::Bytes};
 use futures_util::Stream;
 
-use crate::error::ApiError;
 use crate::lab::{Defence, Lab, LiftedSocket, LIFTED_WS_MAX_MESSAGE};
 
 /// A close frame with `code` and a human `description`.
@@ -25,44 +24,13 @@ pub fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
     })
 }
 
-/// Errors actix-http's frame parser raises from a frame's header *without consuming the
-/// frame*: decoding again hits the same error, so the socket loop can answer exactly the
-/// messages
-/// that came before it. Other errors (a continuation out of place, invalid UTF-8) come after
-/// the frame was consumed, and what decodes next came *after* the bad frame; those close at
-/// once, and Autobahn's case 5.15 stays NON-STRICT (see docs/security.md).
-pub fn refused_by_header(e: &actix_ws::ProtocolError) -> bool {
-    use actix_ws::ProtocolError;
-    match e {
-        ProtocolError::UnmaskedFrame | ProtocolError::InvalidOpcode(_) => true,
-        // Non-zero reserved bits (actix reports them as `InvalidData`, like invalid UTF-8).
-        ProtocolError::Io(io) => {
-            io.kind() == std::io::ErrorKind::InvalidData
-                && !is_invalid_utf8(io)
-                && !is_payload_overflow(io)
-        }
-        _ => false,
-    }
-}
-
-/// The close frame for a frame the codec refused.
-pub fn protocol_error_close(e: &actix_ws::ProtocolError) -> Option<CloseReason> {
-    use actix_ws::ProtocolError;
+/// The close frame for a frame actix-http's codec refused: `1009` for a frame over the size
+/// limit, `1002` for anything else RFC 6455 forbids (reserved bits or opcodes, an unmasked
+/// frame, a continuation out of place, a bad close payload, an oversized control frame).
+/// Invalid UTF-8 is the socket's own check (`1007`), made as fragments arrive.
+pub fn protocol_error_close(e: &ProtocolError) -> Option<CloseReason> {
     match e {
         ProtocolError::Overflow => close(CloseCode::Size, "message too large"),
-        // [`FrameSizeGuard`]'s refusal, passed through actix-ws as a payload error.
-        ProtocolError::Io(io) if is_payload_overflow(io) => {
-            close(CloseCode::Size, "message too large")
-        }
-        // actix reports invalid UTF-8 *and* non-zero RSV bits as `InvalidData`; only the first
-        // is 1007 (RFC 6455 §8.1), the second is a protocol error like any other (§5.2).
-        ProtocolError::Io(io) if is_invalid_utf8(io) => {
-            close(CloseCode::Invalid, "text message is not valid UTF-8")
-        }
-        // The client vanished without a close frame (a phone off the Wi-Fi, a closed lid):
-        // nothing was refused and nobody is left to read a close frame. Calling it 1002 would
-        // put every lost phone into the defence log as an input refusal.
-        ProtocolError::Io(io) if is_peer_gone(io) => None,
         other => {
             tracing::debug!(error = %other, "websocket protocol error");
             close(CloseCode::Protocol, "protocol error")
@@ -70,61 +38,20 @@ pub fn protocol_error_close(e: &actix_ws::ProtocolError) -> Option<CloseReason> 
     }
 }
 
-/// actix-ws's invalid UTF-8: a whole text frame (a `Utf8Error` inside), or the end of a
-/// fragmented one (the `Utf8Error`'s text inside).
-fn is_invalid_utf8(io: &std::io::Error) -> bool {
-    io.kind() == std::io::ErrorKind::InvalidData
-        && io.get_ref().is_some_and(|inner| {
-            inner.is::<std::str::Utf8Error>() || inner.to_string().contains("utf-8")
-        })
-}
-
-/// The connection ended before a frame (or the next one) was complete: actix-ws reports the
-/// end of the request payload as `Incomplete`; a reset or abort is the same for us.
-fn is_peer_gone(io: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    matches!(
-        io.kind(),
-        ErrorKind::UnexpectedEof
-            | ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::BrokenPipe
-    ) || io
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<PayloadError>())
-        .is_some_and(|e| matches!(e, PayloadError::Incomplete(_)))
-}
-
-fn is_payload_overflow(io: &std::io::Error) -> bool {
-    io.get_ref()
-        .and_then(|inner| inner.downcast_ref::<PayloadError>())
-        .is_some_and(|e| matches!(e, PayloadError::Overflow))
-}
-
-/// Puts a [`FrameSizeGuard`] between the connection and actix's WebSocket codec. With `lab`
-/// (`--lab`), the limit follows its `input` switch: while that is off, a message may be up to
-/// [`LIFTED_WS_MAX_MESSAGE`] — on at most [`crate::lab::LIFTED_SOCKETS`] sockets at once, so the
-/// ceiling holds for the whole process — and actix's own codec must then allow that much too.
-pub async fn guard_frames(
-    req: &HttpRequest,
-    body: web::Payload,
-    max: usize,
-    lab: Option<Lab>,
-) -> Result<web::Payload, ApiError> {
-    let guarded = GuardedPayload {
+/// Puts a [`FrameSizeGuard`] between the connection and the socket's frame decoder. With
+/// `lab` (`--lab`), the limit follows its `input` switch: while that is off, a message may be
+/// up to [`LIFTED_WS_MAX_MESSAGE`] — on at most [`crate::lab::LIFTED_SOCKETS`] sockets at once,
+/// so the ceiling holds for the whole process — and the socket's decoder must then allow that
+/// much too.
+pub fn guard_frames(body: web::Payload, max: usize, lab: Option<Lab>) -> GuardedPayload {
+    GuardedPayload {
         inner: body.into_inner(),
         guard: FrameSizeGuard::new(max),
         max,
         lab,
         lifted: None,
         refused: false,
-    };
-    let mut payload: dev::Payload = dev::Payload::Stream {
-        payload: Box::pin(guarded),
-    };
-    web::Payload::from_request(req, &mut payload)
-        .await
-        .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))
+    }
 }
 
 /// Refuses a message that is too large as soon as a frame header announces it.
@@ -241,8 +168,9 @@ impl FrameSizeGuard {
 }
 
 /// The request body seen through a [`FrameSizeGuard`]: a refusal is a
-/// `PayloadError::Overflow`, which actix-ws hands on as a protocol error (close `1009`).
-struct GuardedPayload {
+/// `PayloadError::Overflow`, which the socket answers with close `1009`; what follows is passed
+/// on unscanned, for the socket to drop until the client closes.
+pub struct GuardedPayload {
     inner: dev::Payload,
     guard: FrameSizeGuard,
     /// The limit while the lab's input defence is on (always, without the lab).
@@ -285,7 +213,8 @@ impl Stream for GuardedPayload {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if this.refused {
-            return Poll::Ready(None);
+            // Passed on unscanned: the socket reads and drops it until the client closes.
+            return Pin::new(&mut this.inner).poll_next(cx);
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {

@@ -10,9 +10,9 @@
 //!
 //! * `frames.rs` — RFC 6455 alone: the size guard ([`FrameSizeGuard`](frames::FrameSizeGuard))
 //!   and which close code a broken frame gets. Knows nothing of the game.
-//! * `socket.rs` — one task per socket running one `select!` loop over frames from the client,
-//!   the mode's wake-ups (new events in the hub, an order to close), the silence deadline and
-//!   the ping tick (the shape of actix/examples' actorless chat); every write bounded in time.
+//! * `socket.rs` — the socket itself, as the body of the `101` response: decodes the client's
+//!   frames, answers them through the mode, pings, notices silence, closes by RFC 6455 §7, and
+//!   writes the mode's news — for the game, each event's frame straight from the log.
 //! * this file — the handlers, the constants, and the two things a socket can serve, each a
 //!   type of its own: `GameSocket` (events down, clicks and resumes up) and `EchoSocket`.
 //!
@@ -26,13 +26,14 @@
 //! | a text message over [`WS_MAX_MESSAGE`] bytes | close `1009` (message too big), as soon as a frame header announces it ([`FrameSizeGuard`](frames::FrameSizeGuard)) |
 //! | a frame RFC 6455 forbids (unmasked, reserved bits or opcode, bad close payload, ...) | close `1002` (protocol error) |
 //! | a binary message | close `1003` (unsupported data) |
-//! | text that is not valid UTF-8 | close `1007` (invalid payload) |
+//! | text that is not valid UTF-8 | close `1007` (invalid payload), as soon as the bytes that break it arrive (even mid-frame) |
 //! | bad JSON or an unknown `type` | an `{"type":"error"}` reply; the [`WS_MAX_STRIKES`]th: close `1008` |
 //! | clicks over the rate limit | an `error` reply `rate_limited` (a strike, so close `1008` if it goes on) |
 //! | silence (not even a pong) for `--ws-timeout-ms` ([45 s](crate::config::DEFAULT_WS_TIMEOUT_MS)) | close `1008`, at that moment (not at the next ping) |
-//! | not reading: any frame we send (event, reply, pong, ping) waits longer than `--ws-send-timeout-ms` ([10 s](crate::config::DEFAULT_WS_SEND_TIMEOUT_MS)) | close `1008`; one more send timeout later the TCP connection is reset |
+//! | not reading: nothing we send (event, reply, pong, ping) makes progress for `--ws-send-timeout-ms` ([10 s](crate::config::DEFAULT_WS_SEND_TIMEOUT_MS)) | the TCP connection is reset (`listener.rs`: a close frame could not reach a client that reads nothing) |
 //! | (the server stops) | close `1001` (going away) |
 //! | (a lecturer drops all connections) | close `1012` (service restart): reconnect and resume |
+//! | (after any close the server starts) | it waits up to [`CLOSE_WAIT`](socket::CLOSE_WAIT) for the client's close, then closes the TCP connection first (RFC 6455 §7.1.1) |
 //!
 //! | a presented but invalid ticket or `Authorization` header | `401 unauthorized`, no upgrade (`session.rs`) |
 //!
@@ -42,21 +43,25 @@
 pub mod frames;
 mod socket;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::{http::header, rt, web, web::Bytes, HttpRequest, HttpResponse};
-use actix_ws::{CloseCode, CloseReason};
-use tokio::sync::watch;
+use actix_http::ws::{CloseCode, CloseReason};
+use actix_web::body::MessageBody;
+use actix_web::{http::header, web, web::Bytes, HttpRequest, HttpResponse};
 
+use crate::bell::Subscription;
 use crate::cluster::IdemKey;
 use crate::commands::Commands;
 use crate::error::{to_json, ApiError};
 use crate::forwarded::client_addr;
 use crate::game::{Click, PlayerId, Transport};
-use crate::hub::Control;
 use crate::lab::{self, Defence, Lab, LIFTED_WS_MAX_MESSAGE};
 use crate::limits::disarm_body_deadline;
-use crate::listener::ConnHandle;
+use crate::log::WireEvent;
 use crate::protocol::{
     decode_client_message, ClickReply, ClientMessage, ErrorReply, WS_SUBPROTOCOL,
 };
@@ -67,7 +72,7 @@ use crate::session::MaybePlayer;
 use crate::transport::command::{apply_click, click_identity};
 use crate::transport::{method_not_allowed, Connection, ResumePoint};
 use frames::{close, guard_frames};
-use socket::{Mode, Out, SendError, Step, Wake};
+use socket::{Mode, News, Socket, Step};
 
 /// Largest text message the game accepts; game messages are under 100 bytes.
 pub const WS_MAX_MESSAGE: usize = 4096;
@@ -148,25 +153,22 @@ async fn upgrade(
         ));
     }
     let admitted = Connection::admit(&req, Transport::Websocket)?;
+    check_handshake(&req)?;
     // From here the request "body" is the socket's frames, which never end.
     disarm_body_deadline(&req);
-    let handle = ConnHandle::of(&req);
     // With the lab, the frame guard holds the limit (4 KiB, or the lifted ceiling while `input`
-    // is off); actix's own codec only has to allow the largest the guard may let through.
+    // is off); the socket's own decoder only has to allow the largest the guard lets through.
     let codec_max = if lab.is_some() {
         LIFTED_WS_MAX_MESSAGE
     } else {
         WS_MAX_MESSAGE
     };
-    let body = guard_frames(&req, body, WS_MAX_MESSAGE, lab.clone()).await?;
-    let (response, session, messages) = actix_ws::handle_with_protocols(&req, body, &speak)
-        .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
+    let payload = guard_frames(body, WS_MAX_MESSAGE, lab.clone());
+    // The first protocol the client offered that we speak (none: no header in the answer).
+    let protocol = offered.iter().copied().find(|p| speak.contains(p));
+    let protocol = protocol.map(str::to_owned);
     // Accepted (the 101 is ready): only now is a `?ticket=` spent.
     let conn = admitted.start(player).await?;
-    let messages = messages
-        .max_frame_size(codec_max)
-        .aggregate_continuations()
-        .max_continuation_size(codec_max);
     // Streaming starts at once if the URL says where from, otherwise at the first `resume`.
     let resume = (start.since.is_some() || start.epoch.is_some()).then_some(start);
     let heartbeat = req
@@ -174,20 +176,21 @@ async fn upgrade(
         .map(|h| *h.get_ref())
         .unwrap_or_default();
     let game = GameSocket {
-        changes: conn.hub().subscribe(),
-        control: conn.hub().control(),
+        bell: conn.hub().subscribe(),
         greeting: conn.hub().node().map(|n| node_greeting(n.id().as_str())),
         conn,
         commands,
         nonce: hex(&random_bytes::<6>()),
         resume,
+        dirty: true,
+        delayed: None,
         strikes: 0,
         lab,
         origin: security::origin_of(req.headers()),
         peer: req.peer_addr(),
     };
-    rt::spawn(socket::run(game, session, messages, heartbeat, handle));
-    Ok(response)
+    let socket = Socket::new(game, payload, heartbeat, codec_max);
+    switch(&req, protocol.as_deref(), socket)
 }
 
 async fn upgrade_echo(
@@ -196,26 +199,45 @@ async fn upgrade_echo(
     conns: web::Data<ConnLimiter>,
 ) -> Result<HttpResponse, ApiError> {
     let slot = conns.acquire(client_addr(&req).map(|ip| std::net::SocketAddr::new(ip, 0)))?;
+    check_handshake(&req)?;
     disarm_body_deadline(&req);
-    let handle = ConnHandle::of(&req);
-    let body = guard_frames(&req, body, WS_ECHO_MAX_MESSAGE, None).await?;
-    let (response, session, messages) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
-    let messages = messages
-        .max_frame_size(WS_ECHO_MAX_MESSAGE)
-        .aggregate_continuations()
-        .max_continuation_size(WS_ECHO_MAX_MESSAGE);
     tracing::info!(peer = ?req.peer_addr(), "echo socket opened");
     let echo = EchoSocket { _slot: slot };
-    rt::spawn(socket::run(
+    let socket = Socket::new(
         echo,
-        session,
-        messages,
+        guard_frames(body, WS_ECHO_MAX_MESSAGE, None),
         Heartbeat::default(),
-        handle,
-    ));
-    Ok(response)
+        WS_ECHO_MAX_MESSAGE,
+    );
+    switch(&req, None, socket)
 }
+
+/// The `101 Switching Protocols` answer to a valid handshake, with `body` as the socket.
+fn switch(
+    req: &HttpRequest,
+    protocol: Option<&str>,
+    body: impl MessageBody + 'static,
+) -> Result<HttpResponse, ApiError> {
+    let mut response = actix_http::ws::handshake(req.head())
+        .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))?;
+    if let Some(protocol) = protocol {
+        response.insert_header((header::SEC_WEBSOCKET_PROTOCOL, protocol));
+    }
+    let response = response
+        .message_body(body)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::from(response.map_into_boxed_body()))
+}
+
+/// Checks the handshake without answering it: the `101` is built once nothing else can
+/// refuse the request.
+fn check_handshake(req: &HttpRequest) -> Result<(), ApiError> {
+    actix_http::ws::verify_handshake(req.head())
+        .map_err(|e| ApiError::bad_request("bad_handshake", e.to_string()))
+}
+
+/// Events held back by the lecturer's simulated delay, and when they may go.
+type Delayed = (Vec<Arc<WireEvent>>, Pin<Box<tokio::time::Sleep>>);
 
 /// A game socket: events down from the client's resume point, clicks and resumes up.
 struct GameSocket {
@@ -231,12 +253,15 @@ struct GameSocket {
     greeting: Option<String>,
     /// `None` until the client says where it is.
     resume: Option<ResumePoint>,
+    /// Rings when the log grows, or when the lecturer drops all connections or the server
+    /// stops.
+    bell: Subscription,
+    /// The log may hold events this socket has not sent (set by the bell and by a `resume`).
+    dirty: bool,
+    /// Events held back by the lecturer's simulated delay, and when they may go.
+    delayed: Option<Delayed>,
     /// Bad or rate-limited messages so far.
     strikes: u32,
-    /// Changes whenever the hub's log grows.
-    changes: watch::Receiver<u64>,
-    /// Changes when the lecturer drops all connections or the server stops.
-    control: watch::Receiver<Control>,
     /// With `--lab`: its switches, and its defence log.
     lab: Option<Lab>,
     /// For the defence log: who opened the socket.
@@ -311,7 +336,8 @@ impl Mode for GameSocket {
     async fn on_text(&mut self, text: &str) -> Step {
         let (id, err) = match decode_client_message(text) {
             Ok(ClientMessage::Resume { since, epoch }) => {
-                self.resume = Some(ResumePoint { since, epoch });
+                self.resume = Some(ResumePoint::new(since, epoch));
+                self.dirty = true;
                 return Step::Continue;
             }
             Ok(ClientMessage::Click {
@@ -346,56 +372,54 @@ impl Mode for GameSocket {
         ))
     }
 
-    /// Sends the events after the client's resume point, if it has one.
-    async fn flush(&mut self, out: &mut Out) -> Result<(), SendError> {
-        if let Some(greeting) = self.greeting.take() {
-            out.text(greeting).await?;
+    fn greeting(&mut self) -> Option<String> {
+        self.greeting.take()
+    }
+
+    /// The events after the client's resume point once the log has grown, or the lecturer's
+    /// or the shutdown's close.
+    fn poll_news(&mut self, cx: &mut Context<'_>) -> Poll<News> {
+        if let Some((_, wait)) = self.delayed.as_mut() {
+            if wait.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if let Some((events, _)) = self.delayed.take() {
+                return Poll::Ready(News::Events(self.hand_over(events)));
+            }
         }
-        let Some(point) = self.resume.as_mut() else {
-            return Ok(());
+        // Until it says `Pending` (and so will wake this task for the next event).
+        while let Poll::Ready(rang) = self.bell.poll_rang(cx) {
+            if rang.control {
+                return Poll::Ready(News::Close(if self.conn.hub().control().shutting_down {
+                    close(CloseCode::Away, "server shutting down")
+                } else {
+                    close(
+                        CloseCode::Restart,
+                        "dropped by the server; reconnect and resume",
+                    )
+                }));
+            }
+            self.dirty |= rang.news;
+        }
+        let Some(point) = self.resume.as_mut().filter(|_| self.dirty) else {
+            return Poll::Pending;
         };
-        // Mark the current seq seen *before* reading the log, so an event that lands between
-        // the read and the wait still wakes us.
-        self.changes.borrow_and_update();
+        self.dirty = false;
         let hub = self.conn.hub();
         let batch = point.catch_up_bounded(hub);
         if batch.events.is_empty() {
-            return Ok(());
+            return Poll::Pending;
         }
-        self.conn.simulate_delay().await;
-        point.advance(self.conn.hub(), batch.last_seq);
-        let mut bytes = 0;
-        for event in &batch.events {
-            bytes += event.json.len();
-            out.text(event.json.clone()).await?;
+        point.advance(hub, batch.last_seq);
+        let delay = hub.delay(Transport::Websocket);
+        if !delay.is_zero() {
+            self.delayed = Some((batch.events, Box::pin(tokio::time::sleep(delay))));
+            return self.poll_news(cx);
         }
-        self.conn.delivered(&batch.events, bytes);
-        Ok(())
+        Poll::Ready(News::Events(self.hand_over(batch.events)))
     }
 
-    async fn wake(&mut self) -> Wake {
-        tokio::select! {
-            changed = self.changes.changed(), if self.resume.is_some() => match changed {
-                Ok(()) => Wake::News,
-                Err(_) => Wake::Close(close(CloseCode::Away, "server shutting down")),
-            },
-            // The lecturer dropped all connections, or the server is stopping.
-            Ok(()) = self.control.changed() => {
-                if self.control.borrow().shutting_down {
-                    Wake::Close(close(CloseCode::Away, "server shutting down"))
-                } else {
-                    Wake::Close(close(
-                        CloseCode::Restart,
-                        "dropped by the server; reconnect and resume",
-                    ))
-                }
-            }
-            // Neither can happen while we hold the hub; should it, there is nothing to wait for.
-            else => std::future::pending().await,
-        }
-    }
-
-    fn closing(&mut self, reason: Option<&CloseReason>, stalled: bool) {
+    fn closing(&mut self, reason: Option<&CloseReason>) {
         // Our own closes carry a description (the client's, echoed back, do not): those that
         // refuse what the client sent go into the defence log.
         if let Some((code, description)) =
@@ -413,13 +437,20 @@ impl Mode for GameSocket {
                 self.refused(error, code, &format!("closed {code}: {description}"));
             }
         }
-        let code = reason.map_or_else(|| "none".to_string(), |r| u16::from(r.code).to_string());
-        let stalled = if stalled {
-            ", client stopped reading"
-        } else {
-            ""
-        };
-        self.conn.ended(format!("close {code}{stalled}"));
+        let code = reason.map_or_else(
+            || "none, connection lost".to_string(),
+            |r| u16::from(r.code).to_string(),
+        );
+        self.conn.ended(format!("close {code}"));
+    }
+}
+
+impl GameSocket {
+    /// Reports `events` as delivered: from here they are the socket's to write.
+    fn hand_over(&mut self, events: Vec<Arc<WireEvent>>) -> Vec<Arc<WireEvent>> {
+        let bytes = events.iter().map(|e| e.json.len()).sum();
+        self.conn.delivered(&events, bytes);
+        events
     }
 }
 
@@ -438,16 +469,12 @@ impl Mode for EchoSocket {
         Step::SendBinary(bytes)
     }
 
-    async fn flush(&mut self, _: &mut Out) -> Result<(), SendError> {
-        Ok(())
+    fn poll_news(&mut self, _: &mut Context<'_>) -> Poll<News> {
+        Poll::Pending
     }
 
-    async fn wake(&mut self) -> Wake {
-        std::future::pending().await
-    }
-
-    fn closing(&mut self, reason: Option<&CloseReason>, stalled: bool) {
-        tracing::info!(close = ?reason.map(|r| r.code), stalled, "echo socket closed");
+    fn closing(&mut self, reason: Option<&CloseReason>) {
+        tracing::info!(close = ?reason.map(|r| r.code), "echo socket closed");
     }
 }
 
