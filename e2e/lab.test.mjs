@@ -17,6 +17,10 @@
 // 3. /compare.html: the two lab drawers (switches, log) have tabs only with --lab, and work; their
 //    layout at projector sizes is e2e/projector.test.mjs's, with every other drawer.
 // 4. /lab.html: the attacker link, the switches and the log.
+// 5. Over TLS: the attacker's page opened as https:// (its "over TLS" link) hijacks the
+//    victim's wss:// socket and speaks a foreign sub-protocol to the game's TLS listener just
+//    as over ws:// with the defence off, and is refused with the same codes with it on: TLS
+//    secures the channel, not the data (the lecture's WSS slide).
 //
 // Run: `npm test` (after `cargo build` in the repository root, or with CLICKGAME_BIN set).
 
@@ -31,7 +35,7 @@ let plain;
 let browser;
 
 before(async () => {
-  server = await startServer({ args: ['--lab', '--lab-attacker-addr', '127.0.0.1:0'] });
+  server = await startServer({ tls: true, args: ['--lab', '--lab-attacker-addr', '127.0.0.1:0'] });
   browser = await launchBrowser();
 });
 
@@ -73,7 +77,7 @@ async function runAttack(page, n) {
 }
 
 /** The attacker's page in the victim's browser profile, with what Chromium saw on the wire. */
-async function visitAttacker(victim) {
+async function visitAttacker(victim, url = server.labAttacker) {
   const page = await victim.context.newPage();
   const wire = { handshakeErrors: [], csp: null, dialogs: 0 };
   page.on('websocket', (ws) => ws.on('socketerror', (e) => wire.handshakeErrors.push(e)));
@@ -84,7 +88,7 @@ async function visitAttacker(victim) {
     wire.dialogs += 1;
     d.dismiss();
   });
-  await page.goto(`${server.labAttacker}`);
+  await page.goto(url);
   await page.waitForFunction(() => document.body.dataset.ready === 'true');
   return { page, wire };
 }
@@ -313,5 +317,64 @@ test('/lab.html links to the attacker\'s page and shows the switches and the log
     throw err;
   } finally {
     await lecturer.context.close();
+  }
+});
+
+test('over TLS the attacker\'s https: page hijacks the victim\'s wss:// socket with the Origin check off and is refused 403 with it on, and so on for the sub-protocol', { timeout: 120_000 }, async (t) => {
+  // The student plays over https:// (the game's self-signed certificate, accepted), and visits
+  // the attacker's page in the same profile.
+  const victim = await openPlayer(browser, server.httpsUrl, 'tls-victim', { context: { ignoreHTTPSErrors: true } });
+  try {
+    await join(victim, 'TlsVictim');
+    const plain = await visitAttacker(victim);
+    const tlsPage = await plain.page.getAttribute('[data-testid="over-tls"]', 'href');
+    assert.match(tlsPage, /^https:\/\/127\.0\.0\.1:\d+\/attacker\.html$/, 'the "over TLS" link');
+    await plain.page.close();
+    const { page, wire } = await visitAttacker(victim, tlsPage);
+    const attacker = new URL(tlsPage).origin;
+    const wss = server.httpsUrl.replace(/^https:/, 'wss:');
+    assert.equal(wire.csp, PERMISSIVE_CSP);
+    assert.equal(await page.evaluate(() => document.body.dataset.tls), 'true');
+    assert.equal(await page.locator('[data-testid="tls-lesson"]').isVisible(), true);
+    assert.match(await page.textContent('[data-testid="game-url"]'), new RegExp(`${server.httpsUrl} and ${wss}`));
+
+    // 1. On: Chromium sees 403 on the wss:// handshake; the log names the https: attacker.
+    const refused = await runAttack(page, 1);
+    assert.equal(refused.outcome, 'refused', refused.text);
+    assert.match(refused.text, new RegExp(`socket: ${wss}/api/ws`));
+    assert.ok(wire.handshakeErrors.some((e) => /Unexpected response code: 403/.test(e)), JSON.stringify(wire.handshakeErrors));
+    const entry = (await defenceLog()).find((e) => e.rule === 'origin' && e.code === 403 && e.origin === attacker);
+    assert.ok(entry, 'logged with the attacker\'s https: origin');
+    assert.equal(scoreOf(await server.snapshot(), 'TlsVictim'), 0);
+
+    // Off: the same button, through TLS, reads the victim's game and clicks as the victim.
+    await defences({ origin: false });
+    const hijacked = await runAttack(page, 1);
+    assert.equal(hijacked.outcome, 'succeeded', hijacked.text);
+    assert.match(hijacked.text, /inside TLS, and it made no difference/);
+    const report = await page.evaluate(() => window.__reports.filter((r) => r.name === 'attack-1').at(-1).value);
+    assert.match(report.lines.join('\n'), /TlsVictim/, 'the attacker read the victim\'s game');
+    await waitUntil('the hijacked click scored for the victim', async () => {
+      const score = scoreOf(await server.snapshot(), 'TlsVictim');
+      return { ok: score >= 1, seen: score };
+    });
+    await defences({ origin: true });
+
+    // 3. Run by the attacker's server against the game's wss:// listener: 400 on, upgraded off.
+    const noProtocol = await runAttack(page, 3);
+    assert.equal(noProtocol.outcome, 'refused', noProtocol.text);
+    assert.match(noProtocol.text, new RegExp(`target: ${server.httpsUrl} \\(TLS`));
+    assert.match(noProtocol.text, /HTTP 400 before any upgrade/);
+    await defences({ subprotocol: false });
+    const foreign = await runAttack(page, 3);
+    assert.equal(foreign.outcome, 'succeeded', foreign.text);
+    assert.match(foreign.text, /Sec-WebSocket-Protocol: stomp\.v12/);
+    assert.equal(wire.dialogs, 0);
+  } catch (err) {
+    await saveArtifacts(t.name, [victim]);
+    throw err;
+  } finally {
+    await defences({ origin: true, subprotocol: true });
+    await victim.context.close();
   }
 });

@@ -421,7 +421,17 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
             keylog: config.tls_keylog.clone(),
         };
         let acceptor = tls::acceptor(&cert, &info.chain, &key, &options)?;
-        (Some((listener, acceptor)), Some(info))
+        // With --lab the attacker's site serves its page over HTTPS too, with this certificate.
+        let lab_acceptor = if config.lab {
+            Some(tls::acceptor(&cert, &info.chain, &key, &options)?)
+        } else {
+            None
+        };
+        (Some((listener, acceptor)), Some((info, lab_acceptor)))
+    };
+    let (cert, lab_acceptor) = match cert {
+        Some((info, lab_acceptor)) => (Some(info), lab_acceptor),
+        None => (None, None),
     };
     let https_addr = tls_listener
         .as_ref()
@@ -548,7 +558,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
     let server = actix_web::rt::spawn(server);
     let attacker = match (attacker_listener, lab_attacker_addr) {
         (Some(listener), Some(addr)) => {
-            let site = attacker::start(
+            let (site, https) = attacker::start(
                 listener,
                 attacker::Target {
                     http: dialable(http_addr),
@@ -556,8 +566,9 @@ pub async fn start(mut config: Config) -> io::Result<RunningServer> {
                 },
                 settings,
                 sockets.clone(),
+                lab_acceptor,
             )?;
-            lab::log_start(addr, http_addr);
+            lab::log_start(addr, https, http_addr);
             Some((site.handle(), actix_web::rt::spawn(site)))
         }
         _ => None,

@@ -19,11 +19,22 @@
 //! | path | what |
 //! |---|---|
 //! | `GET /`, `/attacker.html`, `/attacker.js`, `/attacker.css` | the page |
-//! | `GET /target` | the game's ports on this host, for the page's URLs |
+//! | `GET /target` | the game's ports on this host (and this site's HTTPS port), for the page |
 //! | `GET /observe` | the game's public snapshot, fetched by this server like any client |
-//! | `POST /attack/{3..6}?victim=ID` | attacks 3–6, run by this server ([`super::attacks`]) |
+//! | `POST /attack/{3..6}?victim=ID&tls=true` | attacks 3–6, run by this server ([`super::attacks`]) |
 //!
 //! Attacks 1 and 2 run in the visitor's browser (`attacker.js`): they need the victim's cookie.
+//!
+//! **Over TLS.** When the game has its HTTPS/WSS listener, the site serves the same page over
+//! HTTPS too, on a second port of the same address (the game's certificate, which names this
+//! host), and the page opened as `https://…` attacks the game's `https://`/`wss://` listener:
+//! attacks 1 and 2 from the browser, 3–6 from this server (`tls=true`). It has to be a page of
+//! its own: browsers count the *scheme* in SameSite too (Chromium since version 89, "schemeful
+//! same-site"), so from `http://127.0.0.1:8666` a `wss://127.0.0.1:8443` handshake is
+//! cross-site and the victim's SameSite=Strict cookie stays home — the hijack would read the
+//! game but not act as the victim, and prove nothing about TLS. From `https://127.0.0.1:<port>`
+//! it is same-site again, and the attack works exactly as over `ws://`: TLS secures the
+//! channel, not what travels in it (the lecture's WSS slide).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -33,13 +44,15 @@ use actix_server::Server;
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::header,
+    http::{header, StatusCode},
     middleware::{from_fn, Next},
-    web, App, HttpResponse,
+    web, App, HttpResponse, ResponseError,
 };
+use openssl::ssl::SslAcceptorBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::attacks::{self, Game};
+use crate::error::ApiError;
 use crate::limits::SocketLimiter;
 use crate::listener::{HttpSettings, Listeners};
 
@@ -62,6 +75,14 @@ pub struct Target {
     pub https_port: Option<u16>,
 }
 
+/// Where the site itself listens once started.
+#[derive(Debug, Clone, Copy)]
+struct Site {
+    http_port: u16,
+    /// This site over HTTPS (with the game's TLS listener only).
+    https_port: Option<u16>,
+}
+
 /// One attack at a time, and a number for the attacker's player names.
 #[derive(Debug, Default)]
 struct Gate {
@@ -79,20 +100,38 @@ impl Drop for Running<'_> {
 }
 
 /// Starts the attacker's site on `listener`, counted by the same socket limiter as the game's
-/// listeners (its connections count toward the per-address and overall caps).
+/// listeners (its connections count toward the per-address and overall caps). With `tls` (the
+/// game's certificate, when the game has its TLS listener) the site also serves HTTPS, on a
+/// free port of the same address — as reachable as the plain one, and no further. Returns the
+/// server and the HTTPS address.
 pub fn start(
     listener: TcpListener,
     target: Target,
     settings: HttpSettings,
     sockets: SocketLimiter,
-) -> io::Result<Server> {
+    tls: Option<SslAcceptorBuilder>,
+) -> io::Result<(Server, Option<SocketAddr>)> {
+    let tls = match tls {
+        Some(acceptor) => {
+            let at = SocketAddr::new(listener.local_addr()?.ip(), 0);
+            let tls_listener = TcpListener::bind(at)?;
+            Some((tls_listener, acceptor))
+        }
+        None => None,
+    };
+    let https_addr = tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
     let gate = web::Data::new(Gate::default());
     let target = web::Data::new(target);
+    let site = web::Data::new(Site {
+        http_port: listener.local_addr()?.port(),
+        https_port: https_addr.map(|a| a.port()),
+    });
     let app = move || {
         App::new()
             .wrap(from_fn(site_headers))
             .app_data(gate.clone())
             .app_data(target.clone())
+            .app_data(site.clone())
             .route("/", web::get().to(page))
             .route("/attacker.html", web::get().to(page))
             .route("/attacker.js", web::get().to(script))
@@ -110,9 +149,11 @@ pub fn start(
         workers: 1,
         ..settings
     };
-    Ok(Listeners::new(app, settings, sockets)
-        .listen(listener)?
-        .run())
+    let mut server = Listeners::new(app, settings, sockets).listen(listener)?;
+    if let Some((tls_listener, acceptor)) = tls {
+        server = server.listen_tls(tls_listener, acceptor)?;
+    }
+    Ok((server.run(), https_addr))
 }
 
 /// The attacker's headers on every answer: its permissive CSP, and no caching.
@@ -153,19 +194,39 @@ async fn style() -> HttpResponse {
 
 #[derive(Serialize)]
 struct Ports {
+    /// The game's plain and TLS listeners.
     http_port: u16,
     https_port: Option<u16>,
+    /// This page over plain HTTP, and over HTTPS (to attack the game's TLS listener from).
+    attacker_http_port: u16,
+    attacker_https_port: Option<u16>,
 }
 
-async fn target_ports(target: web::Data<Target>) -> HttpResponse {
+async fn target_ports(target: web::Data<Target>, site: web::Data<Site>) -> HttpResponse {
     HttpResponse::Ok().json(Ports {
         http_port: target.http.port(),
         https_port: target.https_port,
+        attacker_http_port: site.http_port,
+        attacker_https_port: site.https_port,
     })
 }
 
 fn game(target: &Target) -> Game {
     Game::new(format!("http://{}", target.http))
+}
+
+/// The game's TLS listener, on the address this process dials the plain one at.
+fn game_over_tls(target: &Target) -> Result<Game, ApiError> {
+    let Some(port) = target.https_port else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_tls",
+            "the game runs without its TLS listener (--no-tls): nothing to attack over TLS",
+        ));
+    };
+    let at = SocketAddr::new(target.http.ip(), port);
+    Game::over_tls(format!("https://{at}"))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "tls_client", e))
 }
 
 /// The game's public snapshot: what any client may read, fetched by this server (the page
@@ -182,6 +243,9 @@ async fn observe(target: web::Data<Target>) -> HttpResponse {
 #[serde(deny_unknown_fields)]
 struct AttackQuery {
     victim: Option<u64>,
+    /// Attack the game's `https://`/`wss://` listener instead of its plain one.
+    #[serde(default)]
+    tls: bool,
 }
 
 async fn attack(
@@ -204,7 +268,14 @@ async fn attack(
         }));
     }
     let _running = Running(&gate);
-    let game = game(&target);
+    let game = if query.tls {
+        match game_over_tls(&target) {
+            Ok(game) => game,
+            Err(refusal) => return refusal.error_response(),
+        }
+    } else {
+        game(&target)
+    };
     let k = gate.next.fetch_add(1, Ordering::Relaxed) + 1;
     let attacker = format!("Mallory {k}");
     let transcript = match n {

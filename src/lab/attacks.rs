@@ -16,6 +16,11 @@
 //!
 //! Every step is bounded in time ([`STEP_TIMEOUT`]) and the site runs one attack at a time, so
 //! the attacker's page cannot be turned into a load generator against the game.
+//!
+//! Each attack runs against the game's plain listener ([`Game::new`]) or, from the attacker's
+//! page opened over `https://`, against its TLS listener ([`Game::over_tls`]): the same
+//! messages inside TLS, and the same answers. TLS protects the channel between the two ends;
+//! what one end sends, the other still has to judge.
 
 use std::time::Duration;
 
@@ -31,6 +36,9 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const BIG_FRAME: usize = 1024 * 1024;
 /// Clicks attack 4 sends back to back (the limit is 20 a second per player).
 pub const FLOOD_CLICKS: usize = 40;
+/// Attack 5 clicks at most this many rounds per transport: a round that ended before the click
+/// landed (expired, or just won) is followed by the next one, so the attack shows a real hit.
+pub const CLAIM_ATTEMPTS: usize = 3;
 
 /// What one attack did.
 #[derive(Debug, Clone, Serialize)]
@@ -39,7 +47,12 @@ pub struct Transcript {
     pub title: &'static str,
     /// The defence that stops it.
     pub defence: &'static str,
+    /// Where it went: the game's base URL (`http://…` or `https://…`).
+    pub target: String,
     pub succeeded: bool,
+    /// The defence said no: the attack failed with the defence's own status or close code (not
+    /// for some other reason, such as no round to click).
+    pub refused: bool,
     pub summary: String,
     pub steps: Vec<Step>,
 }
@@ -54,15 +67,22 @@ pub struct Step {
 }
 
 impl Transcript {
-    fn new(attack: u8, title: &'static str, defence: &'static str) -> Transcript {
+    fn new(attack: u8, title: &'static str, defence: &'static str, game: &Game) -> Transcript {
         Transcript {
             attack,
             title,
             defence,
+            target: game.base.clone(),
             succeeded: false,
+            refused: false,
             summary: String::new(),
             steps: Vec::new(),
         }
+    }
+
+    /// Attacks 3, 4 and 6: it failed because the server refused a step.
+    fn settle(&mut self) {
+        self.refused = !self.succeeded && self.steps.iter().any(|s| s.refused);
     }
 
     fn step(&mut self, sent: impl Into<String>, answer: impl Into<String>, refused: bool) {
@@ -79,8 +99,30 @@ type Socket = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
 /// The game, as any outside client sees it: a base URL.
 pub struct Game {
     pub client: awc::Client,
-    /// `http://127.0.0.1:8080`
+    /// `http://127.0.0.1:8080`, or `https://127.0.0.1:8443`
     pub base: String,
+}
+
+/// A round as the public snapshot shows it.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    number: u64,
+    x: f64,
+    y: f64,
+    /// Neither won nor expired when the snapshot was taken.
+    open: bool,
+}
+
+impl Round {
+    fn of(snapshot: &Value) -> Option<Round> {
+        let r = &snapshot["round"];
+        Some(Round {
+            number: r["number"].as_u64()?,
+            x: r["x"].as_f64()?,
+            y: r["y"].as_f64()?,
+            open: r["winner"].is_null() && !r["expired"].as_bool().unwrap_or(false),
+        })
+    }
 }
 
 /// What the next frame from the server was.
@@ -91,11 +133,34 @@ enum Heard {
 }
 
 impl Game {
+    /// The game's plain listener: `http://…` and `ws://…`.
     pub fn new(base: String) -> Game {
         Game {
             client: awc::Client::builder().timeout(STEP_TIMEOUT).finish(),
             base,
         }
+    }
+
+    /// The game's TLS listener: `https://…` and `wss://…`. The attacker does not check the
+    /// game's certificate (like `curl -k`): certificate checks protect a client from a
+    /// man in the middle, and this client is the attacker. HTTP/1.1 only, as a browser's
+    /// WebSocket handshake is (awc has no WebSockets over HTTP/2).
+    pub fn over_tls(base: String) -> Result<Game, String> {
+        use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+        let mut tls = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
+        tls.set_verify(SslVerifyMode::NONE);
+        tls.set_alpn_protos(b"\x08http/1.1")
+            .map_err(|e| e.to_string())?;
+        let connector = awc::Connector::new()
+            .timeout(STEP_TIMEOUT)
+            .openssl(tls.build());
+        Ok(Game {
+            client: awc::Client::builder()
+                .connector(connector)
+                .timeout(STEP_TIMEOUT)
+                .finish(),
+            base,
+        })
     }
 
     /// A request's status and JSON body (or the error that stopped it, as the answer text).
@@ -129,18 +194,26 @@ impl Game {
         Ok(parse(&bytes))
     }
 
-    /// The running round's number and target centre, waiting up to `wait` for one to be open.
-    async fn open_round(&self, wait: Duration) -> Option<(u64, f64, f64)> {
+    /// A round to click after round `after`: the running one if it is open; else the next one
+    /// to start, within `wait` (it may have ended already when seen: a click on it still shows
+    /// whose identity the server takes). At `wait`'s end, with no newer round (the game is
+    /// paused), the last one however it ended; `None` without any round above `after`.
+    async fn round_after(&self, after: u64, wait: Duration) -> Option<Round> {
         let until = tokio::time::Instant::now() + wait;
+        // The newest round seen that is not live; the next one to start is what we wait for.
+        let mut ended: Option<Round> = None;
         loop {
-            if let Ok(snap) = self.snapshot().await {
-                let r = &snap["round"];
-                if r.is_object() && r["winner"].is_null() {
-                    return Some((r["number"].as_u64()?, r["x"].as_f64()?, r["y"].as_f64()?));
+            if let Some(round) = self.snapshot().await.ok().as_ref().and_then(Round::of) {
+                let newer = ended.map_or(round.number > after, |e| round.number > e.number);
+                if newer && (round.open || ended.is_some()) {
+                    return Some(round);
+                }
+                if round.number > after && ended.is_none() {
+                    ended = Some(round);
                 }
             }
             if tokio::time::Instant::now() >= until {
-                return None;
+                return ended;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -267,7 +340,7 @@ fn short(text: &str) -> String {
 
 /// Attack 3: wrong protocol.
 pub async fn wrong_protocol(game: &Game) -> Transcript {
-    let mut t = Transcript::new(3, "Wrong protocol", "sub-protocol inspection");
+    let mut t = Transcript::new(3, "Wrong protocol", "sub-protocol inspection", game);
     match game.socket(&[], None).await {
         Ok((mut s, _)) => {
             t.step(
@@ -323,12 +396,13 @@ pub async fn wrong_protocol(game: &Game) -> Transcript {
     } else {
         "Refused before the upgrade: 400 subprotocol_required (see the defence log).".into()
     };
+    t.settle();
     t
 }
 
 /// Attack 4: oversized and malformed input.
 pub async fn bad_input(game: &Game, attacker: &str) -> Transcript {
-    let mut t = Transcript::new(4, "Oversized and malformed input", "input validation");
+    let mut t = Transcript::new(4, "Oversized and malformed input", "input validation", game);
     // 1. A 1 MiB frame: a `resume` message padded with an unknown field.
     let what = format!("one text frame of {} KiB on /api/ws", BIG_FRAME / 1024);
     match game.socket(&["clickgame.v1"], None).await {
@@ -468,12 +542,69 @@ pub async fn bad_input(game: &Game, attacker: &str) -> Transcript {
         "The 1 MiB frame was refused with close 1009 as soon as its header announced the size."
             .into()
     };
+    t.settle();
     t
 }
 
+/// How the server took one click that claimed to be another player.
+enum Claim {
+    /// Answered as a click of that player (any result: hit, miss, late, expired): the server
+    /// believed the message's `player` field. The result, as the server named it.
+    Taken(String),
+    /// Refused `403 impersonation` (an `error` reply on the WebSocket): the `auth` defence.
+    Impersonation,
+    /// Anything else: another refusal, or no answer. The attack says what, and stops.
+    Other,
+}
+
+impl Claim {
+    /// A result that scored nothing because the round was no longer live: worth a retry.
+    fn too_late(&self) -> bool {
+        matches!(self, Claim::Taken(r) if r == "expired" || r == "late")
+    }
+}
+
+fn claim_of_http(status: u16, body: &Value) -> Claim {
+    match (status, body["error"].as_str()) {
+        (200, _) => Claim::Taken(body["result"].as_str().unwrap_or("?").to_string()),
+        (403, Some("impersonation")) => Claim::Impersonation,
+        _ => Claim::Other,
+    }
+}
+
+fn claim_of_reply(text: &str) -> Claim {
+    let reply: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    match (reply["type"].as_str(), reply["error"].as_str()) {
+        (Some("click_result"), _) => {
+            Claim::Taken(reply["result"].as_str().unwrap_or("?").to_string())
+        }
+        (Some("error"), Some("impersonation")) => Claim::Impersonation,
+        _ => Claim::Other,
+    }
+}
+
+/// The next reply to a command on `socket` (the stream's events skipped), within the timeout.
+async fn hear_reply(socket: &mut Socket) -> Heard {
+    let until = tokio::time::Instant::now() + STEP_TIMEOUT;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match hear(socket, left).await {
+            Heard::Text(text)
+                if !text.contains("\"type\":\"click_result\"")
+                    && !text.contains("\"type\":\"error\"") => {}
+            heard => return heard,
+        }
+    }
+}
+
 /// Attack 5: impersonation. `victim`: the player to click as (the first other one if `None`).
+///
+/// The verdict comes from the server's answers, never from the score alone: a click answered as
+/// the victim's — `200` over HTTP, a `click_result` on the WebSocket, whatever its result — means
+/// the server believed the message. A round that ended before the click landed is followed by
+/// the next one (up to [`CLAIM_ATTEMPTS`]), so the attack normally shows a real hit.
 pub async fn impersonation(game: &Game, attacker: &str, victim: Option<u64>) -> Transcript {
-    let mut t = Transcript::new(5, "Impersonation", "authentication / authorisation");
+    let mut t = Transcript::new(5, "Impersonation", "authentication / authorisation", game);
     let score_of = |snap: &Value, id: u64| {
         snap["players"]
             .as_array()
@@ -502,7 +633,7 @@ pub async fn impersonation(game: &Game, attacker: &str, victim: Option<u64>) -> 
     let (me, token) = match game.join(attacker).await {
         Ok(joined) => joined,
         Err(e) => {
-            t.step(format!("join as {attacker}"), e, true);
+            t.step(format!("join as {attacker}"), e, false);
             t.summary = "Could not join to attack.".into();
             return t;
         }
@@ -512,37 +643,101 @@ pub async fn impersonation(game: &Game, attacker: &str, victim: Option<u64>) -> 
         format!("201: player {me}"),
         false,
     );
-    let Some((round, x, y)) = game.open_round(STEP_TIMEOUT).await else {
-        t.summary = "No round opened within 5 s (is the game paused?).".into();
-        game.leave(&token).await;
-        return t;
-    };
-    let click = json!({"round": round, "x": x, "y": y, "player": victim});
-    let what = format!("POST /api/click as {attacker}, on the target, with \"player\": {victim}");
-    match game.post("/api/click", Some(&token), &click).await {
-        Ok((200, body)) => t.step(what, format!("200 {body}"), false),
-        Ok((status, body)) => t.step(what, status_text(status, &body), true),
-        Err(e) => t.step(what, e, true),
+    let mut claims = Vec::new();
+
+    // Over HTTP: POST /api/click with the attacker's token and the victim's id. `spent`: the
+    // round a click came too late for; a retry waits for a newer one.
+    let mut spent = 0;
+    for _ in 0..CLAIM_ATTEMPTS {
+        let Some(round) = game.round_after(spent, STEP_TIMEOUT).await else {
+            t.step(
+                "wait for a round to click",
+                "no round within 5 s (is the game paused?)",
+                false,
+            );
+            break;
+        };
+        spent = round.number;
+        let what = format!(
+            "POST /api/click as {attacker}, on round {}'s target, with \"player\": {victim}",
+            round.number
+        );
+        let click = json!({"round": round.number, "x": round.x, "y": round.y, "player": victim});
+        let claim = match game.post("/api/click", Some(&token), &click).await {
+            Ok((status, body)) => {
+                let claim = claim_of_http(status, &body);
+                let answer = match claim {
+                    Claim::Taken(_) => format!("200 {body}"),
+                    _ => status_text(status, &body),
+                };
+                t.step(what, answer, !matches!(claim, Claim::Taken(_)));
+                claim
+            }
+            Err(e) => {
+                t.step(what, e, false);
+                Claim::Other
+            }
+        };
+        let again = claim.too_late();
+        claims.push(claim);
+        if !again {
+            break;
+        }
     }
-    let what = format!("the same click on a WebSocket as {attacker}, with \"player\": {victim}");
+
+    // On a WebSocket: the same click as a `click` message.
+    let what = format!("a WebSocket as {attacker}");
     match game.socket(&["clickgame.v1"], Some(&token)).await {
         Err(e) => t.step(what, e, true),
         Ok((mut s, _)) => {
-            let mut msg = click.clone();
-            msg["type"] = json!("click");
-            msg["id"] = json!(1);
-            let _ = s.send(ws::Message::Text(msg.to_string().into())).await;
-            match hear(&mut s, STEP_TIMEOUT).await {
-                Heard::Text(text) => {
-                    let refused = text.contains("\"impersonation\"");
-                    t.step(what, short(&text), refused);
+            let mut spent = 0;
+            for id in 1..=CLAIM_ATTEMPTS {
+                let Some(round) = game.round_after(spent, STEP_TIMEOUT).await else {
+                    t.step(
+                        "wait for a round to click",
+                        "no round within 5 s (is the game paused?)",
+                        false,
+                    );
+                    break;
+                };
+                spent = round.number;
+                let what = format!(
+                    "a click message on the WebSocket, on round {}'s target, with \"player\": {victim}",
+                    round.number
+                );
+                let msg = json!({"type": "click", "id": id, "round": round.number,
+                                 "x": round.x, "y": round.y, "player": victim});
+                let claim = match s.send(ws::Message::Text(msg.to_string().into())).await {
+                    Err(e) => {
+                        t.step(what, format!("could not send: {e}"), false);
+                        Claim::Other
+                    }
+                    Ok(()) => match hear_reply(&mut s).await {
+                        Heard::Text(text) => {
+                            let claim = claim_of_reply(&text);
+                            t.step(what, short(&text), !matches!(claim, Claim::Taken(_)));
+                            claim
+                        }
+                        Heard::Close(code) => {
+                            t.step(what, close_text(code), true);
+                            Claim::Other
+                        }
+                        Heard::Nothing(why) => {
+                            t.step(what, why, false);
+                            Claim::Other
+                        }
+                    },
+                };
+                let again = claim.too_late();
+                claims.push(claim);
+                if !again {
+                    break;
                 }
-                Heard::Close(code) => t.step(what, close_text(code), true),
-                Heard::Nothing(why) => t.step(what, why, true),
             }
             let _ = s.close().await;
         }
     }
+
     let after = game
         .snapshot()
         .await
@@ -550,11 +745,34 @@ pub async fn impersonation(game: &Game, attacker: &str, victim: Option<u64>) -> 
         .and_then(|s| score_of(&s, victim))
         .unwrap_or(before);
     game.leave(&token).await;
-    t.succeeded = after > before;
-    t.summary = if t.succeeded {
-        format!("Player {victim}'s score went {before} → {after}: a win they never clicked, because the server believed the message.")
+    let taken: Vec<&str> = claims
+        .iter()
+        .filter_map(|c| match c {
+            Claim::Taken(result) => Some(result.as_str()),
+            _ => None,
+        })
+        .collect();
+    t.succeeded = !taken.is_empty();
+    t.refused = !t.succeeded && claims.iter().any(|c| matches!(c, Claim::Impersonation));
+    t.summary = if t.succeeded && after > before {
+        format!(
+            "Player {victim}'s score went {before} → {after}: a win they never clicked, because \
+             the server believed the message."
+        )
+    } else if t.succeeded {
+        format!(
+            "The server answered the click as player {victim}'s ({}): it believed the message. \
+             No round was live when it landed, so nothing was scored — press again while a \
+             target is up.",
+            taken.join(", ")
+        )
+    } else if t.refused {
+        format!(
+            "403 impersonation. Player {victim}'s score stayed {before}; identity comes from the \
+             session only."
+        )
     } else {
-        format!("Refused: 403 impersonation. Player {victim}'s score stayed {before}; identity comes from the session only.")
+        "No click reached a verdict (see the steps).".into()
     };
     t
 }
@@ -565,6 +783,7 @@ pub async fn poisoned_name(game: &Game, n: u64) -> Transcript {
         6,
         "Poisoned server data",
         "validate server data (and input validation)",
+        game,
     );
     let name = format!("<mark data-testid=\"lab-marker\">hacked {n}</mark>");
     let what = format!("POST /api/join {{\"name\": {}}}", json!(name));
@@ -584,5 +803,6 @@ pub async fn poisoned_name(game: &Game, n: u64) -> Transcript {
                 .into();
         }
     }
+    t.settle();
     t
 }

@@ -474,14 +474,18 @@ async fn report(req: HttpRequest, payload: web::Payload) -> Result<HttpResponse,
 }
 
 /// With `--lab`: says at start-up what the lab is and what its switches would turn off.
-pub fn log_start(attacker: SocketAddr, game: SocketAddr) {
+/// `attacker_tls`: the attacker's page over HTTPS (when the game has its TLS listener).
+pub fn log_start(attacker: SocketAddr, attacker_tls: Option<SocketAddr>, game: SocketAddr) {
     let defences: Vec<String> = Defence::ALL
         .iter()
         .map(|d| format!("{d}: {}", d.when_off()))
         .collect();
+    let over_tls = attacker_tls.map_or(String::new(), |a| {
+        format!(" (and on https://{a}/attacker.html, to attack the game's TLS listener)")
+    });
     tracing::warn!(
         attacker = %format!("http://{attacker}/attacker.html"),
-        "LAB MODE (--lab): an attacker's site listens on http://{attacker}/attacker.html \
+        "LAB MODE (--lab): an attacker's site listens on http://{attacker}/attacker.html{over_tls} \
          (another origin than the game's {game}; NOT on the Origin allow-list), and the \
          lecturer can switch defences OFF at /lab.html or /compare.html (admin token). All \
          start ON. Switched off, each makes this server deliberately vulnerable — {}. The \

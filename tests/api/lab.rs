@@ -493,6 +493,146 @@ async fn without_the_lab_a_click_naming_another_player_is_403_impersonation() {
     app.server.stop().await;
 }
 
+/// Runs attack `n` on the attacker's site (`site`: its base URL) with `query`; the transcript.
+async fn run_attack(app: &TestApp, site: &str, n: u8, query: &str) -> Value {
+    let mut res = app
+        .client
+        .post(format!("{site}/attack/{n}{query}"))
+        .send()
+        .await
+        .unwrap();
+    let body = parse(&res.body().await.unwrap());
+    assert_eq!(res.status().as_u16(), 200, "{body}");
+    body
+}
+
+/// The steps of a transcript that sent a click (HTTP or WebSocket).
+fn click_steps(transcript: &Value) -> Vec<Value> {
+    transcript["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["sent"].as_str().unwrap().contains("\"player\""))
+        .cloned()
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_impersonation_attack_reports_the_claim_believed_when_every_round_expires_before_the_click_and_403_only_with_auth_on(
+) {
+    // Rounds that expire a millisecond after they start: claimed clicks land on a round that is
+    // over, and are answered `expired` — as the victim's clicks. (Now and then one lands within
+    // the millisecond and hits: as the victim too.)
+    let app = TestApp::spawn_with(|c| {
+        c.lab = true;
+        c.round_timeout_ms = 1;
+    })
+    .await;
+    let victim = app.join("Victim").await;
+    let site = attacker_origin(&app);
+    let query = format!("?victim={}", victim.id);
+
+    switch(&app, json!({"auth": false})).await;
+    let believed = run_attack(&app, &site, 5, &query).await;
+    let summary = believed["summary"].as_str().unwrap();
+    assert_eq!(
+        (&believed["succeeded"], &believed["refused"]),
+        (&json!(true), &json!(false)),
+        "{believed:#}"
+    );
+    assert!(
+        !summary.contains("403") && !summary.contains("Refused"),
+        "auth is off: nothing was refused — {summary}"
+    );
+    assert!(summary.contains("believed the message"), "{summary}");
+    let clicks = click_steps(&believed);
+    assert!(clicks.len() >= 2, "HTTP and WebSocket: {believed:#}");
+    for step in &clicks {
+        let answer = step["answer"].as_str().unwrap();
+        assert_eq!(step["refused"], false, "{step}");
+        assert!(
+            answer.starts_with("200 ") || answer.contains("\"click_result\""),
+            "{step}"
+        );
+    }
+    let answered = |result: &str| {
+        clicks
+            .iter()
+            .filter(|s| {
+                s["answer"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("\"result\":\"{result}\""))
+            })
+            .count()
+    };
+    let (expired, hits) = (answered("expired"), answered("hit"));
+    assert_eq!(expired + hits, clicks.len(), "{believed:#}");
+    assert!(
+        expired >= 1,
+        "the case the old verdict called a refusal: {believed:#}"
+    );
+    assert!(
+        clicks.len() > 2,
+        "an expired round is followed by the next: {believed:#}"
+    );
+    assert_eq!(
+        score_of(&scores(&app).await, victim.id),
+        hits as u64,
+        "a hit, if any, scored for the victim"
+    );
+    assert!(
+        defence_log(&app).await.iter().all(|e| e["rule"] != "auth"),
+        "the auth defence is off: it refused nothing"
+    );
+
+    switch(&app, json!({"auth": true})).await;
+    let refused = run_attack(&app, &site, 5, &query).await;
+    assert_eq!(
+        (&refused["succeeded"], &refused["refused"]),
+        (&json!(false), &json!(true)),
+        "{refused:#}"
+    );
+    assert!(refused["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("403 impersonation"));
+    let clicks = click_steps(&refused);
+    assert_eq!(clicks.len(), 2, "one refusal each, no retry: {refused:#}");
+    assert!(clicks[0]["answer"]
+        .as_str()
+        .unwrap()
+        .starts_with("403 impersonation"));
+    assert!(clicks[1]["answer"]
+        .as_str()
+        .unwrap()
+        .contains("\"error\":\"impersonation\""));
+    logged(&app, "auth", 403, "impersonation").await;
+    app.server.stop().await;
+}
+
+#[actix_web::test]
+async fn the_impersonation_attack_on_a_live_game_scores_a_real_hit_for_the_victim_on_both_transports(
+) {
+    let app = lab_app().await;
+    let victim = app.join("Victim").await;
+    switch(&app, json!({"auth": false})).await;
+    let site = attacker_origin(&app);
+    let t = run_attack(&app, &site, 5, &format!("?victim={}", victim.id)).await;
+    assert_eq!(t["succeeded"], true, "{t:#}");
+    let clicks = click_steps(&t);
+    assert_eq!(clicks.len(), 2, "a hit on each, no retry: {t:#}");
+    assert!(
+        clicks
+            .iter()
+            .all(|s| s["answer"].as_str().unwrap().contains("hit")),
+        "{t:#}"
+    );
+    assert_eq!(score_of(&scores(&app).await, victim.id), 2);
+    assert!(t["summary"].as_str().unwrap().contains("0 → 2"), "{t:#}");
+    app.server.stop().await;
+}
+
 // ---- 6. Poisoned server data ----------------------------------------------------------------
 
 #[actix_web::test]
@@ -740,6 +880,19 @@ async fn the_attacker_site_serves_its_page_under_its_own_csp_and_runs_the_client
         (res.status(), parse(&res.body().await.unwrap()))
     };
     assert_eq!(target["http_port"], app.server.http_addr.port());
+    assert_eq!(
+        (&target["https_port"], &target["attacker_https_port"]),
+        (&Value::Null, &Value::Null),
+        "no TLS listener (--no-tls), so no page over TLS either"
+    );
+    let mut res = app
+        .client
+        .post(format!("{site}/attack/3?tls=true"))
+        .send()
+        .await
+        .unwrap();
+    let body = parse(&res.body().await.unwrap());
+    assert_error(res.status(), &body, 409, "no_tls");
 
     let attack6 = || async {
         let mut res = app
@@ -764,5 +917,146 @@ async fn the_attacker_site_serves_its_page_under_its_own_csp_and_runs_the_client
         .as_str()
         .unwrap()
         .starts_with("<mark"));
+    app.server.stop().await;
+}
+
+// ---- over TLS ---------------------------------------------------------------------------------
+
+/// A client that takes the game's self-signed certificate unchecked (like `curl -k`), HTTP/1.1.
+fn tls_client() -> awc::Client {
+    let mut tls =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    tls.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    tls.set_alpn_protos(b"\x08http/1.1").unwrap();
+    awc::Client::builder()
+        .connector(awc::Connector::new().openssl(tls.build()))
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+#[actix_web::test]
+async fn over_tls_the_attacks_work_with_their_defence_off_and_are_refused_with_the_same_code_with_it_on(
+) {
+    let app = TestApp::spawn_with(|c| {
+        c.lab = true;
+        c.no_tls = false;
+    })
+    .await;
+    let https = app.server.https_addr.expect("the game's TLS listener");
+    let site = attacker_origin(&app);
+    let mut res = app
+        .client
+        .get(format!("{site}/target"))
+        .send()
+        .await
+        .unwrap();
+    let target = parse(&res.body().await.unwrap());
+    assert_eq!(target["https_port"], https.port());
+    let site_tls_port = target["attacker_https_port"]
+        .as_u64()
+        .expect("the attacker's page over TLS");
+    let site_tls = format!("https://127.0.0.1:{site_tls_port}");
+
+    // The attacker's page over HTTPS: the same page, its own CSP, the game's certificate.
+    let tls = tls_client();
+    let mut res = tls
+        .get(format!("{site_tls}/attacker.html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.headers().get("content-security-policy").unwrap(),
+        clickgame::lab::attacker::PERMISSIVE_CSP
+    );
+    assert!(String::from_utf8(res.body().await.unwrap().to_vec())
+        .unwrap()
+        .contains("data-testid=\"over-tls\""));
+
+    // 1. The hijack over wss:// from the attacker's https: origin: 403 with the Origin check on,
+    // upgraded with the victim's session with it off. TLS changed nothing.
+    let victim = app.join("Victim").await;
+    let hijack = || {
+        tls.ws(format!("wss://{https}/api/ws"))
+            .origin(site_tls.as_str())
+            .header("Cookie", session_cookie(&victim))
+            .protocols(["clickgame.v1"])
+            .connect()
+    };
+    let err = hijack().await.err().expect("refused");
+    assert!(
+        matches!(err, awc::error::WsClientError::InvalidResponseStatus(s) if s.as_u16() == 403),
+        "{err:?}"
+    );
+    assert_eq!(
+        logged(&app, "origin", 403, "origin_not_allowed").await["origin"],
+        site_tls
+    );
+    switch(&app, json!({"origin": false})).await;
+    let (res, mut socket) = hijack().await.expect("a naive server upgrades it");
+    assert_eq!(res.status().as_u16(), 101);
+    let (round, x, y) = app.open_round().await;
+    socket
+        .send(ws::Message::Text(
+            json!({"type": "click", "id": 1, "round": round, "x": x, "y": y})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    let reply = next_reply(&mut socket).await.unwrap();
+    assert_eq!(reply["result"], "hit", "{reply}");
+    assert_eq!(score_of(&scores(&app).await, victim.id), 1, "as the victim");
+    switch(&app, json!({"origin": true})).await;
+
+    // 3. Wrong protocol, run by the attacker's server against wss://.
+    let refused = run_attack(&app, &site, 3, "?tls=true").await;
+    assert_eq!(
+        refused["target"],
+        format!("https://127.0.0.1:{}", https.port())
+    );
+    assert_eq!(
+        (&refused["succeeded"], &refused["refused"]),
+        (&json!(false), &json!(true)),
+        "{refused:#}"
+    );
+    assert_eq!(refused["steps"][0]["answer"], "HTTP 400 before any upgrade");
+    logged(&app, "subprotocol", 400, "subprotocol_required").await;
+    switch(&app, json!({"subprotocol": false})).await;
+    let upgraded = run_attack(&app, &site, 3, "?tls=true").await;
+    assert_eq!(upgraded["succeeded"], true, "{upgraded:#}");
+    assert!(upgraded["steps"][1]["answer"]
+        .as_str()
+        .unwrap()
+        .contains("Sec-WebSocket-Protocol: stomp.v12"));
+
+    // 4. The 1 MiB frame through wss://: closed 1009 from its header on, buffered off.
+    let closed = run_attack(&app, &site, 4, "?tls=true").await;
+    assert_eq!(closed["refused"], true, "{closed:#}");
+    assert!(closed["steps"][0]["answer"]
+        .as_str()
+        .unwrap()
+        .starts_with("closed with 1009"));
+    switch(&app, json!({"input": false})).await;
+    let buffered = run_attack(&app, &site, 4, "?tls=true").await;
+    assert_eq!(buffered["succeeded"], true, "{buffered:#}");
+    switch(&app, json!({"input": true})).await;
+
+    // 5. Impersonation over https:// and wss://.
+    let query = format!("?tls=true&victim={}", victim.id);
+    let refused = run_attack(&app, &site, 5, &query).await;
+    assert_eq!(refused["refused"], true, "{refused:#}");
+    assert!(refused["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("403 impersonation"));
+    switch(&app, json!({"auth": false})).await;
+    let believed = run_attack(&app, &site, 5, &query).await;
+    assert_eq!(believed["succeeded"], true, "{believed:#}");
+    assert_eq!(
+        score_of(&scores(&app).await, victim.id),
+        3,
+        "two more hits as the victim"
+    );
     app.server.stop().await;
 }

@@ -2,6 +2,12 @@
 // browser, against the game on this same host; 3 to 6 are run by this site's server
 // (POST /attack/N) and only shown here. Everything from the game or the server is written with
 // textContent. Findings also go to window.__reports (as in e2e/attacker.mjs), for the tests.
+//
+// The page attacks the game in its own scheme: opened as http:// it targets the game's ws:// and
+// http:// listener, opened as https:// (the same site's TLS port) the game's wss:// and https://
+// one. Not a switch within one page: browsers count the scheme in SameSite ("schemeful
+// same-site"), so from an http: page a wss: handshake is cross-site and the victim's
+// SameSite=Strict cookie would stay home — attack 1 would prove nothing about TLS.
 
 window.__reports = [];
 function report(name, value) {
@@ -9,7 +15,7 @@ function report(name, value) {
 }
 
 const $ = (sel) => document.querySelector(sel);
-let game = null; // {http: 'http://host:port', ws: 'ws://host:port'}
+let game = null; // {http: 'http://host:port', ws: 'ws://host:port', tls: false}
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -25,7 +31,10 @@ function show(n, outcome, summary, lines = []) {
   const label = { succeeded: 'The attack worked', refused: 'Refused', failed: 'Could not run' }[outcome] ?? outcome;
   const list = el('ul');
   for (const line of lines) list.append(el('li', line));
-  box.replaceChildren(el('p', `${label}: ${summary}`, 'summary'), list);
+  // A summary that already opens with the label ("Refused before the upgrade: …") gets no
+  // second one.
+  const text = summary.toLowerCase().startsWith(label.toLowerCase()) ? summary : `${label}: ${summary}`;
+  box.replaceChildren(el('p', text, 'summary'), list);
   report(`attack-${n}`, { outcome, summary, lines });
 }
 
@@ -108,11 +117,13 @@ async function attack1() {
   const seen = await hijack();
   if (!seen.opened) {
     show(1, 'refused', 'the server refused the handshake before any upgrade (the browser hides the status: the defence log shows 403 origin_not_allowed).', [
-      `close code seen by this page: ${seen.closeCode} (1006: the connection never opened)`,
+      `socket: ${game.ws}/api/ws`,
+      `close code seen by this page: ${seen.closeCode} (1006: the connection never opened${game.tls ? '; over TLS also when the browser does not trust the game\'s certificate' : ''})`,
     ]);
     return;
   }
   show(1, 'succeeded', `the socket opened with your cookie; read ${seen.events} events as you${seen.click ? ` and clicked in your name: ${seen.click}` : ''}.`, [
+    `socket: ${game.ws}/api/ws${game.tls ? ' — inside TLS, and it made no difference' : ''}`,
     `event types: ${seen.types.join(', ')}`,
     `players seen: ${seen.players.join('; ') || 'none'}`,
   ]);
@@ -156,14 +167,15 @@ async function attack2() {
     }
   }
   const won = after.round && after.round.number === r.number && after.round.winner !== null;
+  const request = `request: POST ${game.http}/api/click ${sent} (its answer is opaque to this page)`;
   if (changes.length > 0) {
     show(2, 'succeeded', `the click was counted for the visitor — round ${r.number}${won ? ` won by player ${after.round.winner}` : ''}.`, [
-      `request: ${sent} (its answer is opaque to this page)`,
+      request,
       ...changes,
     ]);
   } else {
     show(2, 'refused', 'no score changed: the server refused the click (the defence log shows 403 origin_not_allowed).', [
-      `request: ${sent} (its answer is opaque to this page)`,
+      request,
     ]);
   }
 }
@@ -173,17 +185,24 @@ async function attack2() {
 async function serverAttack(n) {
   busy(n, 'This site\'s server is attacking the game…');
   const victim = n === 5 ? $('[data-testid="victim"]').value : '';
+  const query = new URLSearchParams();
+  if (victim) query.set('victim', victim);
+  if (game.tls) query.set('tls', 'true');
   let transcript;
   try {
-    const res = await fetch(`/attack/${n}${victim ? `?victim=${encodeURIComponent(victim)}` : ''}`, { method: 'POST' });
+    const qs = query.toString();
+    const res = await fetch(`/attack/${n}${qs ? `?${qs}` : ''}`, { method: 'POST' });
     transcript = await res.json();
     if (!res.ok) throw new Error(transcript.detail ?? `HTTP ${res.status}`);
   } catch (err) {
     show(n, 'failed', err.message);
     return;
   }
-  const lines = transcript.steps.map((s) => `${s.refused ? '✗' : '✓'} ${s.sent} → ${s.answer}`);
-  const outcome = transcript.succeeded ? 'succeeded' : transcript.steps.length ? 'refused' : 'failed';
+  const lines = [
+    `target: ${transcript.target}${game.tls ? ' (TLS: https:// and wss://)' : ''}`,
+    ...transcript.steps.map((s) => `${s.refused ? '✗' : '✓'} ${s.sent} → ${s.answer}`),
+  ];
+  const outcome = transcript.succeeded ? 'succeeded' : transcript.refused ? 'refused' : 'failed';
   show(n, outcome, transcript.summary, lines);
 }
 
@@ -206,6 +225,24 @@ async function fillVictims() {
   }
 }
 
+/** The two ways to attack: this page over http: (plain) or over https: (TLS), as links. */
+function showTransport(host, ports, tls) {
+  const plain = $('[data-testid="transport-plain"]');
+  const overTls = $('[data-testid="over-tls"]');
+  plain.href = `http://${host}:${ports.attacker_http_port}/attacker.html`;
+  plain.setAttribute('aria-current', String(!tls));
+  overTls.setAttribute('aria-current', String(tls));
+  if (ports.attacker_https_port) {
+    overTls.href = `https://${host}:${ports.attacker_https_port}/attacker.html`;
+  } else {
+    overTls.removeAttribute('href');
+    overTls.setAttribute('aria-disabled', 'true');
+    $('[data-field="tls-why"]').textContent = '(the game runs without TLS: --no-tls)';
+  }
+  $('[data-testid="tls-lesson"]').hidden = !tls;
+  document.body.dataset.tls = String(tls);
+}
+
 async function start() {
   const ports = await (await fetch('/target', { cache: 'no-store' })).json();
   // The game on *this* host: if you opened this page as localhost, the game is localhost too,
@@ -213,9 +250,14 @@ async function start() {
   const host = window.location.hostname.includes(':') && !window.location.hostname.startsWith('[')
     ? `[${window.location.hostname}]`
     : window.location.hostname;
-  game = { http: `http://${host}:${ports.http_port}`, ws: `ws://${host}:${ports.http_port}` };
+  const tls = window.location.protocol === 'https:';
+  if (tls && !ports.https_port) throw new Error('the game has no TLS listener');
+  game = tls
+    ? { http: `https://${host}:${ports.https_port}`, ws: `wss://${host}:${ports.https_port}`, tls }
+    : { http: `http://${host}:${ports.http_port}`, ws: `ws://${host}:${ports.http_port}`, tls };
   $('[data-field="origin"]').textContent = window.location.origin;
-  $('[data-field="game"]').textContent = game.http;
+  $('[data-field="game"]').textContent = `${game.http} and ${game.ws}`;
+  showTransport(host, ports, tls);
   const actions = { 1: attack1, 2: attack2, 3: () => serverAttack(3), 4: () => serverAttack(4), 5: () => serverAttack(5), 6: () => serverAttack(6) };
   for (const [n, run] of Object.entries(actions)) {
     const button = $(`[data-testid="attack-${n}"]`);
