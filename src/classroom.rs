@@ -106,6 +106,8 @@ pub struct JoinInfo {
     pub cert_sha256: Option<String>,
     /// True with `--lan`.
     pub lan: bool,
+    /// True with `--public-url`: the first URL is the operator's, reachable from the room.
+    pub public: bool,
     #[serde(skip)]
     qr_svg: String,
 }
@@ -165,6 +167,7 @@ impl JoinInfo {
             qr: QR_PATH,
             cert_sha256,
             lan,
+            public: !public.is_empty(),
             qr_svg,
         }
     }

@@ -128,6 +128,7 @@ async fn without_lan_only_loopback_origins_are_allowed_and_join_info_names_loopb
         ])
     );
     assert_eq!(info["lan"], false);
+    assert_eq!(info["public"], false);
     assert_eq!(info["https_urls"], serde_json::json!([]));
     app.server.stop().await;
 }
@@ -473,6 +474,10 @@ async fn a_public_url_comes_first_in_join_info_and_the_qr_code_and_its_origin_ma
             format!("https://127.0.0.1:{https}/"),
             format!("https://localhost:{https}/")
         ])
+    );
+    assert_eq!(
+        info["public"], true,
+        "the card drops its 'own addresses' note"
     );
     let mut res = app
         .client

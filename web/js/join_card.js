@@ -27,6 +27,7 @@ export function joinCardView(info) {
     https: strings(info.https_urls),
     fingerprint: typeof info.cert_sha256 === 'string' ? info.cert_sha256 : null,
     lan: info.lan === true,
+    public: info.public === true,
     qr,
   };
 }
@@ -49,15 +50,18 @@ export function renderJoinCard(root, info) {
   if (view.others.length) {
     text.append(el('p', { className: 'join-others', textContent: `or ${view.others.join('  ·  ')}` }));
   }
-  if (view.https.length) {
+  // Over TLS: the first HTTPS address the card does not show already (a public https:// URL
+  // is the join URL itself).
+  const tls = view.https.find((u) => u !== view.url && !view.others.includes(u));
+  if (tls) {
     const https = el('div', { className: 'join-https' },
-      el('p', { textContent: `Over TLS: ${view.https[0]} — your phone will warn about the certificate. Accept it only if its SHA-256 fingerprint is this one:` }));
+      el('p', { textContent: `Over TLS: ${tls} — your phone will warn about the certificate. Accept it only if its SHA-256 fingerprint is this one:` }));
     if (view.fingerprint) {
       https.append(el('p', { className: 'join-fingerprint', textContent: view.fingerprint, dataset: { testid: 'join-fingerprint' } }));
     }
     text.append(https);
   }
-  if (!view.lan) {
+  if (!view.lan && !view.public) {
     text.append(el('p', { className: 'join-note', textContent: 'These are this computer\'s own addresses: start the server with `make class` (--lan) so that phones on the room\'s network can join.' }));
   }
   const children = [head];
