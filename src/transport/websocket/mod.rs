@@ -33,7 +33,7 @@
 //! | not reading: nothing we send (event, reply, pong, ping) makes progress for `--ws-send-timeout-ms` ([10 s](crate::config::DEFAULT_WS_SEND_TIMEOUT_MS)) | the TCP connection is reset (`listener.rs`: a close frame could not reach a client that reads nothing) |
 //! | (the server stops) | close `1001` (going away) |
 //! | (a lecturer drops all connections) | close `1012` (service restart): reconnect and resume |
-//! | (after any close the server starts) | it waits up to [`CLOSE_WAIT`](socket::CLOSE_WAIT) for the client's close, then closes the TCP connection first (RFC 6455 §7.1.1) |
+//! | (after any close the server starts) | it waits up to `CLOSE_WAIT` (1 s, `socket.rs`) for the client's close, then closes the TCP connection first (RFC 6455 §7.1.1) |
 //!
 //! | a presented but invalid ticket or `Authorization` header | `401 unauthorized`, no upgrade (`session.rs`) |
 //!
