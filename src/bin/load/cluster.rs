@@ -34,8 +34,9 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::client::{self, Error, EventType, Kind, Result, Resume};
-use super::floor::new_histogram;
-use super::scenario::{open_observers, wall_us, ClickSource, Env, OnEvent, Percentiles, Pool};
+use super::scenario::{
+    drive_broadcasts, open_observers, wall_us, ClickSource, Env, OnEvent, Percentiles, Pool,
+};
 use super::server::{Server, Spec};
 use super::sys;
 
@@ -572,39 +573,7 @@ pub async fn step(
     all_pids.extend(servers.redis_pid);
     let cpu0 = cpu(&all_pids);
     let redis0 = servers.redis_pid.and_then(|p| sys::sample(p).ok());
-    let hist = Rc::new(RefCell::new(new_histogram()));
-    let issued = Rc::new(std::cell::Cell::new(0u64));
-    let timeouts = Rc::new(std::cell::Cell::new(0u64));
-    let warmup = in_flight as u64;
-    let slots = (0..in_flight.max(1)).map(|_| {
-        let (req_tx, hist, issued, timeouts) = (
-            req_tx.clone(),
-            hist.clone(),
-            issued.clone(),
-            timeouts.clone(),
-        );
-        async move {
-            loop {
-                let k = issued.get();
-                if k >= broadcasts + warmup {
-                    return;
-                }
-                issued.set(k + 1);
-                let (tx, rx) = oneshot::channel();
-                if req_tx.send(tx).is_err() {
-                    return;
-                }
-                match actix_web::rt::time::timeout(Duration::from_secs(30), rx).await {
-                    Ok(Ok(d)) if k >= warmup => {
-                        let _ = hist.borrow_mut().record(d.as_nanos().max(1) as u64);
-                    }
-                    Ok(Ok(_)) => {}
-                    _ => timeouts.set(timeouts.get() + 1),
-                }
-            }
-        }
-    });
-    futures_util::future::join_all(slots).await;
+    let (hist, timeouts) = drive_broadcasts(&req_tx, in_flight, in_flight as u64, broadcasts).await;
     let server_cpu_seconds = cpu0.zip(cpu(&all_pids)).map(|(a, b)| b - a);
     let redis_cpu_seconds = redis0
         .zip(servers.redis_pid.and_then(|p| sys::sample(p).ok()))
@@ -612,7 +581,7 @@ pub async fn step(
     sender.abort();
     reports.abort();
     drop(procs);
-    let time_to_last = Percentiles::of(&hist.borrow());
+    let time_to_last = Percentiles::of(&hist);
     let clicks_via = if nodes > 1 {
         format!("node {} (a follower)", (b'a' + (nodes - 1) as u8) as char)
     } else {
@@ -627,7 +596,7 @@ pub async fn step(
         clicks_via,
         broadcasts,
         in_flight,
-        timeouts: timeouts.get(),
+        timeouts,
         time_to_last,
         server_cpu_seconds,
         redis_cpu_seconds,

@@ -627,12 +627,48 @@ pub async fn fanout_step(
         }
     });
 
+    let cpu0 = server.pid.and_then(|p| sys::sample(p).ok());
+    let me0 = sys::sample(std::process::id()).ok();
+    let warmup = in_flight as u64;
+    let (hist, timeouts) = drive_broadcasts(&req_tx, in_flight, warmup, broadcasts).await;
+    let proc = proc_figures(server.pid, cpu0, me0);
+    sender.abort();
+    let broadcast = Percentiles::of(&hist);
+    let delivered_payload = observers.payload_bytes();
+    let deliveries = (broadcasts + warmup) * n as u64;
+    let received = received.get();
+    let server_cpu_us_per_delivery = proc
+        .server_cpu_seconds
+        .map(|s| s * 1e6 / received.max(1) as f64);
+    drop(observers);
+    Ok(FanoutStep {
+        transport: kind.to_string(),
+        clients: n,
+        broadcasts,
+        in_flight,
+        timeouts,
+        cost_per_recipient_us: broadcast.mean_ms * 1000.0 / n as f64,
+        broadcast,
+        payload_bytes: delivered_payload as f64 / deliveries.max(1) as f64,
+        proc,
+        deliveries: received,
+        server_cpu_us_per_delivery,
+    })
+}
+
+/// Asks the clicking task (`req_tx`) for `broadcasts` broadcasts, `in_flight` at a time, after
+/// `warmup` unrecorded ones; each waits up to 30 s for its answer (the moment its last
+/// recipient had it). The recorded times, and how many timed out. Shared by the fan-out and the
+/// cluster scenario.
+pub(crate) async fn drive_broadcasts(
+    req_tx: &mpsc::UnboundedSender<oneshot::Sender<Duration>>,
+    in_flight: usize,
+    warmup: u64,
+    broadcasts: u64,
+) -> (Histogram<u64>, u64) {
     let hist = Rc::new(RefCell::new(new_histogram()));
     let issued = Rc::new(Cell::new(0u64));
     let timeouts = Rc::new(Cell::new(0u64));
-    let warmup = in_flight as u64;
-    let cpu0 = server.pid.and_then(|p| sys::sample(p).ok());
-    let me0 = sys::sample(std::process::id()).ok();
     let slots = (0..in_flight.max(1)).map(|_| {
         let req_tx = req_tx.clone();
         let hist = hist.clone();
@@ -660,27 +696,7 @@ pub async fn fanout_step(
         }
     });
     futures_util::future::join_all(slots).await;
-    let proc = proc_figures(server.pid, cpu0, me0);
-    sender.abort();
-    let broadcast = Percentiles::of(&hist.borrow());
-    let delivered_payload = observers.payload_bytes();
-    let deliveries = (broadcasts + warmup) * n as u64;
-    let received = received.get();
-    let server_cpu_us_per_delivery = proc
-        .server_cpu_seconds
-        .map(|s| s * 1e6 / received.max(1) as f64);
-    drop(observers);
-    Ok(FanoutStep {
-        transport: kind.to_string(),
-        clients: n,
-        broadcasts,
-        in_flight,
-        timeouts: timeouts.get(),
-        cost_per_recipient_us: broadcast.mean_ms * 1000.0 / n as f64,
-        broadcast,
-        payload_bytes: delivered_payload as f64 / deliveries.max(1) as f64,
-        proc,
-        deliveries: received,
-        server_cpu_us_per_delivery,
-    })
+    // Every slot has ended and dropped its handle: the histogram is ours alone.
+    let hist = Rc::try_unwrap(hist).map_or_else(|h| h.borrow().clone(), RefCell::into_inner);
+    (hist, timeouts.get())
 }
