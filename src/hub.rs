@@ -528,6 +528,13 @@ impl Hub {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn log_mut(&self) -> std::sync::RwLockWriteGuard<'_, Log> {
+        self.inner
+            .log
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Numbers, stamps, serialises and publishes events. Called with the core lock held so that
     /// seq order is the order of changes to the game.
     fn publish(&self, core: &mut Core, kinds: Vec<EventKind>, now: u64) {
@@ -540,11 +547,7 @@ impl Hub {
             return;
         }
         {
-            let mut log = self
-                .inner
-                .log
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut log = self.log_mut();
             for kind in kinds {
                 core.last_seq += 1;
                 match &kind {

@@ -122,6 +122,10 @@ impl Cluster {
         self.replica.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn replica_mut(&self) -> std::sync::RwLockWriteGuard<'_, Replica> {
+        self.replica.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn presence(&self) -> MutexGuard<'_, HashMap<PlayerId, Presence>> {
         self.presence.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -529,16 +533,9 @@ impl Hub {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = last_start;
         {
-            let mut log = self
-                .inner
-                .log
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut log = self.log_mut();
             *log = Log::new(history, ring, restored.head);
-            let mut replica = cluster
-                .replica
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut replica = cluster.replica_mut();
             *replica = Replica {
                 state: folded.state,
                 next_player_id: folded.next_player_id,
@@ -565,15 +562,8 @@ impl Hub {
             return Ok(());
         }
         {
-            let mut log = self
-                .inner
-                .log
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            let mut replica = cluster
-                .replica
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut log = self.log_mut();
+            let mut replica = cluster.replica_mut();
             for entry in entries {
                 if entry.seq != log.last_seq() + 1 {
                     return Err(format!(
