@@ -24,6 +24,7 @@ import { Meter, Samples } from '../web/js/metrics.js';
 import { bannerText, labFromStats } from '../web/js/lab.js';
 import { logRowView, switchesView } from '../web/js/lab_panel.js';
 import { attackerUrl } from '../web/js/lab_page.js';
+import { joinCardView } from '../web/js/join_card.js';
 
 const snapshot = (over = {}) => ({
   seq: 10,
@@ -462,5 +463,37 @@ describe('lab.js and lab_panel.js: the lab, read from untrusted answers', () => 
     assert.equal(row.detail, '<b>', 'kept as text; the panel writes it with textContent');
     assert.equal(attackerUrl('127.0.0.1', 8666), 'http://127.0.0.1:8666/attacker.html');
     assert.equal(attackerUrl('localhost', null), null);
+  });
+});
+
+describe('the join card (js/join_card.js)', () => {
+  test('behind --public-url the public URL leads, is not offered twice over TLS, and the card knows it is public', () => {
+    const view = joinCardView({
+      urls: ['https://class.example/', 'http://127.0.0.1:8080/'],
+      https_urls: ['https://class.example/', 'https://127.0.0.1:8443/'],
+      qr: '/api/join-qr.svg',
+      cert_sha256: 'AB:CD',
+      lan: false,
+      public: true,
+    });
+    assert.equal(view.url, 'https://class.example/');
+    assert.deepEqual(view.others, ['http://127.0.0.1:8080/']);
+    assert.equal(view.tls, 'https://127.0.0.1:8443/');
+    assert.equal(view.public, true);
+  });
+
+  test('without it: the first HTTPS URL, not public; junk and foreign QR paths are dropped', () => {
+    const view = joinCardView({
+      urls: ['http://192.168.1.23:8080/', 'javascript:alert(1)'],
+      https_urls: ['https://192.168.1.23:8443/'],
+      qr: '//evil.example/qr.svg',
+      lan: true,
+      public: 'yes',
+    });
+    assert.deepEqual(view.others, []);
+    assert.equal(view.tls, 'https://192.168.1.23:8443/');
+    assert.equal(view.public, false);
+    assert.equal(view.qr, null);
+    assert.equal(joinCardView({ urls: [] }), null);
   });
 });

@@ -21,10 +21,13 @@ export function joinCardView(info) {
   if (urls.length === 0) return null;
   // Only a path on this server: never another origin, never a `javascript:` or `data:` URL.
   const qr = typeof info.qr === 'string' && info.qr.startsWith('/') && !info.qr.startsWith('//') ? info.qr : null;
+  const others = urls.slice(1);
   return {
     url: urls[0],
-    others: urls.slice(1),
-    https: strings(info.https_urls),
+    others,
+    // Over TLS: the first HTTPS address not shown already (a public https:// URL is the join
+    // URL itself).
+    tls: strings(info.https_urls).find((u) => u !== urls[0] && !others.includes(u)) ?? null,
     fingerprint: typeof info.cert_sha256 === 'string' ? info.cert_sha256 : null,
     lan: info.lan === true,
     public: info.public === true,
@@ -50,12 +53,9 @@ export function renderJoinCard(root, info) {
   if (view.others.length) {
     text.append(el('p', { className: 'join-others', textContent: `or ${view.others.join('  ·  ')}` }));
   }
-  // Over TLS: the first HTTPS address the card does not show already (a public https:// URL
-  // is the join URL itself).
-  const tls = view.https.find((u) => u !== view.url && !view.others.includes(u));
-  if (tls) {
+  if (view.tls) {
     const https = el('div', { className: 'join-https' },
-      el('p', { textContent: `Over TLS: ${tls} — your phone will warn about the certificate. Accept it only if its SHA-256 fingerprint is this one:` }));
+      el('p', { textContent: `Over TLS: ${view.tls} — your phone will warn about the certificate. Accept it only if its SHA-256 fingerprint is this one:` }));
     if (view.fingerprint) {
       https.append(el('p', { className: 'join-fingerprint', textContent: view.fingerprint, dataset: { testid: 'join-fingerprint' } }));
     }
